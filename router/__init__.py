@@ -1,0 +1,1 @@
+"""router: a configuration-driven routing plugin for LiteLLM."""

@@ -1,0 +1,89 @@
+"""The routing decision: a pure function of a compiled policy and a request view."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from router.core.matchers import Condition, KeywordIndex
+from router.core.request import RequestView
+from router.errors import RequestRejected
+from router.policy.crossref import RESERVED_ROUTE as EXPLICIT_ROUTE
+from router.policy.schema import ModelSpec, Policy, Route
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: str
+    model: str | None  # the policy's model name; None when the request named a group the policy does not list
+    target: str  # the model group (proxy) or LiteLLM model (SDK) that serves the request
+    fallbacks: tuple[str, ...]  # targets to try next, in order
+    reasons: tuple[str, ...]
+    prompt_tokens: int
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.reasons)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class CompiledPolicy:
+    """A validated policy with its matchers built, ready to decide many requests."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.settings = policy.settings
+        self._names = {name: name for name in policy.models}
+        for name, spec in policy.models.items():
+            self._names.update((alias, name) for alias in spec.aliases)
+        self.routes = tuple((route, Condition.compile(route.when) if route.when else None) for route in policy.routes)
+        self.index = KeywordIndex(kw for _, cond in self.routes if cond for kw in cond.keywords)
+
+    def resolve(self, name: str) -> str | None:
+        """The model a name or alias refers to, or None."""
+        return self._names.get(name)
+
+    def spec(self, name: str) -> ModelSpec:
+        return self.policy.models[self._names[name]]
+
+
+def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
+    requested = view.model
+    if not isinstance(requested, str) or not requested:
+        raise RequestRejected(400, f"`model` is required: name a model, or '{compiled.settings.auto_model}' to let the policy choose")
+    if requested == compiled.settings.auto_model:
+        return _route(compiled, view)
+    name = compiled.resolve(requested)
+    if name is None:
+        return Decision(EXPLICIT_ROUTE, None, requested, (), (f"the request names model '{requested}'",), view.prompt_tokens)
+    reason = f"the request names model '{requested}'" + (f" (alias of '{name}')" if name != requested else "")
+    return Decision(EXPLICIT_ROUTE, name, compiled.spec(name).target, (), (reason,), view.prompt_tokens)
+
+
+def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
+    hits: dict[str, frozenset[str]] = {}
+    for route, condition in compiled.routes:
+        reasons = ["no earlier route matched"] if condition is None else condition.explain(view, hits, compiled.index)
+        if reasons is not None:
+            model, fallbacks = _fit_context(compiled, route, view, reasons)
+            targets = tuple(compiled.spec(m).target for m in fallbacks)
+            return Decision(route.name, model, compiled.spec(model).target, targets, tuple(reasons), view.prompt_tokens)
+    raise AssertionError("a validated policy ends with a route that matches every request")
+
+
+def _fit_context(compiled: CompiledPolicy, route: Route, view: RequestView, reasons: list[str]) -> tuple[str, list[str]]:
+    """The route's model, or its first fallback whose context window holds prompt plus max_tokens."""
+    chain = list(dict.fromkeys(compiled.resolve(m) for m in (route.use, *route.fallbacks)))
+    need = view.prompt_tokens + view.max_output_tokens
+    fitting = [m for m in chain if compiled.spec(m).context >= need]
+    if not fitting:
+        windows = ", ".join(f"{m} {compiled.spec(m).context}" for m in chain)
+        raise RequestRejected(
+            400,
+            f"the prompt (~{view.prompt_tokens} tokens) plus max_tokens ({view.max_output_tokens}) needs ~{need} "
+            f"tokens, more than the context window of any model route '{route.name}' may use ({windows})",
+        )
+    if fitting[0] != chain[0]:
+        reasons.append(f"'{chain[0]}' holds {compiled.spec(chain[0]).context} tokens, ~{need} needed: using '{fitting[0]}'")
+    return fitting[0], fitting[1:]

@@ -1,0 +1,147 @@
+"""Matchers compiled once per policy: every keyword of every route in one Aho-Corasick automaton,
+so a prompt is scanned once per message scope however many keywords the policy holds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import ahocorasick
+
+from router.core.request import RequestView
+from router.policy.schema import When
+
+_SCOPE_WORDS = {"last_user": "the last user message", "user": "the user messages", "system": "the system prompt", "all": "the conversation"}
+# One line that looks like code is enough; prose rarely starts a line with these or ends one with ; { }.
+_CODE = re.compile(
+    r"```|^[ \t]*(?:def |class |import |from [\w.]+ import |#include|function |public |private |"
+    r"const |let |var |fn |func |package |SELECT |for \(|if \(|while \()|[;{}][ \t]*$|=>",
+    re.MULTILINE,
+)
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+class KeywordIndex:
+    """Finds which of many normalized keywords occur in a folded text, as whole words.
+
+    A keyword ending in `*` matches as a prefix (`debug*` finds "debugging"). Whole-word checks
+    apply only at keyword ends that are word characters, so `c++` and `.py` still match.
+    """
+
+    def __init__(self, keywords: Iterable[str]):
+        variants: dict[str, list[tuple[str, bool]]] = {}
+        for keyword in set(keywords):
+            base = keyword[:-1] if keyword.endswith("*") else keyword
+            right_check = _is_word(base[-1]) and not keyword.endswith("*")
+            variants.setdefault(base, []).append((keyword, right_check))
+        self._automaton = None
+        if variants:
+            self._automaton = ahocorasick.Automaton()
+            for base, found in variants.items():
+                self._automaton.add_word(base, (len(base), _is_word(base[0]), tuple(found)))
+            self._automaton.make_automaton()
+
+    def hits(self, folded: str) -> frozenset[str]:
+        if self._automaton is None or not folded:
+            return frozenset()
+        found: set[str] = set()
+        end_of_text = len(folded) - 1
+        for end, (length, left_check, variants) in self._automaton.iter(folded):
+            start = end - length + 1
+            if left_check and start > 0 and _is_word(folded[start - 1]):
+                continue
+            word_follows = end < end_of_text and _is_word(folded[end + 1])
+            for keyword, right_check in variants:
+                if not (right_check and word_follows):
+                    found.add(keyword)
+        return frozenset(found)
+
+
+def looks_like_code(text: str) -> bool:
+    return _CODE.search(text) is not None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A route's compiled `when`; `explain` returns the reasons it holds, or None when it does not."""
+
+    scope: str
+    any: frozenset[str]
+    all: frozenset[str]
+    none: frozenset[str]
+    regex: tuple[re.Pattern[str], ...]
+    min_tokens: int | None
+    max_tokens: int | None
+    code: bool | None
+
+    @classmethod
+    def compile(cls, when: When) -> Condition:
+        return cls(
+            scope=when.messages,
+            any=frozenset(when.any),
+            all=frozenset(when.all),
+            none=frozenset(when.none),
+            regex=tuple(re.compile(p, re.IGNORECASE) for p in when.regex),
+            min_tokens=when.min_tokens,
+            max_tokens=when.max_tokens,
+            code=when.code,
+        )
+
+    @property
+    def keywords(self) -> frozenset[str]:
+        return self.any | self.all | self.none
+
+    def explain(self, view: RequestView, hits: dict[str, frozenset[str]], index: KeywordIndex) -> list[str] | None:
+        reasons: list[str] = []
+        tokens = view.prompt_tokens
+        if self.min_tokens is not None:
+            if tokens < self.min_tokens:
+                return None
+            reasons.append(f"prompt ~{tokens} tokens >= {self.min_tokens}")
+        if self.max_tokens is not None:
+            if tokens > self.max_tokens:
+                return None
+            reasons.append(f"prompt ~{tokens} tokens <= {self.max_tokens}")
+        if self.keywords and not self._keywords_hold(view, hits, index, reasons):
+            return None
+        if self.regex and not self._regex_holds(view, reasons):
+            return None
+        if self.code is not None and looks_like_code(view.text(self.scope)) != self.code:
+            return None
+        if self.code is not None:
+            reasons.append(f"{'code' if self.code else 'no code'} in {_SCOPE_WORDS[self.scope]}")
+        return reasons
+
+    def _keywords_hold(self, view, hits, index, reasons: list[str]) -> bool:
+        found = hits.get(self.scope)
+        if found is None:
+            found = hits[self.scope] = index.hits(view.folded(self.scope))
+        where = _SCOPE_WORDS[self.scope]
+        if self.any:
+            matched = sorted(self.any & found)
+            if not matched:
+                return False
+            reasons.append(f"keyword {_quote(matched)} in {where}")
+        if self.all:
+            if not self.all <= found:
+                return False
+            reasons.append(f"all keywords {_quote(sorted(self.all))} in {where}")
+        if self.none & found:
+            return False
+        return True
+
+    def _regex_holds(self, view, reasons: list[str]) -> bool:
+        text = view.text(self.scope)
+        for pattern in self.regex:
+            if pattern.search(text):
+                reasons.append(f"regex '{pattern.pattern}' in {_SCOPE_WORDS[self.scope]}")
+                return True
+        return False
+
+
+def _quote(words: list[str]) -> str:
+    return ", ".join(f"'{w}'" for w in words)

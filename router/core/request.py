@@ -1,0 +1,120 @@
+"""A checked, read-only view of one chat request: the texts routes look at and a token estimate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from router.errors import RequestRejected
+
+_SCOPE_ROLES = {"user": ("user",), "system": ("system", "developer"), "all": None}
+_PER_MESSAGE_TOKENS = 4  # role and separators, as chat templates add them
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who sent the request, as the proxy authenticated it (never a field the client sets)."""
+
+    key_hash: str | None = None
+    team: str | None = None
+    user: str | None = None
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap prompt-token estimate: ~4 ASCII characters a token, ~1 token a CJK character."""
+    extra_bytes = len(text.encode("utf-8", "surrogatepass")) - len(text)
+    wide = extra_bytes // 2
+    return (len(text) - wide + 3) // 4 + wide
+
+
+class RequestView:
+    """The parts of an OpenAI chat request body that routing reads, checked once."""
+
+    __slots__ = ("model", "max_output_tokens", "prompt_chars", "prompt_tokens", "identity", "_roles", "_texts", "_cache")
+
+    def __init__(self, body: object, max_prompt_chars: int, identity: Identity | None = None):
+        if not isinstance(body, Mapping):
+            raise RequestRejected(400, "the request body must be a JSON object")
+        self.model = body.get("model")
+        self.identity = identity or Identity()
+        self._roles, self._texts = _read_messages(body.get("messages"))
+        self.prompt_chars = sum(len(t) for t in self._texts)
+        if self.prompt_chars > max_prompt_chars:
+            raise RequestRejected(
+                413,
+                f"the prompt has {self.prompt_chars} characters; this router accepts at most "
+                f"{max_prompt_chars} (policy settings.max_prompt_chars)",
+            )
+        self.max_output_tokens = _max_output_tokens(body)
+        self.prompt_tokens = sum(estimate_tokens(t) for t in self._texts) + _PER_MESSAGE_TOKENS * len(self._texts)
+        self._cache: dict[str, str] = {}
+
+    def text(self, scope: str) -> str:
+        """The raw text of the messages in `scope`: last_user, user, system or all."""
+        cached = self._cache.get(scope)
+        if cached is None:
+            cached = self._cache[scope] = self._collect(scope)
+        return cached
+
+    def folded(self, scope: str) -> str:
+        """`text(scope)` lower-cased with white space runs folded, the form keywords match against."""
+        key = "folded:" + scope
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = " ".join(self.text(scope).lower().split())
+        return cached
+
+    def _collect(self, scope: str) -> str:
+        if scope == "last_user":
+            return next((t for r, t in zip(reversed(self._roles), reversed(self._texts)) if r == "user"), "")
+        roles = _SCOPE_ROLES[scope]
+        return "\n".join(t for r, t in zip(self._roles, self._texts) if roles is None or r in roles)
+
+
+def _read_messages(messages: object) -> tuple[list[str], list[str]]:
+    if messages is None:
+        raise RequestRejected(400, "`messages` is required: a non-empty list of chat messages")
+    if not isinstance(messages, list):
+        raise RequestRejected(400, f"`messages` must be a list of chat messages, not {_json_type(messages)}")
+    if not messages:
+        raise RequestRejected(400, "`messages` must not be empty")
+    roles, texts = [], []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+            raise RequestRejected(400, f"messages[{i}] must be an object with a string `role`")
+        roles.append(message["role"])
+        texts.append(_content_text(message.get("content"), i))
+    return roles, texts
+
+
+def _content_text(content: object, index: int) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = []
+        for j, part in enumerate(content):
+            if not isinstance(part, Mapping):
+                raise RequestRejected(400, f"messages[{index}].content[{j}] must be an object (a content part)")
+            text = part.get("text")
+            if isinstance(text, str):
+                parts.append(text)
+        return "\n".join(parts)
+    raise RequestRejected(
+        400, f"messages[{index}].content must be a string or a list of content parts, not {_json_type(content)}"
+    )
+
+
+def _max_output_tokens(body: Mapping) -> int:
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise RequestRejected(400, f"`{key}` must be a positive integer, not {value!r}")
+        return value
+    return 0
+
+
+def _json_type(value: object) -> str:
+    names = {str: "a string", int: "a number", float: "a number", bool: "a boolean", dict: "an object"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,111 @@
+"""Checks that relate one part of a policy to another.
+
+They read the raw parsed data, not the validated model, so they still run (and their findings are
+reported together with the schema's) when some other part of the file is broken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+Finding = tuple[tuple[str | int, ...], str]
+RESERVED_ROUTE = "explicit"
+_CONDITIONS = ("any", "all", "none", "regex", "min_tokens", "max_tokens", "code")
+
+
+def check(data: object) -> list[Finding]:
+    if not isinstance(data, dict):
+        return []
+    known = dict(_model_names(data.get("models")))
+    findings = list(_name_clashes(data.get("models")))
+    findings += _auto_model_clash(data.get("settings"), known)
+    routes = data.get("routes")
+    if isinstance(routes, list):
+        findings += _route_refs(routes, known)
+        findings += _route_order(routes)
+    return findings
+
+
+def _model_names(models: object) -> Iterator[tuple[str, str]]:
+    """(name or alias, model it names) for every model and alias in the registry."""
+    if not isinstance(models, dict):
+        return
+    for name, spec in models.items():
+        yield name, name
+        aliases = spec.get("aliases") if isinstance(spec, dict) else None
+        for alias in aliases if isinstance(aliases, list) else ():
+            if isinstance(alias, str):
+                yield alias, name
+
+
+def _name_clashes(models: object) -> Iterator[Finding]:
+    if not isinstance(models, dict):
+        return
+    owner: dict[str, str] = {name: name for name in models}
+    for name, spec in models.items():
+        aliases = spec.get("aliases") if isinstance(spec, dict) else None
+        for i, alias in enumerate(aliases if isinstance(aliases, list) else ()):
+            if not isinstance(alias, str):
+                continue
+            if alias in owner:
+                other = owner[alias]
+                what = "a model" if other == alias else f"an alias of model '{other}'"
+                yield ("models", name, "aliases", i), f"alias '{alias}' is already {what}"
+            else:
+                owner[alias] = name
+
+
+def _auto_model_clash(settings: object, known: dict[str, str]) -> Iterator[Finding]:
+    auto = settings.get("auto_model", "auto") if isinstance(settings, dict) else "auto"
+    if isinstance(auto, str) and auto in known:
+        yield ("settings", "auto_model"), f"'{auto}' is also a model name or alias; requests for it would be ambiguous"
+
+
+def _route_refs(routes: list, known: dict[str, str]) -> Iterator[Finding]:
+    seen: dict[str, int] = {}
+    for i, route in enumerate(routes):
+        if not isinstance(route, dict):
+            continue
+        name = route.get("name")
+        if isinstance(name, str):
+            if name == RESERVED_ROUTE:
+                yield ("routes", i, "name"), f"'{RESERVED_ROUTE}' is reserved for requests that name a model themselves"
+            if name in seen:
+                yield ("routes", i, "name"), f"duplicate route name '{name}' (also routes[{seen[name]}])"
+            seen.setdefault(name, i)
+        yield from _model_ref(route.get("use"), ("routes", i, "use"), known)
+        fallbacks = route.get("fallbacks")
+        for j, fallback in enumerate(fallbacks if isinstance(fallbacks, list) else ()):
+            path = ("routes", i, "fallbacks", j)
+            yield from _model_ref(fallback, path, known)
+            if isinstance(fallback, str) and fallback in known:
+                if known[fallback] == known.get(route.get("use")):
+                    yield path, f"'{fallback}' is the model the route already uses"
+                elif [known.get(f) for f in fallbacks[:j]].count(known[fallback]):
+                    yield path, f"'{fallback}' is listed twice"
+        yield from _when_checks(route.get("when"), ("routes", i, "when"))
+
+
+def _model_ref(ref: object, path: tuple, known: dict[str, str]) -> Iterator[Finding]:
+    if isinstance(ref, str) and ref not in known:
+        choices = ", ".join(sorted(known)) or "none defined"
+        yield path, f"unknown model '{ref}' (models and aliases: {choices})"
+
+
+def _when_checks(when: object, path: tuple) -> Iterator[Finding]:
+    if not isinstance(when, dict):
+        return
+    if not any(key in when for key in _CONDITIONS):
+        yield path, "`when` has no condition; leave `when` out for a route that matches every request"
+    low, high = when.get("min_tokens"), when.get("max_tokens")
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        yield path + ("min_tokens",), f"min_tokens {low} is above max_tokens {high}: the route can never match"
+
+
+def _route_order(routes: list) -> Iterator[Finding]:
+    catch_all = next((i for i, r in enumerate(routes) if isinstance(r, dict) and r.get("when") is None), None)
+    if catch_all is None:
+        yield ("routes", len(routes) - 1), "the last route must have no `when`, so that every request has a route"
+        return
+    for j in range(catch_all + 1, len(routes)):
+        yield ("routes", j), f"unreachable: routes[{catch_all}] has no `when` and matches every request first"

@@ -1,0 +1,89 @@
+"""Load a policy file: parse, validate, cross-check, and report every problem at once."""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path as FsPath
+
+from pydantic import BaseModel, ValidationError
+
+from router.errors import PolicyError, PolicyIssue
+from router.policy import crossref, source
+from router.policy.schema import Policy
+
+
+def load_policy(path: str | FsPath, env: Mapping[str, str] | None = None) -> Policy:
+    """Read and validate the policy at `path`; raise PolicyError naming file, line and key path."""
+    file = str(path)
+    try:
+        text = FsPath(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError([PolicyIssue(file, None, (), f"cannot read the policy file: {exc}")]) from None
+    return parse_policy(text, file, env)
+
+
+def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None) -> Policy:
+    located = source.parse(text, file, env)
+    issues = list(located.issues)
+    if located.data is None and not issues:
+        issues.append(PolicyIssue(file, 1, (), "the policy file is empty"))
+    if issues and located.data is None:
+        raise PolicyError(issues)
+    policy = None
+    try:
+        policy = Policy.model_validate(located.data)
+    except ValidationError as exc:
+        issues += [_issue_from_pydantic(err, located, file) for err in exc.errors()]
+    issues += [PolicyIssue(file, located.line_of(path), path, msg) for path, msg in crossref.check(located.data)]
+    if issues or policy is None:
+        raise PolicyError(issues)
+    return policy
+
+
+def _issue_from_pydantic(err: Mapping, located: source.Located, file: str) -> PolicyIssue:
+    path = tuple(part for part in err["loc"] if isinstance(part, (str, int)))
+    message = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        allowed = _allowed_keys(path[:-1])
+        message = f"unknown key '{path[-1]}'" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    elif err["type"] == "missing":
+        message = f"missing required key '{path[-1]}'"
+    return PolicyIssue(file, located.line_of(path), path, message)
+
+
+def _allowed_keys(path: tuple[str | int, ...]) -> list[str]:
+    """The field names of the model found by walking `path` down from Policy."""
+    node: object = Policy
+    for part in path:
+        node = _step(node, part)
+        if node is None:
+            return []
+    return list(node.model_fields) if _is_model(node) else []
+
+
+def _step(node: object, part: str | int) -> object:
+    if _is_model(node):
+        field = node.model_fields.get(part) if isinstance(part, str) else None
+        return _unwrap(field.annotation) if field else None
+    origin, args = typing.get_origin(node), typing.get_args(node)
+    if origin is dict and isinstance(part, str):
+        return _unwrap(args[1])
+    if origin is tuple and isinstance(part, int):
+        return _unwrap(args[0])
+    return None
+
+
+def _unwrap(annotation: object) -> object:
+    """`X | None` -> X; Annotated[X, ...] -> X."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        rest = [a for a in typing.get_args(annotation) if a is not type(None)]
+        annotation = rest[0] if len(rest) == 1 else annotation
+    return annotation
+
+
+def _is_model(node: object) -> bool:
+    return isinstance(node, type) and issubclass(node, BaseModel)

@@ -1,0 +1,76 @@
+"""Hot reload: keep the newest valid version of a policy file, and the last good one when an edit breaks it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from router.core.decide import CompiledPolicy
+from router.errors import PolicyError
+from router.policy.loader import load_policy
+
+log = logging.getLogger("router")
+
+
+class PolicyFile:
+    """The compiled policy of one file; `watch()` polls the file and swaps in valid changes.
+
+    A reader takes `current` once per request, so a swap never mixes two policies in one decision.
+    """
+
+    def __init__(self, path: str | os.PathLike, interval: float = 0.5):
+        self.path = Path(path)
+        self.interval = interval
+        self.last_error: PolicyError | None = None
+        self._stamp = self._read_stamp()
+        self._current = CompiledPolicy(load_policy(self.path))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current(self) -> CompiledPolicy:
+        return self._current
+
+    def refresh(self) -> bool:
+        """Reload when the file changed since the last look; True when a new policy took effect."""
+        stamp = self._read_stamp()
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        if stamp is None:
+            log.warning("policy file %s is missing; the last good policy keeps serving", self.path)
+            return False
+        try:
+            compiled = CompiledPolicy(load_policy(self.path))
+        except PolicyError as exc:
+            self.last_error = exc
+            log.error("policy %s was not reloaded; the last good policy keeps serving. %s", self.path, exc)
+            return False
+        self._current, self.last_error = compiled, None
+        log.info("policy %s reloaded: %d routes, %d models", self.path, len(compiled.routes), len(compiled.policy.models))
+        return True
+
+    def watch(self) -> None:
+        """Start polling in a daemon thread (once); `close()` stops it."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._poll, name="router-policy-watch", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception:  # the watcher must outlive any one bad read
+                log.exception("policy watcher: unexpected error reading %s", self.path)
+
+    def _read_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size

@@ -1,0 +1,118 @@
+"""The policy file's shape: frozen pydantic models that reject unknown keys.
+
+Checks that look at one field live here (a keyword is not empty, a regex compiles); checks that
+relate fields to each other (a route names a model that exists) live in `crossref.py`, so that
+both kinds are reported together even when the file is otherwise broken.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+_SUFFIXES = {"k": 1_000, "m": 1_000_000}
+
+
+def _token_count(value: object) -> object:
+    """Accept 128000, "128000", "128k" or "1.5m"; anything else is left for pydantic to refuse."""
+    if isinstance(value, str):
+        text = value.strip().lower().replace("_", "")
+        if text and text[-1] in _SUFFIXES:
+            try:
+                return int(float(text[:-1]) * _SUFFIXES[text[-1]])
+            except ValueError:
+                return value
+    return value
+
+
+def _keyword(value: str) -> str:
+    normalized = normalize_keyword(value)
+    if not normalized.rstrip("*").strip():
+        raise ValueError("keyword must not be empty")
+    if "*" in normalized[:-1]:
+        raise ValueError("'*' is allowed only at the end of a keyword (a prefix match)")
+    return normalized
+
+
+def normalize_keyword(value: str) -> str:
+    """Keywords and prompt text are compared lower-cased with runs of white space folded to one."""
+    return " ".join(value.lower().split())
+
+
+def _regex(value: str) -> str:
+    if not value:
+        raise ValueError("regex must not be empty")
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {value!r}: {exc}") from None
+    return value
+
+
+def _name(value: str) -> str:
+    if not value.strip():
+        raise ValueError("name must not be empty")
+    return value
+
+
+TokenCount = Annotated[int, BeforeValidator(_token_count), Field(gt=0)]
+Keyword = Annotated[str, AfterValidator(_keyword)]
+Regex = Annotated[str, AfterValidator(_regex)]
+Name = Annotated[str, AfterValidator(_name)]
+MessageScope = Literal["last_user", "user", "system", "all"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(Strict):
+    """US dollars per million tokens; cached input and reasoning default to input and output."""
+
+    input: float = Field(0.0, ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    output: float = Field(0.0, ge=0)
+    reasoning: float | None = Field(None, ge=0)
+
+
+class ModelSpec(Strict):
+    target: Name  # a model group (model_name) of the LiteLLM proxy, or a LiteLLM model string in the SDK
+    price: Price = Price()
+    context: TokenCount
+    aliases: tuple[Name, ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+class When(Strict):
+    """Every condition given must hold; an empty `when` is refused (leave `when` out instead)."""
+
+    any: tuple[Keyword, ...] = ()
+    all: tuple[Keyword, ...] = ()
+    none: tuple[Keyword, ...] = ()
+    regex: tuple[Regex, ...] = ()
+    min_tokens: TokenCount | None = None
+    max_tokens: TokenCount | None = None
+    code: bool | None = None
+    messages: MessageScope = "last_user"
+
+
+class Route(Strict):
+    name: Name
+    description: str = ""
+    when: When | None = None
+    use: Name
+    fallbacks: tuple[Name, ...] = ()
+
+
+class Settings(Strict):
+    auto_model: Name = "auto"
+    max_prompt_chars: int = Field(1_000_000, gt=0)
+
+
+class Policy(Strict):
+    version: Literal[1]
+    settings: Settings = Settings()
+    models: dict[Name, ModelSpec] = Field(min_length=1)
+    routes: tuple[Route, ...] = Field(min_length=1)
