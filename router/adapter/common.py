@@ -1,18 +1,12 @@
-"""What the proxy callback and the SDK provider share: deciding on a request body and recording it."""
+"""What the proxy callback and the SDK provider share: recording a decision and showing it in headers."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from router.core.decide import CompiledPolicy, Decision, decide
-from router.core.request import Identity, RequestView
+from router.core.decide import Decision
 
 _METADATA_KEYS = ("litellm_metadata", "metadata")  # the proxy uses the first on some routes
-
-
-def route_body(compiled: CompiledPolicy, body: object, identity: Identity | None = None) -> Decision:
-    """Check the body and decide; raises RequestRejected for a request the policy will not serve."""
-    return decide(compiled, RequestView(body, compiled.settings.max_prompt_chars, identity))
 
 
 def apply_decision(decision: Decision, data: dict) -> None:

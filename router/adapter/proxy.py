@@ -9,8 +9,9 @@ from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import UserAPIKeyAuth
 
-from router.adapter.common import apply_decision, decision_headers, decision_of, route_body
+from router.adapter.common import apply_decision, decision_headers, decision_of
 from router.adapter.upstreams import fill_upstream_defaults
+from router.core.decide import route_body
 from router.core.request import Identity
 from router.errors import RequestRejected
 from router.policy.reload import PolicyFile

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from router.core.matchers import Condition, KeywordIndex
-from router.core.request import RequestView
+from router.core.request import Identity, RequestView
 from router.errors import RequestRejected
 from router.policy.crossref import RESERVED_ROUTE as EXPLICIT_ROUTE
 from router.policy.schema import ModelSpec, Policy, Route
@@ -46,6 +46,11 @@ class CompiledPolicy:
 
     def spec(self, name: str) -> ModelSpec:
         return self.policy.models[self._names[name]]
+
+
+def route_body(compiled: CompiledPolicy, body: object, identity: Identity | None = None) -> Decision:
+    """Check a chat request body and decide; raises RequestRejected for a request the policy will not serve."""
+    return decide(compiled, RequestView(body, compiled.settings.max_prompt_chars, identity))
 
 
 def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:

@@ -22,7 +22,9 @@ _CODE = re.compile(
 
 
 def _is_word(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
+    """Letters of scripts that separate words with spaces. Chinese, Japanese, Korean (whose particles
+    attach to nouns) and Thai have no such boundary, so their keywords match anywhere."""
+    return (ch.isalnum() or ch == "_") and ord(ch) < 0x2E80 and not "\u0e00" <= ch <= "\u0e7f"
 
 
 class KeywordIndex:

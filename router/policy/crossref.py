@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from router.policy.schema import token_count
+
 Finding = tuple[tuple[str | int, ...], str]
 RESERVED_ROUTE = "explicit"
 _CONDITIONS = ("any", "all", "none", "regex", "min_tokens", "max_tokens", "code")
@@ -97,7 +99,7 @@ def _when_checks(when: object, path: tuple) -> Iterator[Finding]:
         return
     if not any(key in when for key in _CONDITIONS):
         yield path, "`when` has no condition; leave `when` out for a route that matches every request"
-    low, high = when.get("min_tokens"), when.get("max_tokens")
+    low, high = token_count(when.get("min_tokens")), token_count(when.get("max_tokens"))
     if isinstance(low, int) and isinstance(high, int) and low > high:
         yield path + ("min_tokens",), f"min_tokens {low} is above max_tokens {high}: the route can never match"
 

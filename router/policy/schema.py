@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 _SUFFIXES = {"k": 1_000, "m": 1_000_000}
 
 
-def _token_count(value: object) -> object:
+def token_count(value: object) -> object:
     """Accept 128000, "128000", "128k" or "1.5m"; anything else is left for pydantic to refuse."""
     if isinstance(value, str):
         text = value.strip().lower().replace("_", "")
@@ -57,7 +57,7 @@ def _name(value: str) -> str:
     return value
 
 
-TokenCount = Annotated[int, BeforeValidator(_token_count), Field(gt=0)]
+TokenCount = Annotated[int, BeforeValidator(token_count), Field(gt=0)]
 Keyword = Annotated[str, AfterValidator(_keyword)]
 Regex = Annotated[str, AfterValidator(_regex)]
 Name = Annotated[str, AfterValidator(_name)]

@@ -1,0 +1,105 @@
+"""Broken policies: each is refused with the file, the line and the key path of the problem."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from router import PolicyError, parse_policy
+
+GOOD = """\
+version: 1
+models:
+  flash: {target: deepseek-v4-flash, context: 128k, aliases: [fast]}
+  pro: {target: deepseek-v4-pro, context: 200k}
+routes:
+  - name: reasoning
+    when: {any: [prove]}
+    use: pro
+    fallbacks: [flash]
+  - name: default
+    use: flash
+"""
+
+
+def broken(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+# (case id, policy text, expected line, expected path, a fragment of the message)
+CASES = [
+    ("bad-yaml", broken("    use: pro\n", "    use: [pro\n"), 9, "(top level)", "invalid YAML"),
+    ("unknown-top-key", GOOD + "rotues: []\n", 12, "rotues", "unknown key 'rotues' (allowed: version, settings, models, routes)"),
+    ("unknown-model-key", broken("context: 200k}", "contxt: 200k}"), 4, "models.pro.contxt", "unknown key 'contxt'"),
+    ("missing-context", broken("pro: {target: deepseek-v4-pro, context: 200k}", "pro: {target: deepseek-v4-pro}"), 4, "models.pro.context", "missing required key 'context'"),
+    ("context-wrong-type", broken("context: 200k", "context: lots"), 4, "models.pro.context", "valid integer"),
+    ("price-wrong-type", broken("context: 200k}", "context: 200k, price: {input: cheap}}"), 4, "models.pro.price.input", "valid number"),
+    ("price-negative", broken("context: 200k}", "context: 200k, price: {output: -1}}"), 4, "models.pro.price.output", "greater than or equal to 0"),
+    ("unknown-model-in-use", broken("    use: pro\n", "    use: gpt5\n"), 8, "routes[0].use", "unknown model 'gpt5'"),
+    ("unknown-model-in-fallbacks", broken("fallbacks: [flash]", "fallbacks: [flash, qwen]"), 9, "routes[0].fallbacks[1]", "unknown model 'qwen'"),
+    ("bad-regex", broken("when: {any: [prove]}", "when: {regex: ['(unclosed']}"), 7, "routes[0].when.regex[0]", "invalid regex"),
+    ("empty-keyword", broken("any: [prove]", "any: [prove, '  ']"), 7, "routes[0].when.any[1]", "keyword must not be empty"),
+    ("star-inside-keyword", broken("any: [prove]", "any: ['pro*ve']"), 7, "routes[0].when.any[0]", "'*' is allowed only at the end"),
+    ("duplicate-route-name", broken("name: default", "name: reasoning"), 10, "routes[1].name", "duplicate route name 'reasoning'"),
+    ("duplicate-yaml-key", broken("    use: pro\n", "    use: pro\n    use: flash\n"), 9, "routes[0].use", "duplicate key"),
+    ("missing-version", GOOD.replace("version: 1\n", ""), 1, "version", "missing required key 'version'"),
+    ("wrong-version", GOOD.replace("version: 1", "version: 2"), 1, "version", "Input should be 1"),
+    ("bad-message-scope", broken("when: {any: [prove]}", "when: {any: [prove], messages: everything}"), 7, "routes[0].when.messages", "'last_user', 'user', 'system' or 'all'"),
+    ("no-catch-all", broken("  - name: default\n    use: flash\n", "  - name: default\n    when: {code: true}\n    use: flash\n"), 10, "routes[1]", "the last route must have no `when`"),
+    ("unreachable-route", GOOD + "  - name: late\n    use: pro\n", 12, "routes[2]", "unreachable"),
+    ("alias-clash", broken("aliases: [fast]", "aliases: [pro]"), 3, "models.flash.aliases[0]", "alias 'pro' is already a model"),
+    ("token-bounds", broken("when: {any: [prove]}", "when: {min_tokens: 5k, max_tokens: 1k}"), 7, "routes[0].when.min_tokens", "above max_tokens"),
+    ("empty-when", broken("when: {any: [prove]}", "when: {messages: all}"), 7, "routes[0].when", "`when` has no condition"),
+    ("missing-env-var", broken("target: deepseek-v4-pro", "target: \"${ROUTER_TEST_UNSET_VAR}\""), 4, "models.pro.target", "environment variable ROUTER_TEST_UNSET_VAR is not set"),
+    ("no-models", "version: 1\nmodels: {}\nroutes:\n  - {name: default, use: flash}\n", 2, "models", "at least 1 item"),
+    ("reserved-route-name", broken("name: reasoning", "name: explicit"), 6, "routes[0].name", "'explicit' is reserved"),
+    ("fallback-to-itself", broken("fallbacks: [flash]", "fallbacks: [flash, pro]"), 9, "routes[0].fallbacks[1]", "the model the route already uses"),
+    ("fallback-alias-twice", broken("fallbacks: [flash]", "fallbacks: [flash, fast]"), 9, "routes[0].fallbacks[1]", "listed twice"),
+    ("auto-model-clash", GOOD + "settings: {auto_model: fast}\n", 12, "settings.auto_model", "also a model name or alias"),
+    ("routes-not-a-list", broken("routes:\n", "routes: {}\n").split("  - name")[0], 5, "routes", "valid tuple"),
+    ("empty-file", "# nothing here\n", 1, "(top level)", "the policy file is empty"),
+    ("not-a-mapping", "- just\n- a list\n", 1, "(top level)", "valid dictionary"),
+]
+
+
+@pytest.mark.parametrize("text,line,path,fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_broken_policy_names_line_and_path(text, line, path, fragment):
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, "broken.yaml", env={})
+    rendered = [str(issue) for issue in caught.value.issues]
+    expected_prefix = f"broken.yaml:{line}: {path}: "
+    assert any(r.startswith(expected_prefix) and fragment in r for r in rendered), rendered
+
+
+def test_there_are_at_least_fifteen_distinct_cases():
+    assert len({c[0] for c in CASES}) >= 15
+
+
+def test_every_problem_is_reported_at_once():
+    text = GOOD.replace("use: pro", "use: nope").replace("any: [prove]", "any: ['']").replace("version: 1", "version: 1\nextra: true")
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, "many.yaml", env={})
+    paths = {issue.path for issue in caught.value.issues}
+    assert {("routes", 0, "use"), ("routes", 0, "when", "any", 0), ("extra",)} <= paths
+    message = str(caught.value)
+    assert "3 problems" in message and "many.yaml:" in message
+
+
+def test_environment_values_are_interpolated_with_defaults():
+    text = GOOD.replace("target: deepseek-v4-pro", "target: \"${PRO_TARGET}\"").replace("context: 128k", "context: \"${FLASH_CTX:-64k}\"")
+    policy = parse_policy(text, env={"PRO_TARGET": "my-pro-group"})
+    assert policy.models["pro"].target == "my-pro-group"
+    assert policy.models["flash"].context == 64_000
+
+
+def test_token_counts_accept_suffixes():
+    policy = parse_policy(GOOD.replace("context: 200k", "context: 1.5m"), env={})
+    assert policy.models["pro"].context == 1_500_000
+
+
+def test_the_policy_is_frozen():
+    policy = parse_policy(GOOD, env={})
+    with pytest.raises(Exception):
+        policy.models["pro"].context = 1  # type: ignore[misc]
