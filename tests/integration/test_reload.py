@@ -1,0 +1,94 @@
+"""Hot reload of a policy file: valid edits take effect, invalid ones leave the last good policy serving."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from router import PolicyError, PolicyFile, route_body
+
+POLICY = """\
+version: 1
+models:
+  a: {target: group-a, context: 8k}
+  b: {target: group-b, context: 8k}
+routes:
+  - name: special
+    when: {any: [special]}
+    use: a
+  - name: default
+    use: DEFAULT_MODEL
+"""
+
+
+def write(path: Path, text: str) -> None:
+    path.write_text(text)
+    # Some file systems keep whole-second mtimes; make every write visibly newer.
+    stamp = time.time() + write.bump
+    write.bump += 1
+    os.utime(path, (stamp, stamp))
+
+
+write.bump = 1
+
+
+def target(policy: PolicyFile, prompt: str = "hello") -> str:
+    return route_body(policy.current, {"model": "auto", "messages": [{"role": "user", "content": prompt}]}).target
+
+
+@pytest.fixture
+def policy_path(tmp_path):
+    path = tmp_path / "policy.yaml"
+    write(path, POLICY.replace("DEFAULT_MODEL", "a"))
+    return path
+
+
+def test_a_valid_change_takes_effect(policy_path):
+    policy = PolicyFile(policy_path)
+    assert target(policy) == "group-a"
+    write(policy_path, POLICY.replace("DEFAULT_MODEL", "b"))
+    assert policy.refresh() is True
+    assert target(policy) == "group-b"
+    assert policy.refresh() is False  # nothing changed since
+
+
+def test_an_invalid_change_keeps_the_last_good_policy(policy_path, caplog):
+    policy = PolicyFile(policy_path)
+    write(policy_path, POLICY.replace("DEFAULT_MODEL", "nope"))
+    assert policy.refresh() is False
+    assert target(policy) == "group-a"
+    assert policy.last_error is not None
+    assert "routes[1].use: unknown model 'nope'" in str(policy.last_error)
+    assert any("last good policy keeps serving" in r.getMessage() for r in caplog.records)
+    write(policy_path, POLICY.replace("DEFAULT_MODEL", "b"))
+    assert policy.refresh() is True and policy.last_error is None
+
+
+def test_a_deleted_file_keeps_the_last_good_policy(policy_path):
+    policy = PolicyFile(policy_path)
+    policy_path.unlink()
+    assert policy.refresh() is False
+    assert target(policy) == "group-a"
+
+
+def test_an_invalid_file_at_start_raises(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\n")
+    with pytest.raises(PolicyError):
+        PolicyFile(path)
+
+
+def test_the_watcher_picks_up_a_change_within_two_seconds(policy_path):
+    policy = PolicyFile(policy_path, interval=0.1)
+    policy.watch()
+    try:
+        write(policy_path, POLICY.replace("DEFAULT_MODEL", "b"))
+        deadline = time.monotonic() + 2
+        while target(policy) != "group-b" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert target(policy) == "group-b"
+    finally:
+        policy.close()

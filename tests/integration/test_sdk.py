@@ -1,0 +1,79 @@
+"""The SDK path: after `router.install`, litellm.completion/acompletion(model="auto") follow the policy,
+sync and async, streaming and not; the simulator's counters prove which model answered."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anyio
+import litellm
+import pytest
+
+import router
+
+ROOT = Path(__file__).resolve().parents[2]
+PROVIDER_VARS = [f"{p}_API_{k}" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI") for k in ("KEY", "BASE")]
+DEBUG = [{"role": "user", "content": "Please debug this code: x = 1/0"}]
+PLAIN = [{"role": "user", "content": "What is the tallest mountain?"}]
+
+
+@pytest.fixture(scope="module")
+def installed(simulator):
+    saved = {k: os.environ.pop(k) for k in PROVIDER_VARS if k in os.environ}
+    os.environ["ROUTER_SIMULATOR_URL"] = f"{simulator.url}/v1"
+    try:
+        yield router.install(ROOT / "policies" / "default.yaml", config=ROOT / "config.yaml", watch=False)
+    finally:
+        for key in PROVIDER_VARS + ["ROUTER_SIMULATOR_URL"]:
+            os.environ.pop(key, None)
+        os.environ.update(saved)
+
+
+def test_sync_completion_is_routed(installed, sim):
+    response = litellm.completion(model="auto", messages=DEBUG)
+    assert response.choices[0].message.content.startswith("[deepseek-reasoner#")
+    assert response._hidden_params["router"]["route"] == "reasoning"
+    response = litellm.completion(model="auto", messages=PLAIN)
+    assert response._hidden_params["router"]["route"] == "default"
+    assert sim.count("deepseek-reasoner") == 1 and sim.count("deepseek-v4-flash") == 1
+
+
+def test_sync_streaming_is_routed(installed, sim):
+    chunks = list(litellm.completion(model="auto", messages=DEBUG, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("[deepseek-reasoner#")
+    assert sim.count("deepseek-reasoner", "streams") == 1
+
+
+def test_async_completion_and_streaming_are_routed(installed, sim):
+    async def go():
+        response = await litellm.acompletion(model="auto", messages=PLAIN, temperature=0.2)
+        stream = await litellm.acompletion(model="auto", messages=DEBUG, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        return response, text
+
+    response, text = anyio.run(go)
+    assert response.choices[0].message.content.startswith("[deepseek-v4-flash#")
+    assert text.startswith("[deepseek-reasoner#")
+    assert sim.count("deepseek-v4-flash") == 1 and sim.count("deepseek-reasoner", "streams") == 1
+    assert sim.requests_for("deepseek-v4-flash")[-1]["temperature"] == 0.2  # parameters reach the model
+
+
+def test_a_named_model_is_not_routed(installed, sim):
+    litellm.completion(model="openai/glm-4-plus", api_base=f"{sim.url}/v1", api_key="x", messages=DEBUG)
+    assert sim.count("glm-4-plus") == 1 and sim.count("deepseek-reasoner") == 0
+
+
+def test_fallback_on_a_failing_model(installed, sim):
+    sim.set_profile("deepseek-reasoner", error_rate=1.0)
+    response = litellm.completion(model="auto", messages=DEBUG)
+    assert response.choices[0].message.content.startswith("[deepseek-v4-pro#")
+    assert sim.count("deepseek-reasoner", "errors") >= 1
+
+
+def test_a_rejected_request_raises_a_clear_error(installed, sim):
+    with pytest.raises(litellm.BadRequestError) as caught:
+        litellm.completion(model="auto", messages=[{"role": "user", "content": "x" * 1_000_001}])
+    assert "max_prompt_chars" in str(caught.value)
+    assert sim.stats() == {}
