@@ -267,8 +267,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.profiles:
         with open(args.profiles, encoding="utf-8") as f:
-            for model, changes in json.load(f).items():
-                STATE.profiles[model] = replace(STATE.profiles["*"], **changes)
+            profiles = json.load(f)
+        STATE.profiles["*"] = replace(STATE.profiles["*"], **profiles.pop("*", {}))
+        for model, changes in profiles.items():
+            STATE.profiles[model] = replace(STATE.profiles["*"], **changes)
     uvicorn.run(build_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
 
 

@@ -1,5 +1,8 @@
 """Matchers compiled once per policy: every keyword of every route in one Aho-Corasick automaton,
-so a prompt is scanned once per message scope however many keywords the policy holds."""
+so a prompt is scanned once per message scope however many keywords the policy holds.
+
+The automaton is ahocorasick-rs (Rust): on a 1K-token prompt it scans in ~10 us where pyahocorasick
+took ~50 us and one scan per keyword with `str.find` ~90 us (scripts/bench_routing.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +10,22 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import ahocorasick
+import ahocorasick_rs
 
 from router.core.request import RequestView
 from router.policy.schema import When
 
 _SCOPE_WORDS = {"last_user": "the last user message", "user": "the user messages", "system": "the system prompt", "all": "the conversation"}
 # One line that looks like code is enough; prose rarely starts a line with these or ends one with ; { }.
-_CODE = re.compile(
-    r"```|^[ \t]*(?:def |class |import |from [\w.]+ import |#include|function |public |private |"
-    r"const |let |var |fn |func |package |SELECT |for \(|if \(|while \()|[;{}][ \t]*$|=>",
-    re.MULTILINE,
+# Each pattern starts with a literal or a character set, which lets `re` skip ahead quickly.
+_CODE_MARKS = ("```", "=>", "#include")
+_CODE_LINE = (
+    r"[ \t]*(?:def |class |import |from [\w.]+ import |function |public |private |"
+    r"const |let |var |fn |func |package |SELECT |for \(|if \(|while \()"
 )
+_CODE_FIRST_LINE = re.compile(_CODE_LINE)
+_CODE_LATER_LINE = re.compile("\n" + _CODE_LINE)
+_CODE_LINE_END = re.compile(r"[;{}][ \t]*(?:\n|$)")
 
 
 def _is_word(ch: str) -> bool:
@@ -40,23 +47,20 @@ class KeywordIndex:
             base = keyword[:-1] if keyword.endswith("*") else keyword
             right_check = _is_word(base[-1]) and not keyword.endswith("*")
             variants.setdefault(base, []).append((keyword, right_check))
-        self._automaton = None
-        if variants:
-            self._automaton = ahocorasick.Automaton()
-            for base, found in variants.items():
-                self._automaton.add_word(base, (len(base), _is_word(base[0]), tuple(found)))
-            self._automaton.make_automaton()
+        bases = sorted(variants)
+        self._meta = [(_is_word(base[0]), tuple(variants[base])) for base in bases]
+        self._automaton = ahocorasick_rs.AhoCorasick(bases) if bases else None
 
     def hits(self, folded: str) -> frozenset[str]:
         if self._automaton is None or not folded:
             return frozenset()
         found: set[str] = set()
-        end_of_text = len(folded) - 1
-        for end, (length, left_check, variants) in self._automaton.iter(folded):
-            start = end - length + 1
+        size = len(folded)
+        for index, start, end in self._automaton.find_matches_as_indexes(folded, overlapping=True):
+            left_check, variants = self._meta[index]
             if left_check and start > 0 and _is_word(folded[start - 1]):
                 continue
-            word_follows = end < end_of_text and _is_word(folded[end + 1])
+            word_follows = end < size and _is_word(folded[end])
             for keyword, right_check in variants:
                 if not (right_check and word_follows):
                     found.add(keyword)
@@ -64,7 +68,12 @@ class KeywordIndex:
 
 
 def looks_like_code(text: str) -> bool:
-    return _CODE.search(text) is not None
+    if any(mark in text for mark in _CODE_MARKS):
+        return True
+    if _CODE_FIRST_LINE.match(text) or ("\n" in text and _CODE_LATER_LINE.search(text)):
+        return True
+    # `in` is a memchr; the regex walks every character, so it runs only when one of them is there.
+    return any(ch in text for ch in ";{}") and _CODE_LINE_END.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ class Condition:
             any=frozenset(when.any),
             all=frozenset(when.all),
             none=frozenset(when.none),
-            regex=tuple(re.compile(p, re.IGNORECASE) for p in when.regex),
+            regex=tuple(re.compile(p) for p in when.regex),
             min_tokens=when.min_tokens,
             max_tokens=when.max_tokens,
             code=when.code,
