@@ -11,9 +11,9 @@ import litellm
 import pytest
 
 import router
+from procs import PROVIDER_VARS
 
 ROOT = Path(__file__).resolve().parents[2]
-PROVIDER_VARS = [f"{p}_API_{k}" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI") for k in ("KEY", "BASE")]
 DEBUG = [{"role": "user", "content": "Please debug this code: x = 1/0"}]
 PLAIN = [{"role": "user", "content": "What is the tallest mountain?"}]
 

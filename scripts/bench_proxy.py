@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Proxy throughput with the router plugin versus plain LiteLLM, side by side in one run.
+
+Both proxies run config.yaml's model list with one worker against the same simulator (no added
+latency); plain LiteLLM is asked for `deepseek-v4-flash` by name, the plugin for `auto` with a prompt
+its policy routes to that same group. Rounds alternate between the two, and which goes first, so drift hits both alike.
+
+    .venv/bin/python scripts/bench_proxy.py [--concurrency 50] [--requests 400] [--rounds 3]
+
+Goal: plugin/plain throughput ratio at least 0.95 at concurrency 50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from procs import ROOT, clean_env, start_proxy, start_simulator, stop
+
+KEY = "sk-bench"
+PROMPT = "Summarize the main trade-offs between renting and buying a home for a young family in a large city."
+
+
+def plain_config(workdir: Path) -> Path:
+    """config.yaml without the plugin: its callback and the callback's settings taken out."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config.pop("callback_settings")
+    config["litellm_settings"].pop("callbacks")
+    path = workdir / "plain.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def load(url: str, model: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
+    latencies: list[float] = []
+    queue = iter(range(requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            for _ in queue:
+                start = time.perf_counter()
+                response = await client.post("/v1/chat/completions", json=body)
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - start)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - start, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--requests", type=int, default=400, help="requests per round and side")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        sim, sim_url = start_simulator(workdir / "simulator.log")
+        upstream = {f"{p}_API_BASE": f"{sim_url}/v1" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
+        upstream |= {f"{p}_API_KEY": "sk-sim" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
+        env = clean_env(LITELLM_MASTER_KEY=KEY, **upstream)
+        procs = []
+        try:
+            plain_proc, plain_url = start_proxy(plain_config(workdir), env, workdir / "plain.log")
+            procs.append(plain_proc)
+            plugin_proc, plugin_url = start_proxy(ROOT / "config.yaml", env, workdir / "plugin.log")
+            procs.append(plugin_proc)
+            sides = {"plain LiteLLM": (plain_url, "deepseek-v4-flash"), "with router": (plugin_url, "auto")}
+            totals = {name: [0.0, []] for name in sides}
+            for name, (url, model) in sides.items():  # warm up: imports, connection pools, caches
+                asyncio.run(load(url, model, 100, args.concurrency))
+            for round_no in range(args.rounds):
+                order = list(sides.items())[:: 1 if round_no % 2 == 0 else -1]  # ABBA: who goes first alternates
+                for name, (url, model) in order:
+                    elapsed, latencies = asyncio.run(load(url, model, args.requests, args.concurrency))
+                    totals[name][0] += elapsed
+                    totals[name][1] += latencies
+                    print(f"round {round_no + 1} {name:<14} {args.requests / elapsed:7.1f} req/s")
+            report(totals, args)
+        finally:
+            for proc in procs + [sim]:
+                stop(proc)
+
+
+def report(totals: dict, args: argparse.Namespace) -> None:
+    print(f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests a side, one worker each")
+    print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    rates = {}
+    for name, (elapsed, latencies) in totals.items():
+        latencies.sort()
+        rates[name] = len(latencies) / elapsed
+        p50, p99 = statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99)] * 1000
+        print(f"{name:<14} {rates[name]:>8.1f} {p50:>8.1f} {p99:>8.1f}")
+    print(f"throughput ratio (with router / plain): {rates['with router'] / rates['plain LiteLLM']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

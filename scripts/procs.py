@@ -1,0 +1,95 @@
+"""Starting the simulator and LiteLLM proxy processes on free loopback ports: shared by the test
+fixtures (tests/conftest.py) and the benchmark scripts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDER_VARS = [f"{p}_API_{k}" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI") for k in ("KEY", "BASE")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not ready after {timeout}s\n{tail(log)}")
+
+
+def tail(log: Path | None, size: int = 3000) -> str:
+    return log.read_text(errors="replace")[-size:] if log and log.exists() else ""
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def start_simulator(log: Path, profiles: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """The simulator as a process; returns it and its base URL (no /v1)."""
+    port = free_port()
+    args = [sys.executable, str(ROOT / "scripts" / "simulator.py"), "--port", str(port)]
+    if profiles:
+        args += ["--profiles", str(profiles)]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200, 30, "simulator", log)
+    except TimeoutError:
+        stop(proc)
+        raise
+    return proc, url
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without provider settings, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARS}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env.update(extra)
+    return env
+
+
+def start_proxy(config: Path, env: Mapping[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """`litellm --config CONFIG` with one worker; returns the process and its base URL once it is live."""
+    port = free_port()
+    litellm_bin = Path(sys.executable).parent / "litellm"
+    args = [str(litellm_bin), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    with open(log, "w") as out:
+        proc = subprocess.Popen(args, cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the proxy exited with {proc.returncode}:\n{tail(log)}")
+        return httpx.get(f"{url}/health/liveliness", timeout=2).status_code == 200
+
+    try:
+        wait_until(ready, 90, "proxy", log)
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
