@@ -55,10 +55,11 @@ class PolicyProvider(CustomLLM):
             yield chunk
 
     def _prepare(self, messages: list, optional_params: Mapping | None, stream: bool) -> tuple[dict, Decision]:
+        compiled = self.policy.current  # one policy for the whole decision, even mid-reload
         params = {k: v for k, v in (optional_params or {}).items() if k not in _NOT_PARAMS}
-        body = {"model": self.policy.current.settings.auto_model, "messages": messages, **params}
+        body = {"model": compiled.settings.auto_model, "messages": messages, **params}
         try:
-            decision = route_body(self.policy.current, body)
+            decision = route_body(compiled, body)
         except RequestRejected as exc:
             raise CustomLLMError(status_code=exc.status, message=exc.message) from None
         call = {"model": decision.target, "messages": messages, **params}
@@ -98,15 +99,16 @@ def _tag(response, decision: Decision):
 
 def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLike | None = None,
             model_list: list[dict] | None = None, watch: bool = True) -> PolicyProvider:
-    """Route `litellm.completion(model="auto")` (the policy's `settings.auto_model`) by `policy`.
+    """Route `litellm.completion(model="auto")` (the policy's `settings.auto_model`) by `policy`
+    (default: ROUTER_POLICY, else policies/default.yaml).
 
     Targets are model groups of `model_list`, or of the `model_list` in a proxy `config` file (whose
     `os.environ/` values are resolved, seed providers without a key going to the simulator); with
     neither, targets are LiteLLM model strings such as `deepseek/deepseek-chat`.
     Calling it again replaces the earlier installation.
     """
-    settings = RouterSettings(**({"policy": str(policy)} if policy is not None else {}))
-    source = PolicyFile(settings.policy, interval=settings.reload_interval)
+    settings = RouterSettings()
+    source = PolicyFile(policy if policy is not None else settings.policy, interval=settings.reload_interval)
     if watch:
         source.watch()
     if config is not None:
