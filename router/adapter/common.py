@@ -35,6 +35,7 @@ def decision_headers(decision: Mapping) -> dict[str, str]:
         "x-router-route": _header_value(decision["route"]),
         "x-router-model": _header_value(decision["target"]),
         "x-router-reason": _header_value("; ".join(decision["reasons"])),
+        "x-router-cache": decision.get("cache", "off"),
     }
 
 

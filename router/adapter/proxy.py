@@ -10,6 +10,7 @@ from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import UserAPIKeyAuth
 
 from router.adapter.common import apply_decision, decision_headers, decision_of
+from router.adapter.runtime import build_cache, install_cache
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import route_body
 from router.core.request import Identity
@@ -60,7 +61,14 @@ def build_handler() -> PolicyRouter:
     policy = PolicyFile(settings.policy, interval=settings.reload_interval)
     policy.watch()
     log.info("policy %s loaded: %d routes, %d models", settings.policy, len(policy.current.routes), len(policy.current.policy.models))
+    install_cache(build_cache(policy, _proxy_router))
     return PolicyRouter(policy)
+
+
+def _proxy_router():
+    from litellm.proxy import proxy_server
+
+    return proxy_server.llm_router
 
 
 def _ensure_log_output() -> None:

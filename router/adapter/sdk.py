@@ -18,6 +18,7 @@ import yaml
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
+from router.adapter.runtime import build_cache, install_cache
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import Decision, route_body
 from router.errors import RequestRejected
@@ -62,7 +63,8 @@ class PolicyProvider(CustomLLM):
             decision = route_body(compiled, body)
         except RequestRejected as exc:
             raise CustomLLMError(status_code=exc.status, message=exc.message) from None
-        call = {"model": decision.target, "messages": messages, **params}
+        # The decision rides in the metadata: the cache backend reads the route from it.
+        call = {"model": decision.target, "messages": messages, **params, "metadata": {"router": decision.as_dict()}}
         if stream:
             call["stream"] = True
         if decision.fallbacks:
@@ -115,6 +117,7 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
         fill_upstream_defaults(settings.simulator_url)
         model_list = _read_model_list(config)
     provider = PolicyProvider(source, litellm.Router(model_list=model_list) if model_list else None)
+    install_cache(build_cache(source, lambda: provider.router))
     auto = source.current.settings.auto_model
     litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p["provider"] != PROVIDER]
     litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": provider})

@@ -10,9 +10,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 _SUFFIXES = {"k": 1_000, "m": 1_000_000}
+_DURATIONS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 
 
 def token_count(value: object) -> object:
@@ -24,6 +26,15 @@ def token_count(value: object) -> object:
                 return int(float(text[:-1]) * _SUFFIXES[text[-1]])
             except ValueError:
                 return value
+    return value
+
+
+def duration(value: object) -> object:
+    """Accept seconds as a number, or "500ms", "30s", "5m", "1h", "1d"."""
+    if isinstance(value, str):
+        match = _DURATION.match(value.lower())
+        if match:
+            return float(match.group(1)) * _DURATIONS[match.group(2)]
     return value
 
 
@@ -58,6 +69,8 @@ def _name(value: str) -> str:
 
 
 TokenCount = Annotated[int, BeforeValidator(token_count), Field(gt=0)]
+Duration = Annotated[float, BeforeValidator(duration), Field(gt=0)]
+Scope = Literal["key", "team", "shared"]
 Keyword = Annotated[str, AfterValidator(_keyword)]
 Regex = Annotated[str, AfterValidator(_regex)]
 Name = Annotated[str, AfterValidator(_name)]
@@ -98,12 +111,58 @@ class When(Strict):
     messages: MessageScope = "last_user"
 
 
+class RouteCache(Strict):
+    """A route's own cache switches; unset fields follow the policy's `cache` section."""
+
+    enabled: bool = True
+    exact: bool | None = None
+    semantic: bool | None = None
+    threshold: float | None = Field(None, gt=0, le=1)
+
+
 class Route(Strict):
     name: Name
     description: str = ""
     when: When | None = None
     use: Name
     fallbacks: tuple[Name, ...] = ()
+    cache: RouteCache = RouteCache()
+
+
+class ExactCache(Strict):
+    enabled: bool = True
+    ttl: Duration = 3600.0
+    max_entries: int = Field(10_000, gt=0)  # the in-process tier; the shared store keeps entries for `ttl`
+    scope: Scope = "key"
+
+
+class SemanticCache(Strict):
+    enabled: bool = True
+    # Defaults measured on GPTCache's paraphrase pairs with all-MiniLM-L6-v2 (scripts/bench_semantic_cache.py).
+    threshold: float = Field(0.80, gt=0, le=1)
+    margin: float = Field(0.01, ge=0, lt=1)  # refuse when another cached prompt scores within this of the best
+    ttl: Duration = 86400.0
+    max_entries: int = Field(100_000, gt=0)  # vectors kept in each instance's index
+    scope: Scope = "key"
+    embedder: Name = "local"  # all-MiniLM-L6-v2 in-process, or an embedding model group of the proxy
+
+
+class CacheConfig(Strict):
+    deterministic_only: bool = True  # cache only requests with temperature 0 or a fixed seed
+    exact: ExactCache = ExactCache()
+    semantic: SemanticCache = SemanticCache()
+
+
+class StateConfig(Strict):
+    backend: Literal["memory", "sqlite", "redis"] = "sqlite"
+    path: str = ".router/state.db"
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> StateConfig:
+        if self.backend == "redis" and not self.url:
+            raise ValueError("the redis backend needs `url`, e.g. redis://127.0.0.1:6379/0")
+        return self
 
 
 class Settings(Strict):
@@ -116,3 +175,5 @@ class Policy(Strict):
     settings: Settings = Settings()
     models: dict[Name, ModelSpec] = Field(min_length=1)
     routes: tuple[Route, ...] = Field(min_length=1)
+    cache: CacheConfig | None = None  # no `cache` section: no response cache
+    state: StateConfig = StateConfig()

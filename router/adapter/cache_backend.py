@@ -1,0 +1,115 @@
+"""The response cache as a LiteLLM cache backend (`litellm.cache = Cache(_backend=PolicyCache(...))`).
+
+LiteLLM looks the cache up inside `acompletion`, after routing, and stores answers (streams once
+complete) itself; it marks hits (`cache_hit`, zero cost, saved cost) and honours the per-request
+`cache: {"no-cache": true}` / `{"no-store": true}` controls. This class only decides what a
+request's key, scope and rule are, from the kwargs LiteLLM hands it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+
+from litellm.caching.base_cache import BaseCache
+
+from router.cache import keys
+from router.cache.rules import CacheRule, cache_rules
+from router.cache.service import CacheRequest, ResponseCache
+from router.core.decide import CompiledPolicy
+from router.core.pricing import cost_usd
+from router.core.request import Identity
+from router.policy.crossref import RESERVED_ROUTE
+from router.policy.reload import PolicyFile
+
+log = logging.getLogger("router")
+SDK_PROVIDER_PREFIX = "policy/"
+
+
+class PolicyCache(BaseCache):
+    def __init__(self, service: ResponseCache, policy: PolicyFile):
+        super().__init__()
+        self.service = service
+        self.policy = policy
+        self._rules: tuple[CompiledPolicy | None, dict[str, CacheRule]] = (None, {})
+
+    # LiteLLM calls both forms; the work is blocking (store, embedding), so async runs it in a thread.
+    async def async_get_cache(self, key, **kwargs):
+        return await asyncio.to_thread(self.get_cache, key, **kwargs)
+
+    async def async_set_cache(self, key, value, **kwargs):
+        await asyncio.to_thread(self.set_cache, key, value, **kwargs)
+
+    async def async_set_cache_pipeline(self, cache_list, **kwargs):
+        for key, value in cache_list:
+            await self.async_set_cache(key, value, **kwargs)
+
+    def get_cache(self, key, **kwargs):
+        request, decision = self._request(kwargs)
+        if request is None:
+            return None
+        hit, _ = self.service.lookup(request)
+        if decision is not None:
+            decision["cache"] = hit.label if hit else "miss"
+        if hit is None:
+            return None
+        self._record_saving(hit.response, decision)
+        return {"timestamp": hit.stored_at, "response": hit.response}
+
+    def set_cache(self, key, value, **kwargs):
+        request, _ = self._request(kwargs)
+        if request is None:
+            return
+        response_json = value.get("response") if isinstance(value, Mapping) else value
+        if not isinstance(response_json, str):
+            response_json = json.dumps(response_json)
+        self.service.save(request, response_json, json.loads(response_json))
+
+    def _request(self, kwargs: Mapping) -> tuple[CacheRequest | None, dict | None]:
+        """The cache request for a chat call, or None when this call must not use the cache."""
+        model = str(kwargs.get("model") or "")
+        messages = kwargs.get("messages")
+        if model.startswith(SDK_PROVIDER_PREFIX) or not isinstance(messages, list):
+            return None, None  # the SDK's outer `policy/auto` call: its inner call is the one cached
+        metadata = _metadata(kwargs)
+        decision = metadata.get("router") if isinstance(metadata.get("router"), dict) else None
+        route = decision["route"] if decision else RESERVED_ROUTE
+        rule = self._rules_for(self.policy.current).get(route)
+        params = keys.answer_params(kwargs)
+        if rule is None or (rule.deterministic_only and not keys.is_deterministic(params)):
+            if decision is not None:
+                decision["cache"] = "off"
+            return None, decision
+        target = decision["target"] if decision else str(metadata.get("model_group") or model)
+        return CacheRequest(f"{route}:{target}", _identity(metadata), messages, params, rule), decision
+
+    def _rules_for(self, compiled: CompiledPolicy) -> dict[str, CacheRule]:
+        if self._rules[0] is not compiled:
+            self._rules = (compiled, cache_rules(compiled.policy))
+        return self._rules[1]
+
+    def _record_saving(self, response_json: str, decision: dict | None) -> None:
+        model = decision.get("model") if decision else None
+        if model is None:
+            return
+        usage = json.loads(response_json).get("usage") or {}
+        self.service.record_saving(cost_usd(self.policy.current.spec(model).price, usage))
+
+
+def _metadata(kwargs: Mapping) -> dict:
+    for name in ("metadata", "litellm_metadata"):
+        value = kwargs.get(name)
+        if isinstance(value, dict) and value:
+            return value
+    return {}
+
+
+def _identity(metadata: Mapping) -> Identity:
+    """The proxy's authenticated identity; a client cannot set these keys (the proxy overwrites them)."""
+    return Identity(
+        key_hash=metadata.get("user_api_key_hash") or metadata.get("user_api_key"),
+        team=metadata.get("user_api_key_team_id"),
+        user=metadata.get("user_api_key_user_id"),
+    )

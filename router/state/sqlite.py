@@ -1,0 +1,71 @@
+"""A SQLite file: the embedded default. State survives a restart; processes on one host can share it."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS numbers (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, payload BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS log_name ON log (name, id);
+"""
+_PURGE_EVERY = 500  # writes between sweeps of expired keys
+
+
+class SQLiteStore:
+    def __init__(self, path: str | Path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared under a lock: calls are sub-millisecond, and WAL lets other
+        # processes read while this one writes.
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._writes = 0
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT value, expires FROM kv WHERE key = ?", (key,)).fetchone()
+        if row is None or row[1] < time.time():
+            return None
+        return row[0]
+
+    def set(self, key: str, value: bytes, ttl: float) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)", (key, value, now + ttl))
+            self._writes += 1
+            if self._writes % _PURGE_EVERY == 0:
+                self._db.execute("DELETE FROM kv WHERE expires < ?", (now,))
+
+    def incr(self, key: str, amount: float) -> float:
+        with self._lock:
+            row = self._db.execute(
+                "INSERT INTO numbers (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value RETURNING value",
+                (key, amount),
+            ).fetchone()
+        return row[0]
+
+    def append(self, log: str, payload: bytes, max_len: int) -> str:
+        with self._lock:
+            entry_id = self._db.execute("INSERT INTO log (name, payload) VALUES (?, ?)", (log, payload)).lastrowid
+            if entry_id % 100 == 0:
+                self._db.execute("DELETE FROM log WHERE name = ? AND id <= ?", (log, entry_id - max_len))
+        return str(entry_id)
+
+    def read(self, log: str, after: str | None, limit: int) -> list[tuple[str, bytes]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, payload FROM log WHERE name = ? AND id > ? ORDER BY id LIMIT ?", (log, int(after or 0), limit)
+            ).fetchall()
+        return [(str(i), p) for i, p in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
