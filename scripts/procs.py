@@ -93,3 +93,38 @@ def start_proxy(config: Path, env: Mapping[str, str], log: Path) -> tuple[subpro
         stop(proc)
         raise
     return proc, url
+
+
+class RedisServer:
+    """A real redis-server on a free port, without persistence; stop() and start() simulate an outage."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.workdir)]
+        log = self.workdir / f"redis-{self.port}.log"
+        with open(log, "a") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        wait_until(lambda: self._ping(client), 15, "redis-server", log)
+
+    @staticmethod
+    def _ping(client) -> bool:
+        import redis
+
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None

@@ -57,12 +57,60 @@ def sim(simulator):
     return simulator
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    server = procs.RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The shared Redis server, running and emptied for this test."""
+    if redis_server.proc is None:
+        redis_server.start()
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    return redis_server.url
+
+
 class Proxy:
     def __init__(self, proc, url: str, log: Path):
         self.proc, self.url, self.log = proc, url, log
 
     def stop(self) -> None:
         procs.stop(self.proc)
+
+
+TENANT_KEYS = {"sk-tenant-a": "team-a", "sk-tenant-b": "team-b"}
+
+
+def write_policy(workdir: Path, state: str | None = None) -> Path:
+    """A copy of policies/default.yaml whose state lives in `workdir` (or as `state` says)."""
+    text = (ROOT / "policies" / "default.yaml").read_text()
+    state_line = next(line for line in text.splitlines() if line.startswith("state:"))
+    text = text.replace(state_line, f"state: {state or {'backend': 'sqlite', 'path': str(workdir / 'state.db')}}")
+    path = workdir / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+def auth_config(workdir: Path) -> Path:
+    """config.yaml plus router.adapter.auth as custom_auth, with two tenant keys besides the master key."""
+    import yaml
+
+    keys = workdir / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"key": k, "team": t} for k, t in TENANT_KEYS.items()]}))
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["general_settings"]["custom_auth"] = "router.adapter.auth.authenticate"
+    config["callback_settings"]["router"]["keys"] = str(keys)
+    path = workdir / "config-auth.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def start_proxy(simulator: Simulator, policy: Path, workdir: Path, config: Path = ROOT / "config.yaml") -> Proxy:

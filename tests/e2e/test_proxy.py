@@ -3,7 +3,6 @@ driven by the official openai client and by litellm.completion."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import litellm
 import pytest
 from openai import OpenAI
 
-from conftest import MASTER_KEY, ROOT, start_proxy
+from conftest import MASTER_KEY, start_proxy, write_policy
 
 pytestmark = pytest.mark.e2e
 DEBUG = "Please debug this code: def f(x): return 1/x"
@@ -21,9 +20,7 @@ PLAIN = "What is the tallest mountain on Earth?"
 
 @pytest.fixture(scope="module")
 def policy_copy(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
-    shutil.copy(ROOT / "policies" / "default.yaml", path)
-    return path
+    return write_policy(tmp_path_factory.mktemp("policy"))
 
 
 @pytest.fixture(scope="module")

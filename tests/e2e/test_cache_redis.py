@@ -1,0 +1,73 @@
+"""Two proxy processes sharing one real Redis server: what one caches, the other serves; a Redis
+outage fails no request, and the shared cache resumes when Redis returns."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from openai import OpenAI
+
+from conftest import MASTER_KEY, start_proxy, write_policy
+
+pytestmark = pytest.mark.e2e
+FLASH = "deepseek-v4-flash"
+
+
+@pytest.fixture(scope="module")
+def proxies(simulator, redis_server, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("cache-redis")
+    policy = write_policy(workdir, state=f'{{backend: redis, url: "{redis_server.url}"}}')
+    first = start_proxy(simulator, policy, workdir)
+    try:
+        second = start_proxy(simulator, policy, workdir)
+    except BaseException:
+        first.stop()
+        raise
+    yield first, second
+    first.stop()
+    second.stop()
+
+
+def ask(proxy, content: str):
+    raw = OpenAI(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": content}], temperature=0
+    )
+    return raw.headers["x-router-cache"], raw.parse().choices[0].message.content
+
+
+def eventually(check, timeout: float = 5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def test_an_answer_cached_by_one_instance_is_served_by_the_other(proxies, sim, redis_url):
+    first, second = proxies
+    status, answer = ask(first, "What is the largest ocean on Earth?")
+    assert status == "miss"
+    assert ask(second, "What is the largest ocean on Earth?") == ("exact", answer)
+    # The semantic entry reaches the other instance's index through the shared log.
+    hit = eventually(lambda: ask(second, "Which ocean on Earth is the largest?")[0].startswith("semantic"))
+    assert hit and sim.count(FLASH) == 1
+
+
+def test_a_redis_outage_fails_no_request_and_the_cache_resumes(proxies, sim, redis_server, redis_url):
+    first, second = proxies
+    redis_server.stop()
+    try:
+        answers = [ask(proxy, f"Give me a synonym for word number {i}.") for i in range(3) for proxy in proxies]
+        assert all(status in ("miss", "exact") for status, _ in answers)  # every request answered 200
+        assert len(answers) == 6
+    finally:
+        redis_server.start()
+    time.sleep(1.2)  # past the store's retry pause
+    ask(first, "What is the smallest planet in the solar system?")
+    assert ask(second, "What is the smallest planet in the solar system?")[0] == "exact"
+    assert sim.count(FLASH) == 7  # six during the outage (no sharing), one after
+    for proxy in proxies:  # one line for the outage and one for the return, not one per request
+        log = proxy.log.read_text()
+        assert log.count("is unreachable") == 1 and log.count("reachable again") == 1

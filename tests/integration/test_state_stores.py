@@ -1,0 +1,76 @@
+"""The three state stores behave alike; SQLite survives a restart; Redis fails fast and recovers."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from router.state import StoreUnavailable, open_store
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        made = open_store("redis", url=url)
+    else:
+        made = open_store(request.param, path=str(tmp_path / "state.db"))
+    yield made
+    made.close()
+
+
+def test_get_set_with_ttl(store):
+    assert store.get("a") is None
+    store.set("a", b"one", ttl=60)
+    assert store.get("a") == b"one"
+    store.set("short", b"x", ttl=0.05)
+    time.sleep(0.1)
+    assert store.get("short") is None
+
+
+def test_incr_is_cumulative(store):
+    assert store.incr("n", 1.5) == 1.5
+    assert store.incr("n", 2) == 3.5
+
+
+def test_log_append_and_read_in_order(store):
+    ids = [store.append("log", f"e{i}".encode(), max_len=1000) for i in range(5)]
+    rows = store.read("log", None, 10)
+    assert [p for _, p in rows] == [b"e0", b"e1", b"e2", b"e3", b"e4"]
+    assert [p for _, p in store.read("log", ids[2], 10)] == [b"e3", b"e4"]
+    assert [p for _, p in store.read("log", None, 2)] == [b"e0", b"e1"]
+    assert store.read("other", None, 10) == []
+
+
+def test_sqlite_state_survives_a_restart(tmp_path):
+    path = str(tmp_path / "state.db")
+    first = open_store("sqlite", path=path)
+    first.set("k", b"v", ttl=60)
+    first.incr("spend", 0.25)
+    first.append("log", b"entry", max_len=10)
+    first.close()
+    second = open_store("sqlite", path=path)
+    assert second.get("k") == b"v"
+    assert second.incr("spend", 0) == 0.25
+    assert [p for _, p in second.read("log", None, 10)] == [b"entry"]
+
+
+def test_redis_outage_fails_fast_and_recovers(redis_server, redis_url, caplog):
+    store = open_store("redis", url=redis_url)
+    store.retry_after = 0.2
+    store.set("k", b"v", ttl=60)
+    redis_server.stop()
+    with pytest.raises(StoreUnavailable):
+        store.get("k")
+    start = time.monotonic()
+    for _ in range(50):  # within the retry window calls do not touch the network
+        with pytest.raises(StoreUnavailable):
+            store.get("k")
+    assert time.monotonic() - start < 0.2
+    assert sum("unreachable" in r.getMessage() for r in caplog.records) == 1  # one line per outage
+    redis_server.start()
+    time.sleep(0.25)
+    store.set("k", b"back", ttl=60)
+    assert store.get("k") == b"back"
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
