@@ -42,20 +42,26 @@ class VectorIndex:
 
     def add(self, partition: str, vector: np.ndarray, entry: Entry) -> bool:
         """Add unless this partition already holds the key; evicts the oldest beyond `max_entries`."""
+        return self.add_many(partition, np.asarray(vector, dtype=np.float32)[None, :], [entry]) == 1
+
+    def add_many(self, partition: str, vectors: np.ndarray, entries: list[Entry]) -> int:
+        """Add a batch to one partition (one multi-threaded insert); returns how many were new."""
         with self._lock:
             part = self._partitions.get(partition)
             if part is None:
-                part = self._partitions[partition] = _Partition(len(vector))
-            if entry.key in part.by_key:
-                return False
-            self._next_id += 1
-            part.index.add(self._next_id, np.asarray(vector, dtype=np.float32))
-            part.entries[self._next_id] = entry
-            part.by_key[entry.key] = self._next_id
-            self._order[self._next_id] = partition
+                part = self._partitions[partition] = _Partition(vectors.shape[1])
+            fresh = [i for i, e in enumerate(entries) if e.key not in part.by_key]
+            ids = np.arange(self._next_id + 1, self._next_id + 1 + len(fresh))
+            self._next_id += len(fresh)
+            if fresh:
+                part.index.add(ids, np.ascontiguousarray(vectors[fresh], dtype=np.float32), threads=0)
+            for entry_id, i in zip(ids.tolist(), fresh):
+                part.entries[entry_id] = entries[i]
+                part.by_key[entries[i].key] = entry_id
+                self._order[entry_id] = partition
             while len(self._order) > self.max_entries:
                 self._evict(*self._order.popitem(last=False))
-            return True
+            return len(fresh)
 
     def search(self, partition: str, vector: np.ndarray, k: int, now: float) -> list[tuple[float, Entry]]:
         """Up to `k` live entries of `partition`, best first, with cosine similarity."""
