@@ -3,11 +3,17 @@
 
 Both proxies run config.yaml's model list with one worker against the same simulator (no added
 latency); plain LiteLLM is asked for `deepseek-v4-flash` by name, the plugin for `auto` with a prompt
-its policy routes to that same group. Rounds alternate between the two, and which goes first, so drift hits both alike.
+its policy routes to that same group. Rounds alternate between the sides, and which goes first, so
+drift hits all alike. Sides:
+  plain LiteLLM     no plugin
+  with router       routing only (no temperature given, so the cache is not consulted)
+  cache miss        temperature 0 and a new prompt each time: exact lookup, embedding, semantic
+                    lookup, then the upstream call and the store
+  cache hit         temperature 0 and a prompt answered before: served by the exact tier
 
     .venv/bin/python scripts/bench_proxy.py [--concurrency 50] [--requests 400] [--rounds 3]
 
-Goal: plugin/plain throughput ratio at least 0.95 at concurrency 50.
+Goals: with router / plain at least 0.95; cache hit / cache miss at least 3.
 """
 
 from __future__ import annotations
@@ -38,15 +44,24 @@ def plain_config(workdir: Path) -> Path:
     return path
 
 
-async def load(url: str, model: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+def body_for(side: str, model: str, n: int) -> dict:
     body = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
+    if side.startswith("cache"):
+        body["temperature"] = 0
+    if side == "cache miss":
+        body["messages"][0]["content"] = f"{PROMPT} (variant {n} {time.time_ns()})"
+    return body
+
+
+async def load(url: str, side: str, model: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
     latencies: list[float] = []
     queue = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, limits=limits, timeout=60) as client:
 
         async def worker() -> None:
-            for _ in queue:
+            for n in queue:
+                body = body_for(side, model, n)
                 start = time.perf_counter()
                 response = await client.post("/v1/chat/completions", json=body)
                 response.raise_for_status()
@@ -75,14 +90,19 @@ def main() -> None:
             procs.append(plain_proc)
             plugin_proc, plugin_url = start_proxy(ROOT / "config.yaml", env, workdir / "plugin.log")
             procs.append(plugin_proc)
-            sides = {"plain LiteLLM": (plain_url, "deepseek-v4-flash"), "with router": (plugin_url, "auto")}
+            sides = {
+                "plain LiteLLM": (plain_url, "deepseek-v4-flash"),
+                "with router": (plugin_url, "auto"),
+                "cache miss": (plugin_url, "auto"),
+                "cache hit": (plugin_url, "auto"),
+            }
             totals = {name: [0.0, []] for name in sides}
-            for name, (url, model) in sides.items():  # warm up: imports, connection pools, caches
-                asyncio.run(load(url, model, 100, args.concurrency))
+            for name, (url, model) in sides.items():  # warm up: imports, connection pools, the cached answer
+                asyncio.run(load(url, name, model, 100, args.concurrency))
             for round_no in range(args.rounds):
                 order = list(sides.items())[:: 1 if round_no % 2 == 0 else -1]  # ABBA: who goes first alternates
                 for name, (url, model) in order:
-                    elapsed, latencies = asyncio.run(load(url, model, args.requests, args.concurrency))
+                    elapsed, latencies = asyncio.run(load(url, name, model, args.requests, args.concurrency))
                     totals[name][0] += elapsed
                     totals[name][1] += latencies
                     print(f"round {round_no + 1} {name:<14} {args.requests / elapsed:7.1f} req/s")
@@ -94,7 +114,7 @@ def main() -> None:
 
 def report(totals: dict, args: argparse.Namespace) -> None:
     print(f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests a side, one worker each")
-    print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")  # latencies at full concurrency: mostly queueing
     rates = {}
     for name, (elapsed, latencies) in totals.items():
         latencies.sort()
@@ -102,6 +122,8 @@ def report(totals: dict, args: argparse.Namespace) -> None:
         p50, p99 = statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99)] * 1000
         print(f"{name:<14} {rates[name]:>8.1f} {p50:>8.1f} {p99:>8.1f}")
     print(f"throughput ratio (with router / plain): {rates['with router'] / rates['plain LiteLLM']:.3f}")
+    print(f"throughput ratio (cache hit / cache miss): {rates['cache hit'] / rates['cache miss']:.2f}")
+    print(f"throughput ratio (cache hit / plain LiteLLM): {rates['cache hit'] / rates['plain LiteLLM']:.2f}")
 
 
 if __name__ == "__main__":

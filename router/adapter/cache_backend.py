@@ -2,8 +2,10 @@
 
 LiteLLM looks the cache up inside `acompletion`, after routing, and stores answers (streams once
 complete) itself; it marks hits (`cache_hit`, zero cost, saved cost) and honours the per-request
-`cache: {"no-cache": true}` / `{"no-store": true}` controls. This class only decides what a
-request's key, scope and rule are, from the kwargs LiteLLM hands it.
+`cache: {"no-cache": true}` / `{"no-store": true}` controls. The cache runs in LiteLLM's opt-in mode:
+`opt_in` marks the requests the policy lets use it (`cache: {"use-cache": true}`) before routing,
+so every other request skips LiteLLM's cache machinery (key hashing, serialising the answer) whole.
+This class decides each request's key, scope and rule from the kwargs LiteLLM hands it.
 """
 
 from __future__ import annotations
@@ -67,6 +69,24 @@ class PolicyCache(BaseCache):
             response_json = json.dumps(response_json)
         self.service.save(request, response_json, json.loads(response_json))
 
+    def opt_in(self, decision: dict, request: dict) -> None:
+        """Before routing: let the request use the cache when the policy allows it, and say so."""
+        if self._rule(decision["route"], keys.answer_params(request)) is None:
+            decision["cache"] = "off"
+            return
+        controls = request.get("cache")
+        if controls is None:
+            request["cache"] = controls = {}
+        if isinstance(controls, dict):
+            controls["use-cache"] = True
+            decision["cache"] = "off" if controls.get("no-cache") else "miss"
+
+    def _rule(self, route: str, params: Mapping) -> CacheRule | None:
+        rule = self._rules_for(self.policy.current).get(route)
+        if rule is None or (rule.deterministic_only and not keys.is_deterministic(params)):
+            return None
+        return rule
+
     def _request(self, kwargs: Mapping) -> tuple[CacheRequest | None, dict | None]:
         """The cache request for a chat call, or None when this call must not use the cache."""
         model = str(kwargs.get("model") or "")
@@ -76,11 +96,9 @@ class PolicyCache(BaseCache):
         metadata = _metadata(kwargs)
         decision = metadata.get("router") if isinstance(metadata.get("router"), dict) else None
         route = decision["route"] if decision else RESERVED_ROUTE
-        rule = self._rules_for(self.policy.current).get(route)
         params = keys.answer_params(kwargs)
-        if rule is None or (rule.deterministic_only and not keys.is_deterministic(params)):
-            if decision is not None:
-                decision["cache"] = "off"
+        rule = self._rule(route, params)
+        if rule is None:
             return None, decision
         target = decision["target"] if decision else str(metadata.get("model_group") or model)
         return CacheRequest(f"{route}:{target}", _identity(metadata), messages, params, rule), decision
@@ -91,11 +109,12 @@ class PolicyCache(BaseCache):
         return self._rules[1]
 
     def _record_saving(self, response_json: str, decision: dict | None) -> None:
-        model = decision.get("model") if decision else None
+        compiled = self.policy.current
+        model = compiled.resolve(decision.get("model") or "") if decision else None
         if model is None:
             return
         usage = json.loads(response_json).get("usage") or {}
-        self.service.record_saving(cost_usd(self.policy.current.spec(model).price, usage))
+        self.service.record_saving(cost_usd(compiled.spec(model).price, usage))
 
 
 def _metadata(kwargs: Mapping) -> dict:

@@ -10,6 +10,7 @@ from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import UserAPIKeyAuth
 
 from router.adapter.common import apply_decision, decision_headers, decision_of
+from router.adapter.cache_backend import PolicyCache
 from router.adapter.runtime import build_cache, install_cache
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import route_body
@@ -25,9 +26,10 @@ _CHAT_CALLS = frozenset({"completion", "acompletion"})
 class PolicyRouter(CustomLogger):
     """Registered in config.yaml as `router.adapter.handler`."""
 
-    def __init__(self, policy: PolicyFile):
+    def __init__(self, policy: PolicyFile, cache: PolicyCache | None):
         super().__init__()
         self.policy = policy
+        self.cache = cache
 
     # The proxy calls this only when the class itself defines it (LITELLM.md), so it stays here.
     async def async_pre_call_hook(self, user_api_key_dict: UserAPIKeyAuth, cache, data: dict, call_type):
@@ -38,6 +40,8 @@ class PolicyRouter(CustomLogger):
         except RequestRejected as exc:
             raise HTTPException(status_code=exc.status, detail=exc.message) from None
         apply_decision(decision, data)
+        if self.cache is not None:
+            self.cache.opt_in(decision_of(data), data)
         return data
 
     async def async_post_call_response_headers_hook(
@@ -61,8 +65,9 @@ def build_handler() -> PolicyRouter:
     policy = PolicyFile(settings.policy, interval=settings.reload_interval)
     policy.watch()
     log.info("policy %s loaded: %d routes, %d models", settings.policy, len(policy.current.routes), len(policy.current.policy.models))
-    install_cache(build_cache(policy, _proxy_router))
-    return PolicyRouter(policy)
+    cache = build_cache(policy, _proxy_router)
+    install_cache(cache)
+    return PolicyRouter(policy, cache)
 
 
 def _proxy_router():

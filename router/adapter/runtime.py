@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import litellm
-from litellm.caching.caching import Cache
+from litellm.caching.caching import Cache, CacheMode
 
 from router.adapter.cache_backend import PolicyCache
 from router.cache.service import ResponseCache
@@ -47,5 +47,7 @@ def _embedder(name: str, router_of):
 def install_cache(backend: PolicyCache | None) -> None:
     """Make the backend LiteLLM's response cache for chat calls (None leaves LiteLLM's own setting)."""
     if backend is not None:
+        # Opt-in mode: only requests that PolicyCache.opt_in marked touch the cache at all.
         # max_messages=None: the policy decides what is cached, long conversations included.
-        litellm.cache = Cache(_backend=backend, supported_call_types=["acompletion", "completion"], max_messages=None)
+        litellm.cache = Cache(_backend=backend, mode=CacheMode.default_off,
+                              supported_call_types=["acompletion", "completion"], max_messages=None)

@@ -18,9 +18,10 @@ import yaml
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
+from router.adapter.cache_backend import PolicyCache
 from router.adapter.runtime import build_cache, install_cache
 from router.adapter.upstreams import fill_upstream_defaults
-from router.core.decide import Decision, route_body
+from router.core.decide import route_body
 from router.errors import RequestRejected
 from router.policy.reload import PolicyFile
 from router.settings import RouterSettings
@@ -37,25 +38,27 @@ class PolicyProvider(CustomLLM):
         super().__init__()
         self.policy = policy
         self.router = router
+        self.cache: PolicyCache | None = None
 
     def completion(self, model, messages, *args, optional_params=None, **kwargs):
-        call, decision = self._prepare(messages, optional_params, stream=False)
-        return _tag(self._sync()(**call), decision)
+        call = self._prepare(messages, optional_params, stream=False)
+        return _tag(self._sync()(**call), call)
 
     def streaming(self, model, messages, *args, optional_params=None, **kwargs):
-        call, _ = self._prepare(messages, optional_params, stream=True)  # eager: a rejection raises here
+        call = self._prepare(messages, optional_params, stream=True)  # eager: a rejection raises here
         return iter(self._sync()(**call))
 
     async def acompletion(self, model, messages, *args, optional_params=None, **kwargs):
-        call, decision = self._prepare(messages, optional_params, stream=False)
-        return _tag(await self._async()(**call), decision)
+        call = self._prepare(messages, optional_params, stream=False)
+        return _tag(await self._async()(**call), call)
 
     async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
-        call, _ = self._prepare(messages, optional_params, stream=True)
+        call = self._prepare(messages, optional_params, stream=True)
         async for chunk in await self._async()(**call):
             yield chunk
 
-    def _prepare(self, messages: list, optional_params: Mapping | None, stream: bool) -> tuple[dict, Decision]:
+    def _prepare(self, messages: list, optional_params: Mapping | None, stream: bool) -> dict:
+        """The inner call's arguments; the decision rides in its metadata, where the cache backend reads it."""
         compiled = self.policy.current  # one policy for the whole decision, even mid-reload
         params = {k: v for k, v in (optional_params or {}).items() if k not in _NOT_PARAMS}
         body = {"model": compiled.settings.auto_model, "messages": messages, **params}
@@ -63,13 +66,15 @@ class PolicyProvider(CustomLLM):
             decision = route_body(compiled, body)
         except RequestRejected as exc:
             raise CustomLLMError(status_code=exc.status, message=exc.message) from None
-        # The decision rides in the metadata: the cache backend reads the route from it.
-        call = {"model": decision.target, "messages": messages, **params, "metadata": {"router": decision.as_dict()}}
+        recorded = decision.as_dict()
+        call = {"model": decision.target, "messages": messages, **params, "metadata": {"router": recorded}}
+        if self.cache is not None:
+            self.cache.opt_in(recorded, call)
         if stream:
             call["stream"] = True
         if decision.fallbacks:
             call["fallbacks"] = [{decision.target: list(decision.fallbacks)}] if self.router else list(decision.fallbacks)
-        return call, decision
+        return call
 
     def _sync(self):
         return self.router.completion if self.router else litellm.completion
@@ -91,11 +96,11 @@ class _AutoToProvider(CustomLogger):
         return kwargs
 
 
-def _tag(response, decision: Decision):
+def _tag(response, call: dict):
     """Leave the decision where SDK users can read it: `response._hidden_params["router"]`."""
     hidden = getattr(response, "_hidden_params", None)
     if isinstance(hidden, dict):
-        hidden["router"] = decision.as_dict()
+        hidden["router"] = call["metadata"]["router"]
     return response
 
 
@@ -117,7 +122,8 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
         fill_upstream_defaults(settings.simulator_url)
         model_list = _read_model_list(config)
     provider = PolicyProvider(source, litellm.Router(model_list=model_list) if model_list else None)
-    install_cache(build_cache(source, lambda: provider.router))
+    provider.cache = build_cache(source, lambda: provider.router)
+    install_cache(provider.cache)
     auto = source.current.settings.auto_model
     litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p["provider"] != PROVIDER]
     litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": provider})
