@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -31,6 +32,13 @@ import yaml
 from procs import ROOT, clean_env, start_proxy, start_simulator, stop
 
 KEY = "sk-bench"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process: steadier than wall-clock rates on a shared machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
 PROMPT = "Summarize the main trade-offs between renting and buying a home for a young family in a large city."
 
 
@@ -77,6 +85,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--requests", type=int, default=400, help="requests per round and side")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sides", default="plain LiteLLM,with router,cache miss,cache hit", help="comma-separated")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -91,20 +100,23 @@ def main() -> None:
             plugin_proc, plugin_url = start_proxy(ROOT / "config.yaml", env, workdir / "plugin.log")
             procs.append(plugin_proc)
             sides = {
-                "plain LiteLLM": (plain_url, "deepseek-v4-flash"),
-                "with router": (plugin_url, "auto"),
-                "cache miss": (plugin_url, "auto"),
-                "cache hit": (plugin_url, "auto"),
+                "plain LiteLLM": (plain_url, "deepseek-v4-flash", plain_proc.pid),
+                "with router": (plugin_url, "auto", plugin_proc.pid),
+                "cache miss": (plugin_url, "auto", plugin_proc.pid),
+                "cache hit": (plugin_url, "auto", plugin_proc.pid),
             }
-            totals = {name: [0.0, []] for name in sides}
-            for name, (url, model) in sides.items():  # warm up: imports, connection pools, the cached answer
+            sides = {name: sides[name] for name in args.sides.split(",")}
+            totals = {name: [0.0, [], 0.0] for name in sides}
+            for name, (url, model, _) in sides.items():  # warm up: imports, connection pools, the cached answer
                 asyncio.run(load(url, name, model, 100, args.concurrency))
             for round_no in range(args.rounds):
                 order = list(sides.items())[:: 1 if round_no % 2 == 0 else -1]  # ABBA: who goes first alternates
-                for name, (url, model) in order:
+                for name, (url, model, pid) in order:
+                    cpu_before = cpu_seconds(pid)
                     elapsed, latencies = asyncio.run(load(url, name, model, args.requests, args.concurrency))
                     totals[name][0] += elapsed
                     totals[name][1] += latencies
+                    totals[name][2] += cpu_seconds(pid) - cpu_before
                     print(f"round {round_no + 1} {name:<14} {args.requests / elapsed:7.1f} req/s")
             report(totals, args)
         finally:
@@ -114,16 +126,18 @@ def main() -> None:
 
 def report(totals: dict, args: argparse.Namespace) -> None:
     print(f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests a side, one worker each")
-    print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")  # latencies at full concurrency: mostly queueing
-    rates = {}
-    for name, (elapsed, latencies) in totals.items():
+    # Latencies at full concurrency are mostly queueing; proxy CPU per request is the steadiest figure.
+    print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'proxy CPU ms/req':>17}")
+    rates, cpu = {}, {}
+    for name, (elapsed, latencies, cpu_total) in totals.items():
         latencies.sort()
         rates[name] = len(latencies) / elapsed
+        cpu[name] = cpu_total * 1000 / len(latencies)
         p50, p99 = statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99)] * 1000
-        print(f"{name:<14} {rates[name]:>8.1f} {p50:>8.1f} {p99:>8.1f}")
-    print(f"throughput ratio (with router / plain): {rates['with router'] / rates['plain LiteLLM']:.3f}")
-    print(f"throughput ratio (cache hit / cache miss): {rates['cache hit'] / rates['cache miss']:.2f}")
-    print(f"throughput ratio (cache hit / plain LiteLLM): {rates['cache hit'] / rates['plain LiteLLM']:.2f}")
+        print(f"{name:<14} {rates[name]:>8.1f} {p50:>8.1f} {p99:>8.1f} {cpu[name]:>17.2f}")
+    for a, b in (("with router", "plain LiteLLM"), ("cache hit", "cache miss"), ("cache hit", "plain LiteLLM")):
+        if a in rates and b in rates:
+            print(f"{a} / {b}: throughput {rates[a] / rates[b]:.3f}, proxy CPU per request {cpu[a] / cpu[b]:.3f}")
 
 
 if __name__ == "__main__":
