@@ -3,6 +3,8 @@ Two tenant keys come from router.adapter.auth (the proxy has no database)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from openai import OpenAI
 
@@ -28,7 +30,15 @@ def ask(proxy, content: str, key: str = "sk-tenant-a", **extra):
     raw = client(proxy, key).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": content}], **{"temperature": 0, **extra}
     )
+    if raw.headers.get("x-router-cache") == "miss":
+        stored()
     return raw.headers, raw.parse()
+
+
+def stored() -> None:
+    """LiteLLM writes the cache in a background task after it answers: give that write a moment,
+    as a client's next request would have."""
+    time.sleep(0.3)
 
 
 def test_the_second_identical_request_is_a_hit(proxy, sim):
@@ -81,6 +91,7 @@ def test_a_streamed_answer_is_stored_and_a_hit_is_streamed(proxy, sim):
 
     headers, first = stream()
     assert headers["x-router-cache"] == "miss"
+    stored()
     headers, second = stream()
     assert headers["x-router-cache"] == "exact" and second == first and sim.count(FLASH) == 1
 
