@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from router.core.decide import Decision
+from router.core.decide import CompiledPolicy, Decision
+from router.core.pricing import cost_usd
 
 _METADATA_KEYS = ("litellm_metadata", "metadata")  # the proxy uses the first on some routes
 
@@ -43,3 +44,29 @@ def _header_value(text: str, limit: int = 512) -> str:
     """HTTP header values must be one line of Latin-1; escape the rest and keep them short."""
     flat = " ".join(text.split())
     return flat.encode("ascii", "backslashreplace").decode("ascii")[:limit]
+
+
+def response_cost_headers(compiled: CompiledPolicy, decision: Mapping, response: object) -> dict[str, str]:
+    """The answer's cost at the policy's prices (when the body is already known: not for streams)
+    and the budget closest to its limit."""
+    headers = {}
+    usage = getattr(response, "usage", None)
+    model = compiled.resolve(decision.get("model") or "")
+    if decision.get("cache", "off") not in ("off", "miss"):
+        headers["x-router-cost"] = "0"
+    elif usage is not None and model is not None:
+        usage = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
+        headers["x-router-cost"] = f"{cost_usd(compiled.spec(model).price, usage, _reasoning_text(response)):.8f}"
+    budget = decision.get("budget")
+    if budget:
+        headers["x-router-budget-remaining"] = f"{budget['remaining']:.6f} {budget['unit']} ({budget['name']})"
+    if decision.get("budget_warnings"):
+        headers["x-router-budget-warning"] = _header_value("over budget: " + ", ".join(decision["budget_warnings"]))
+    return headers
+
+
+def _reasoning_text(response: object) -> str | None:
+    choices = getattr(response, "choices", None) or []
+    message = getattr(choices[0], "message", None) if choices else None
+    text = getattr(message, "reasoning_content", None) if message is not None else None
+    return text if isinstance(text, str) and text else None

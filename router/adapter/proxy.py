@@ -1,17 +1,20 @@
-"""The LiteLLM proxy callback: route `auto` requests by the policy and explain every decision in headers."""
+"""The LiteLLM proxy callback: route `auto` requests by the policy, hold budgets, account for spend,
+and explain every decision in response headers."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import litellm
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
-from litellm.proxy._types import UserAPIKeyAuth
+from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
-from router.adapter.common import apply_decision, decision_headers, decision_of
-from router.adapter.cache_backend import PolicyCache
-from router.adapter.runtime import build_cache, install_cache
+from router.adapter.accounting import BudgetExceeded
+from router.adapter.common import apply_decision, decision_headers, decision_of, response_cost_headers
+from router.adapter.runtime import Runtime, build_runtime
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import route_body
 from router.core.request import Identity
@@ -26,35 +29,72 @@ _CHAT_CALLS = frozenset({"completion", "acompletion"})
 class PolicyRouter(CustomLogger):
     """Registered in config.yaml as `router.adapter.handler`."""
 
-    def __init__(self, policy: PolicyFile, cache: PolicyCache | None):
+    def __init__(self, policy: PolicyFile, runtime: Runtime):
         super().__init__()
         self.policy = policy
-        self.cache = cache
+        self.runtime = runtime
 
     # The proxy calls this only when the class itself defines it (LITELLM.md), so it stays here.
     async def async_pre_call_hook(self, user_api_key_dict: UserAPIKeyAuth, cache, data: dict, call_type):
         if call_type not in _CHAT_CALLS:
             return data
+        compiled = self.policy.current
+        identity = _identity(user_api_key_dict, data, compiled.settings.trust_request_tags)
+        accounting = self.runtime.accounting
         try:
-            decision = route_body(self.policy.current, data, _identity(user_api_key_dict))
+            decision = route_body(compiled, data, identity)
+            if compiled.policy.budgets:  # the reservation talks to the store: keep it off the event loop
+                decision, notes = await asyncio.to_thread(accounting.admit, decision, data, identity)
+            else:
+                decision, notes = accounting.admit(decision, data, identity)
         except RequestRejected as exc:
             raise HTTPException(status_code=exc.status, detail=exc.message) from None
+        except BudgetExceeded as exc:
+            accounting.rejected(decision, identity, exc.exceeded)
+            raise _budget_error(exc) from None
         apply_decision(decision, data)
-        if self.cache is not None:
-            self.cache.opt_in(decision_of(data), data)
+        recorded = decision_of(data)
+        recorded.update(notes)
+        accounting.reasoning_controls(decision, data, recorded)
+        if self.runtime.cache is not None:
+            self.runtime.cache.opt_in(recorded, data)
         return data
 
     async def async_post_call_response_headers_hook(
         self, data, user_api_key_dict, response, request_headers=None, litellm_call_info=None
     ):
         decision = decision_of(data)
-        return decision_headers(decision) if decision else None
+        if decision is None:
+            return None
+        return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        await asyncio.to_thread(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)
+
+    async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict, traceback_str=None):
+        decision = decision_of(request_data)
+        if decision is not None:
+            await asyncio.to_thread(self.runtime.accounting.on_failure, decision)
+        return None
 
 
-def _identity(auth: UserAPIKeyAuth | None) -> Identity:
+def _budget_error(exc: BudgetExceeded) -> ProxyException:
+    exceeded = exc.exceeded
+    retry_after = max(1, int(exceeded.reset_at - time.time() + 0.999))
+    return ProxyException(message=exceeded.message(), type="budget_exceeded", param=exceeded.budget.name, code=429,
+                          headers={"Retry-After": str(retry_after)}, provider_specific_fields=exceeded.details())
+
+
+def _identity(auth: UserAPIKeyAuth | None, data: dict, trust_request_tags: bool) -> Identity:
+    """Who is asking, from the proxy's authentication: never from fields the client sends, except
+    request tags when the policy says to trust them."""
     if auth is None:
         return Identity()
-    return Identity(key_hash=auth.api_key, team=auth.team_id, user=auth.user_id)
+    tags = list((auth.metadata or {}).get("tags") or [])
+    if trust_request_tags:
+        tags += list(((data.get("metadata") or {}).get("tags")) or [])
+    return Identity(key_hash=auth.api_key, team=auth.team_id, user=auth.user_id,
+                    tags=tuple(t for t in dict.fromkeys(tags) if isinstance(t, str)))
 
 
 def build_handler() -> PolicyRouter:
@@ -65,9 +105,7 @@ def build_handler() -> PolicyRouter:
     policy = PolicyFile(settings.policy, interval=settings.reload_interval)
     policy.watch()
     log.info("policy %s loaded: %d routes, %d models", settings.policy, len(policy.current.routes), len(policy.current.policy.models))
-    cache = build_cache(policy, _proxy_router)
-    install_cache(cache)
-    return PolicyRouter(policy, cache)
+    return PolicyRouter(policy, build_runtime(policy, _proxy_router))
 
 
 def _proxy_router():

@@ -1,36 +1,71 @@
-"""Building the pieces a policy asks for at start-up: the state store, the embedder, the response cache."""
+"""Building what a policy asks for at start-up: the state store, the response cache, budgets and
+the ledger, and the background loop that keeps them in step with the shared store."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from dataclasses import dataclass
 
 import litellm
 from litellm.caching.caching import Cache, CacheMode
 
+from router.adapter.accounting import Accounting
 from router.adapter.cache_backend import PolicyCache
+from router.budgets import BudgetBook
 from router.cache.service import ResponseCache
+from router.ledger import Ledger
 from router.policy.reload import PolicyFile
-from router.state import open_store
+from router.state import StateStore, open_store
 
 log = logging.getLogger("router")
+SYNC_INTERVAL = 0.5  # seconds between replays of shared cache entries and flushes of held-back writes
 
 
-def build_cache(policy: PolicyFile, router_of=lambda: None) -> PolicyCache | None:
-    """The cache backend the policy's `cache` section describes, already filled from the shared log.
+@dataclass
+class Runtime:
+    store: StateStore
+    accounting: Accounting
+    cache: PolicyCache | None
 
-    `state` and the embedder are read once: changing them needs a restart (a reload says so)."""
+    def tick(self) -> None:
+        if self.cache is not None:
+            self.cache.service.sync()
+        self.accounting.book.flush()
+        self.accounting.ledger.flush()
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="router-state-sync", daemon=True).start()
+
+    def _loop(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(SYNC_INTERVAL):
+            try:
+                self.tick()
+            except Exception:  # the loop must outlive one bad entry or store hiccup
+                log.exception("state sync failed; retrying")
+
+
+def build_runtime(policy: PolicyFile, router_of=lambda: None) -> Runtime:
+    """`state` and the embedder are read once: changing them needs a restart."""
+    spec = policy.current.policy
+    store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
+    runtime = Runtime(store, Accounting(policy, BudgetBook(store), Ledger(store)), _build_cache(policy, store, router_of))
+    runtime.tick()
+    runtime.start()
+    _install_cache(runtime.cache)
+    log.info("state on %s; %d budgets; response cache %s", spec.state.backend, len(spec.budgets),
+             "off" if runtime.cache is None else "on")
+    return runtime
+
+
+def _build_cache(policy: PolicyFile, store: StateStore, router_of) -> PolicyCache | None:
     spec = policy.current.policy
     if spec.cache is None:
         return None
-    store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
-    embedder = None
-    if spec.cache.semantic.enabled:
-        embedder = _embedder(spec.cache.semantic.embedder, router_of)
+    embedder = _embedder(spec.cache.semantic.embedder, router_of) if spec.cache.semantic.enabled else None
     service = ResponseCache(store, embedder, spec.cache.exact.max_entries, spec.cache.semantic.max_entries)
-    loaded = service.sync()
-    service.start_sync()
-    log.info("response cache on %s state; semantic tier %s (%d entries loaded)", spec.state.backend,
-             embedder.name if embedder else "off", loaded)
+    log.info("response cache: semantic tier %s", embedder.name if embedder else "off")
     return PolicyCache(service, policy)
 
 
@@ -44,16 +79,17 @@ def _embedder(name: str, router_of):
     return LiteLLMEmbedder(name, router_of)
 
 
-def install_cache(backend: PolicyCache | None) -> None:
+def _install_cache(backend: PolicyCache | None) -> None:
     """Make the backend LiteLLM's response cache for chat calls (None leaves LiteLLM's own setting)."""
-    if backend is not None:
-        # Opt-in mode: only requests that PolicyCache.opt_in marked touch the cache at all.
-        # max_messages=None: the policy decides what is cached, long conversations included.
-        litellm.cache = Cache(_backend=backend, mode=CacheMode.default_off,
-                              supported_call_types=["acompletion", "completion"], max_messages=None)
-        # Cache() also registers a "cache" logging callback that nothing in 1.106.2 acts on (lookups
-        # and stores run in LiteLLM's caching handler), yet it makes every request run the sync
-        # success handler on a worker thread: measured ~1.5% of the proxy's CPU. Take it out.
-        for callbacks in (litellm.input_callback, litellm.success_callback, litellm._async_success_callback):
-            while "cache" in callbacks:
-                callbacks.remove("cache")
+    if backend is None:
+        return
+    # Opt-in mode: only requests that PolicyCache.opt_in marked touch the cache at all.
+    # max_messages=None: the policy decides what is cached, long conversations included.
+    litellm.cache = Cache(_backend=backend, mode=CacheMode.default_off,
+                          supported_call_types=["acompletion", "completion"], max_messages=None)
+    # Cache() also registers a "cache" logging callback that nothing in 1.106.2 acts on (lookups
+    # and stores run in LiteLLM's caching handler), yet it makes every request run the sync
+    # success handler on a worker thread: measured ~1.5% of the proxy's CPU. Take it out.
+    for callbacks in (litellm.input_callback, litellm.success_callback, litellm._async_success_callback):
+        while "cache" in callbacks:
+            callbacks.remove("cache")

@@ -1,10 +1,11 @@
 """SDK wiring: after `install()`, `litellm.completion(model="auto")` and `litellm.acompletion(...)` are
-routed by the policy, sync and async, streaming and not.
+routed by the policy, sync and async, streaming and not, with the same cache, budgets and ledger.
 
 Sync calls run none of LiteLLM's async hooks, so the routing lives in a custom provider (`policy/`)
 that decides and then calls the chosen model. Two small registrations steer `auto` to it: the alias
 map (read by sync `completion`) and a deployment hook (async `acompletion` checks the provider
-before it reads the alias map).
+before it reads the alias map). The outer `policy/auto` call is logged by LiteLLM too; only the
+inner call carries the decision, so spend is counted once.
 """
 
 from __future__ import annotations
@@ -18,63 +19,79 @@ import yaml
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
-from router.adapter.cache_backend import PolicyCache
-from router.adapter.runtime import build_cache, install_cache
+from router.adapter.accounting import BudgetExceeded
+from router.adapter.runtime import Runtime, build_runtime
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import route_body
+from router.core.request import Identity
 from router.errors import RequestRejected
 from router.policy.reload import PolicyFile
 from router.settings import RouterSettings
 
 PROVIDER = "policy"
 # Request fields LiteLLM hands to a custom provider that are not model parameters.
-_NOT_PARAMS = frozenset({"model", "messages", "stream"})
+_NOT_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
 
 
 class PolicyProvider(CustomLLM):
     """The `policy/` provider: decide, then call the chosen target with the request's own parameters."""
 
-    def __init__(self, policy: PolicyFile, router: litellm.Router | None):
+    def __init__(self, policy: PolicyFile, router: litellm.Router | None, identity: Identity):
         super().__init__()
         self.policy = policy
         self.router = router
-        self.cache: PolicyCache | None = None
+        self.identity = identity
+        self.runtime: Runtime | None = None
 
     def completion(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=False)
-        return _tag(self._sync()(**call), call)
+        with self._released_on_failure(call):
+            return _tag(self._sync()(**call), call)
 
     def streaming(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=True)  # eager: a rejection raises here
-        return iter(self._sync()(**call))
+        with self._released_on_failure(call):
+            return iter(self._sync()(**call))
 
     async def acompletion(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=False)
-        return _tag(await self._async()(**call), call)
+        with self._released_on_failure(call):
+            return _tag(await self._async()(**call), call)
 
     async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=True)
-        async for chunk in await self._async()(**call):
+        with self._released_on_failure(call):
+            stream = await self._async()(**call)
+        async for chunk in stream:
             yield chunk
 
     def _prepare(self, messages: list, optional_params: Mapping | None, stream: bool) -> dict:
-        """The inner call's arguments; the decision rides in its metadata, where the cache backend reads it."""
+        """The inner call's arguments; the decision rides in its metadata, where the cache backend
+        and the accounting callback read it."""
         compiled = self.policy.current  # one policy for the whole decision, even mid-reload
         params = {k: v for k, v in (optional_params or {}).items() if k not in _NOT_PARAMS}
         body = {"model": compiled.settings.auto_model, "messages": messages, **params}
+        accounting = self.runtime.accounting
         try:
-            decision = route_body(compiled, body)
+            decision, notes = accounting.admit(route_body(compiled, body, self.identity), body, self.identity)
         except RequestRejected as exc:
             raise CustomLLMError(status_code=exc.status, message=exc.message) from None
-        recorded = decision.as_dict()
+        except BudgetExceeded as exc:
+            raise CustomLLMError(status_code=429, message=str(exc)) from None
+        recorded = {**decision.as_dict(), **notes}
         call = {"model": decision.target, "messages": messages, **params, "metadata": {"router": recorded}}
-        if self.cache is not None:
-            self.cache.opt_in(recorded, call)
+        accounting.reasoning_controls(decision, call, recorded)
+        if self.runtime.cache is not None:
+            self.runtime.cache.opt_in(recorded, call)
         if stream:
-            call["stream"] = True
+            # Without this the SDK streams from a custom api_base carry no usage: spend would read 0.
+            call.update(stream=True, stream_options={"include_usage": True})
         if decision.fallbacks:
             call["fallbacks"] = [{decision.target: list(decision.fallbacks)}] if self.router else list(decision.fallbacks)
         return call
+
+    def _released_on_failure(self, call: dict):
+        return _ReleaseOnFailure(self.runtime, call["metadata"]["router"])
 
     def _sync(self):
         return self.router.completion if self.router else litellm.completion
@@ -83,17 +100,39 @@ class PolicyProvider(CustomLLM):
         return self.router.acompletion if self.router else litellm.acompletion
 
 
-class _AutoToProvider(CustomLogger):
-    """Async `acompletion(model="auto")` asks for a provider before reading the alias map; send it to ours."""
+class _ReleaseOnFailure:
+    """Give a failed call's budget reservation back (the proxy has a hook for this; the SDK has not)."""
 
-    def __init__(self, auto_model: str):
+    def __init__(self, runtime: Runtime, decision: dict):
+        self.runtime, self.decision = runtime, decision
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is not None:
+            self.runtime.accounting.on_failure(self.decision)
+        return False
+
+
+class _SdkHooks(CustomLogger):
+    """Steers async `acompletion(model="auto")` to the provider and settles spend from inner calls."""
+
+    def __init__(self, auto_model: str, runtime: Runtime):
         super().__init__()
         self.auto_model = auto_model
+        self.runtime = runtime
 
     async def async_pre_call_deployment_hook(self, kwargs, call_type):
         if kwargs.get("model") == self.auto_model:
             kwargs = {**kwargs, "model": f"{PROVIDER}/{self.auto_model}"}
         return kwargs
+
+    def log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self.runtime.accounting.on_logged_success(kwargs, response_obj, start_time, end_time)
+
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self.runtime.accounting.on_logged_success(kwargs, response_obj, start_time, end_time)
 
 
 def _tag(response, call: dict):
@@ -105,13 +144,15 @@ def _tag(response, call: dict):
 
 
 def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLike | None = None,
-            model_list: list[dict] | None = None, watch: bool = True) -> PolicyProvider:
+            model_list: list[dict] | None = None, watch: bool = True,
+            identity: Identity | None = None) -> PolicyProvider:
     """Route `litellm.completion(model="auto")` (the policy's `settings.auto_model`) by `policy`
     (default: ROUTER_POLICY, else policies/default.yaml).
 
     Targets are model groups of `model_list`, or of the `model_list` in a proxy `config` file (whose
     `os.environ/` values are resolved, seed providers without a key going to the simulator); with
-    neither, targets are LiteLLM model strings such as `deepseek/deepseek-chat`.
+    neither, targets are LiteLLM model strings such as `deepseek/deepseek-chat`. `identity` is who
+    the calls are for, for per-key, team or user budgets and cache scopes.
     Calling it again replaces the earlier installation.
     """
     settings = RouterSettings()
@@ -121,16 +162,15 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
     if config is not None:
         fill_upstream_defaults(settings.simulator_url)
         model_list = _read_model_list(config)
-    provider = PolicyProvider(source, litellm.Router(model_list=model_list) if model_list else None)
-    provider.cache = build_cache(source, lambda: provider.router)
-    install_cache(provider.cache)
+    provider = PolicyProvider(source, litellm.Router(model_list=model_list) if model_list else None, identity or Identity())
+    provider.runtime = build_runtime(source, lambda: provider.router)
     auto = source.current.settings.auto_model
     litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p["provider"] != PROVIDER]
     litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": provider})
     litellm.utils.custom_llm_setup()
     litellm.model_alias_map = {**litellm.model_alias_map, auto: f"{PROVIDER}/{auto}"}
-    litellm.callbacks = [cb for cb in litellm.callbacks if not isinstance(cb, _AutoToProvider)]
-    litellm.callbacks.append(_AutoToProvider(auto))
+    litellm.callbacks = [cb for cb in litellm.callbacks if not isinstance(cb, _SdkHooks)]
+    litellm.callbacks.append(_SdkHooks(auto, provider.runtime))
     return provider
 
 

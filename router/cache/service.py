@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,6 @@ from router.cache.rules import CacheRule
 from router.core.request import Identity
 from router.state.protocol import StateStore, StoreUnavailable
 
-log = logging.getLogger("router")
 ENTRIES_LOG = "cache:semantic"
 _RECORD = "cache:r:"
 _CANDIDATES = 4
@@ -86,7 +84,6 @@ class ResponseCache:
         self.stats = Stats()
         self._pending: LRU[_Pending] = LRU(1024)  # vectors of misses, kept until their answer is stored
         self._log_position: str | None = None
-        self._stop = threading.Event()
 
     # -- lookups ---------------------------------------------------------------------------------
 
@@ -214,16 +211,3 @@ class ResponseCache:
     def _flush_stats(self) -> None:
         for name, amount in self.stats.take().items():
             self.store.incr(f"stats:cache:{name}", amount)
-
-    def start_sync(self, interval: float = 0.5) -> None:
-        threading.Thread(target=self._sync_loop, args=(interval,), name="router-cache-sync", daemon=True).start()
-
-    def _sync_loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.sync()
-            except Exception:  # the loop must outlive one bad entry or store hiccup
-                log.exception("cache sync failed; retrying")
-
-    def close(self) -> None:
-        self._stop.set()

@@ -37,12 +37,20 @@ class CompiledPolicy:
         self._names = {name: name for name in policy.models}
         for name, spec in policy.models.items():
             self._names.update((alias, name) for alias in spec.aliases)
+        self._by_target = {}
+        for name, spec in policy.models.items():
+            self._by_target.setdefault(spec.target, name)
         self.routes = tuple((route, Condition.compile(route.when) if route.when else None) for route in policy.routes)
+        self.route_by_name = {route.name: route for route in policy.routes}
         self.index = KeywordIndex(kw for _, cond in self.routes if cond for kw in cond.keywords)
 
     def resolve(self, name: str) -> str | None:
         """The model a name or alias refers to, or None."""
         return self._names.get(name)
+
+    def model_serving(self, target: str) -> str | None:
+        """The policy model whose target is this model group (or LiteLLM model), or None."""
+        return self._by_target.get(target)
 
     def spec(self, name: str) -> ModelSpec:
         return self.policy.models[self._names[name]]

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
+from router.core.request import estimate_tokens
 from router.policy.schema import Price
 
 _PER_TOKEN = 1e-6  # prices are per million tokens
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    prompt: int  # all input tokens, cached ones included
+    cached: int
+    completion: int  # all output tokens, reasoning ones included
+    reasoning: int
+    reasoning_counted: bool = False  # True when counted from reasoning text, the provider gave no figure
 
 
 def _detail(usage: Mapping, field: str, key: str) -> int:
@@ -14,18 +25,28 @@ def _detail(usage: Mapping, field: str, key: str) -> int:
     return int((details or {}).get(key) or 0) if isinstance(details, Mapping) else 0
 
 
-def cost_usd(price: Price, usage: Mapping) -> float:
-    """Reasoning tokens are part of completion tokens and cached tokens part of prompt tokens;
-    each is priced at its own rate (falling back to output and input) and the rest at the base rate."""
+def token_counts(usage: Mapping, reasoning_text: str | None = None) -> TokenCounts:
+    """Tokens by kind. Reasoning comes from `completion_tokens_details.reasoning_tokens`; a provider
+    that omits it but returns `reasoning_content` gets that text counted instead."""
     prompt = int(usage.get("prompt_tokens") or 0)
     completion = int(usage.get("completion_tokens") or 0)
     cached = min(_detail(usage, "prompt_tokens_details", "cached_tokens"), prompt)
-    reasoning = min(_detail(usage, "completion_tokens_details", "reasoning_tokens"), completion)
+    reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+    counted = False
+    if not reasoning and reasoning_text:
+        reasoning, counted = estimate_tokens(reasoning_text), True
+    return TokenCounts(prompt, cached, completion, min(reasoning, completion), counted)
+
+
+def cost_usd(price: Price, usage: Mapping, reasoning_text: str | None = None) -> float:
+    """Reasoning tokens are part of completion tokens and cached tokens part of prompt tokens;
+    each is priced at its own rate (falling back to output and input) and the rest at the base rate."""
+    t = token_counts(usage, reasoning_text)
     cached_price = price.input if price.cached_input is None else price.cached_input
     reasoning_price = price.output if price.reasoning is None else price.reasoning
     return _PER_TOKEN * (
-        (prompt - cached) * price.input
-        + cached * cached_price
-        + (completion - reasoning) * price.output
-        + reasoning * reasoning_price
+        (t.prompt - t.cached) * price.input
+        + t.cached * cached_price
+        + (t.completion - t.reasoning) * price.output
+        + t.reasoning * reasoning_price
     )

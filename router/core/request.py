@@ -19,6 +19,7 @@ class Identity:
     key_hash: str | None = None
     team: str | None = None
     user: str | None = None
+    tags: tuple[str, ...] = ()  # from the key's own metadata (or the request, when the policy trusts it)
 
 
 def fold(text: str) -> str:

@@ -25,7 +25,32 @@ def check(data: object) -> list[Finding]:
     if isinstance(routes, list):
         findings += _route_refs(routes, known)
         findings += _route_order(routes)
+    budgets = data.get("budgets")
+    if isinstance(budgets, list):
+        route_names = {r.get("name") for r in routes if isinstance(r, dict)} if isinstance(routes, list) else set()
+        findings += _budget_refs(budgets, known, route_names)
     return findings
+
+
+def _budget_refs(budgets: list, known: dict[str, str], route_names: set) -> Iterator[Finding]:
+    seen: dict[str, int] = {}
+    for i, budget in enumerate(budgets):
+        if not isinstance(budget, dict):
+            continue
+        name = budget.get("name")
+        if isinstance(name, str):
+            if name in seen:
+                yield ("budgets", i, "name"), f"duplicate budget name '{name}' (also budgets[{seen[name]}])"
+            seen.setdefault(name, i)
+        for field in ("to", "models"):
+            refs = budget.get(field)
+            for j, ref in enumerate([refs] if isinstance(refs, str) else refs if isinstance(refs, list) else []):
+                path = ("budgets", i, field) if isinstance(refs, str) else ("budgets", i, field, j)
+                yield from _model_ref(ref, path, known)
+        routes = budget.get("routes")
+        for j, ref in enumerate([routes] if isinstance(routes, str) else routes if isinstance(routes, list) else []):
+            if isinstance(ref, str) and ref not in route_names:
+                yield ("budgets", i, "routes", j), f"unknown route '{ref}'"
 
 
 def _model_names(models: object) -> Iterator[tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -96,6 +97,9 @@ class ModelSpec(Strict):
     context: TokenCount
     aliases: tuple[Name, ...] = ()
     tags: tuple[str, ...] = ()
+    # How a route's reasoning cap reaches the provider: `reasoning_effort` (OpenAI, DeepSeek, most
+    # OpenAI-compatible APIs), a `thinking` token budget (Anthropic style), or not at all.
+    reasoning_control: Literal["effort", "budget", "none"] = "effort"
 
 
 class When(Strict):
@@ -120,6 +124,10 @@ class RouteCache(Strict):
     threshold: float | None = Field(None, gt=0, le=1)
 
 
+class RouteReasoning(Strict):
+    max_tokens: TokenCount  # a cap on reasoning tokens per request
+
+
 class Route(Strict):
     name: Name
     description: str = ""
@@ -127,6 +135,7 @@ class Route(Strict):
     use: Name
     fallbacks: tuple[Name, ...] = ()
     cache: RouteCache = RouteCache()
+    reasoning: RouteReasoning | None = None
 
 
 class ExactCache(Strict):
@@ -165,9 +174,61 @@ class StateConfig(Strict):
         return self
 
 
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name such as UTC or Europe/Berlin)") from None
+    return value
+
+
+def _window(value: object) -> object:
+    """"hour", "day", "month" (calendar, in the policy's time zone) or "rolling <duration>"."""
+    if isinstance(value, str) and value.strip().lower().startswith("rolling"):
+        seconds = duration(value.strip()[len("rolling"):].strip())
+        if not isinstance(seconds, float) or seconds <= 0:
+            raise ValueError(f"bad rolling window {value!r}: write e.g. 'rolling 30m' or 'rolling 24h'")
+        return f"rolling {seconds:g}"
+    if value not in ("hour", "day", "month"):
+        raise ValueError(f"window must be hour, day, month or 'rolling <duration>', not {value!r}")
+    return value
+
+
+def _names(value: object) -> object:
+    return (value,) if isinstance(value, str) else value
+
+
+Window = Annotated[str, BeforeValidator(_window)]
+NameList = Annotated[tuple[Name, ...], BeforeValidator(_names)]
+
+
 class Settings(Strict):
     auto_model: Name = "auto"
     max_prompt_chars: int = Field(1_000_000, gt=0)
+    timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"  # where calendar budget windows begin
+    default_output_tokens: int = Field(1024, gt=0)  # the output a budget reserves for when max_tokens is unset
+    trust_request_tags: bool = False  # let `metadata.tags` sent by clients count for per-tag budgets
+
+
+class Budget(Strict):
+    name: Name
+    per: Literal["key", "team", "user", "tag", "model", "route", "global"] = "global"
+    window: Window = "day"
+    limit_usd: float | None = Field(None, gt=0)
+    limit_tokens: int | None = Field(None, gt=0)
+    limit_reasoning_tokens: int | None = Field(None, gt=0)
+    on_exceed: Literal["warn", "downgrade", "reject"] = "reject"
+    to: NameList = ()  # downgrade: a model, or a ladder of ever cheaper ones
+    routes: NameList = ()  # apply only to these routes (default: all)
+    models: NameList = ()  # apply only when one of these models serves (default: all)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Budget:
+        if self.limit_usd is None and self.limit_tokens is None and self.limit_reasoning_tokens is None:
+            raise ValueError("a budget needs limit_usd, limit_tokens or limit_reasoning_tokens")
+        if self.on_exceed == "downgrade" and not self.to:
+            raise ValueError("on_exceed: downgrade needs `to`: the model (or ladder of models) to move to")
+        return self
 
 
 class Policy(Strict):
@@ -176,4 +237,5 @@ class Policy(Strict):
     models: dict[Name, ModelSpec] = Field(min_length=1)
     routes: tuple[Route, ...] = Field(min_length=1)
     cache: CacheConfig | None = None  # no `cache` section: no response cache
+    budgets: tuple[Budget, ...] = ()
     state: StateConfig = StateConfig()

@@ -10,7 +10,7 @@ from collections import deque
 class MemoryStore:
     def __init__(self) -> None:
         self._values: dict[str, tuple[bytes, float]] = {}
-        self._numbers: dict[str, float] = {}
+        self._numbers: dict[str, tuple[float, float]] = {}  # key -> (value, expires)
         self._logs: dict[str, deque[tuple[int, bytes]]] = {}
         self._next_id = 0
         self._lock = threading.Lock()
@@ -24,10 +24,27 @@ class MemoryStore:
     def set(self, key: str, value: bytes, ttl: float) -> None:
         self._values[key] = (value, time.time() + ttl)
 
-    def incr(self, key: str, amount: float) -> float:
+    def _number(self, key: str) -> float:
+        value, expires = self._numbers.get(key, (0.0, 0.0))
+        return value if expires > time.time() else 0.0
+
+    def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
         with self._lock:
-            self._numbers[key] = self._numbers.get(key, 0.0) + amount
-            return self._numbers[key]
+            return self._add(key, amount, ttl)
+
+    def _add(self, key: str, amount: float, ttl: float | None) -> float:
+        value = self._number(key) + amount
+        expires = time.time() + ttl if ttl is not None else float("inf")
+        self._numbers[key] = (value, expires)
+        return value
+
+    def reserve(self, keys: list[str], amount: float, limit: float | None, ttl: float) -> tuple[bool, float]:
+        with self._lock:
+            total = sum(self._number(k) for k in keys)
+            if limit is not None and total + amount > limit:
+                return False, total
+            self._add(keys[-1], amount, ttl)
+            return True, total + amount
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         with self._lock:

@@ -20,8 +20,15 @@ class StateStore(Protocol):
     def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store `value` for `ttl` seconds."""
 
-    def incr(self, key: str, amount: float) -> float:
-        """Add `amount` to a number (0 when absent) atomically; return the new value."""
+    def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
+        """Add `amount` to a number (0 when absent) atomically, keeping it `ttl` seconds more when
+        given (forever otherwise); return the new value."""
+
+    def reserve(self, keys: list[str], amount: float, limit: float | None, ttl: float) -> tuple[bool, float]:
+        """Atomically: when the numbers at `keys` plus `amount` stay within `limit` (None: no limit),
+        add `amount` to the last key (kept `ttl` seconds) and return (True, new total); else change
+        nothing and return (False, current total). Budgets use it so concurrent requests cannot
+        overrun a limit between a check and an add."""
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         """Append to a log that keeps about its `max_len` newest entries; return the entry id."""

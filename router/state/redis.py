@@ -13,6 +13,17 @@ from router.state.protocol import StoreUnavailable
 
 log = logging.getLogger("router")
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
+# Check-and-add in one step on the server: concurrent reservations from any number of instances
+# see each other's amounts. Totals go back as strings (Lua numbers would be cut to integers).
+_RESERVE = """
+local total = 0
+for _, key in ipairs(KEYS) do total = total + tonumber(redis.call('GET', key) or '0') end
+local amount = tonumber(ARGV[1])
+if ARGV[2] ~= '' and total + amount > tonumber(ARGV[2]) then return {0, tostring(total)} end
+redis.call('INCRBYFLOAT', KEYS[#KEYS], ARGV[1])
+redis.call('PEXPIRE', KEYS[#KEYS], ARGV[3])
+return {1, tostring(total + amount)}
+"""
 
 
 class RedisStore:
@@ -22,6 +33,7 @@ class RedisStore:
         self._client = redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=1.0)
         self._down_until = 0.0
         self._down = False
+        self._reserve_script = self._client.register_script(_RESERVE)
 
     def _call(self, op):
         if self._down and time.monotonic() < self._down_until:
@@ -45,8 +57,20 @@ class RedisStore:
     def set(self, key: str, value: bytes, ttl: float) -> None:
         self._call(lambda r: r.set(key, value, px=max(1, int(ttl * 1000))))
 
-    def incr(self, key: str, amount: float) -> float:
-        return float(self._call(lambda r: r.incrbyfloat(key, amount)))
+    def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
+        def op(r):
+            pipe = r.pipeline()
+            pipe.incrbyfloat(key, amount)
+            if ttl is not None:
+                pipe.pexpire(key, max(1, int(ttl * 1000)))
+            return pipe.execute()[0]
+
+        return float(self._call(op))
+
+    def reserve(self, keys: list[str], amount: float, limit: float | None, ttl: float) -> tuple[bool, float]:
+        args = [repr(amount), "" if limit is None else repr(limit), max(1, int(ttl * 1000))]
+        ok, total = self._call(lambda r: self._reserve_script(keys=keys, args=args, client=r))
+        return bool(ok), float(total)
 
     def append(self, log_name: str, payload: bytes, max_len: int) -> str:
         entry_id = self._call(lambda r: r.xadd(log_name, {"p": payload}, maxlen=max_len, approximate=True))

@@ -9,10 +9,12 @@ from pathlib import Path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS numbers (key TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS numbers (key TEXT PRIMARY KEY, value REAL NOT NULL, expires REAL);
 CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, payload BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS log_name ON log (name, id);
 """
+# Databases made before numbers expired: add the column.
+_MIGRATIONS = ("ALTER TABLE numbers ADD COLUMN expires REAL",)
 _PURGE_EVERY = 500  # writes between sweeps of expired keys
 
 
@@ -25,6 +27,10 @@ class SQLiteStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(numbers)")}
+        if "expires" not in columns:
+            for statement in _MIGRATIONS:
+                self._db.execute(statement)
         self._lock = threading.Lock()
         self._writes = 0
 
@@ -43,14 +49,37 @@ class SQLiteStore:
             if self._writes % _PURGE_EVERY == 0:
                 self._db.execute("DELETE FROM kv WHERE expires < ?", (now,))
 
-    def incr(self, key: str, amount: float) -> float:
+    def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
         with self._lock:
-            row = self._db.execute(
-                "INSERT INTO numbers (key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value RETURNING value",
-                (key, amount),
-            ).fetchone()
-        return row[0]
+            return self._add(key, amount, ttl, time.time())
+
+    def _add(self, key: str, amount: float, ttl: float | None, now: float) -> float:
+        # An expired number counts as 0: the upsert restarts it rather than adding to it.
+        expires = now + ttl if ttl is not None else None
+        return self._db.execute(
+            "INSERT INTO numbers (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+            "value = CASE WHEN expires IS NOT NULL AND expires < ? THEN excluded.value ELSE value + excluded.value END, "
+            "expires = COALESCE(excluded.expires, expires) RETURNING value",
+            (key, amount, expires, now),
+        ).fetchone()[0]
+
+    def reserve(self, keys: list[str], amount: float, limit: float | None, ttl: float) -> tuple[bool, float]:
+        now = time.time()
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            # BEGIN IMMEDIATE takes the write lock first, so processes sharing the file serialise here.
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                total = self._db.execute(
+                    f"SELECT COALESCE(SUM(value), 0) FROM numbers WHERE key IN ({marks}) "
+                    "AND (expires IS NULL OR expires >= ?)", (*keys, now)
+                ).fetchone()[0]
+                if limit is not None and total + amount > limit:
+                    return False, total
+                self._add(keys[-1], amount, ttl, now)
+                return True, total + amount
+            finally:
+                self._db.execute("COMMIT")
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         with self._lock:

@@ -1,0 +1,160 @@
+"""Budgets over the state store: reserve a request's worst case before the call, settle to its real
+cost after, release on failure. Reservations are atomic in the store (a SQLite transaction, a Redis
+Lua script), so concurrent requests on any number of instances cannot slip past a limit together.
+
+When the store is unreachable, requests are admitted unchecked rather than refused, and their
+spend is kept in a backlog that is written as soon as the store answers again: spend is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from router.core.budgets import ZERO, Amounts, applies, limits, scopes, window_span, worst_case
+from router.core.decide import CompiledPolicy
+from router.core.request import Identity
+from router.policy.schema import Budget
+from router.state.protocol import StateStore, StoreUnavailable
+
+log = logging.getLogger("router")
+
+
+@dataclass(frozen=True)
+class Hold:
+    key: str
+    unit: str
+    amount: float  # what was reserved; 0 when the store was down and nothing could be
+    ttl: float
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Hold:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Exceeded:
+    budget: Budget
+    unit: str
+    limit: float
+    spent: float
+    reset_at: float
+
+    def message(self) -> str:
+        unit = "USD" if self.unit == "usd" else f"{self.unit} tokens" if self.unit == "reasoning" else "tokens"
+        when = datetime.fromtimestamp(self.reset_at, timezone.utc).isoformat(timespec="seconds")
+        return (f"budget '{self.budget.name}' ({self.budget.per}, {self.budget.window}) is exhausted: "
+                f"{self.spent:.6g} of {self.limit:.6g} {unit} spent; it frees up at {when}")
+
+    def details(self) -> dict:
+        return {"budget": self.budget.name, "per": self.budget.per, "window": self.budget.window, "unit": self.unit,
+                "limit": self.limit, "spent": round(self.spent, 9), "reset_at": self.reset_at}
+
+
+@dataclass
+class Admission:
+    model: str  # the policy model that will serve: the decision's, or a downgrade
+    holds: list[Hold] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # budgets over their limit that only warn
+    downgraded_from: str | None = None
+    rejected: Exceeded | None = None
+    tightest: tuple[str, str, float] | None = None  # (budget, unit, remaining) closest to its limit
+    unchecked: bool = False  # the store was down: admitted without a check
+
+
+class BudgetBook:
+    def __init__(self, store: StateStore):
+        self.store = store
+        self._backlog: deque[tuple[str, float, float]] = deque()
+        self._lock = threading.Lock()
+
+    def admit(self, compiled: CompiledPolicy, route: str, model: str, identity: Identity,
+              tags: tuple[str, ...], prompt_tokens: int, max_output: int, now: float | None = None) -> Admission:
+        """Reserve the request's worst case in every budget that applies, downgrading or rejecting as told."""
+        now = time.time() if now is None else now
+        tried = [model]
+        while True:
+            admission = self._reserve_all(compiled, route, tried[-1], identity, tags, prompt_tokens, max_output, now)
+            exceeded = admission.rejected
+            if exceeded is None or exceeded.budget.on_exceed != "downgrade":
+                break
+            ladder = [compiled.resolve(m) for m in exceeded.budget.to]
+            cheaper = next((m for m in ladder if m not in tried), None)
+            if cheaper is None:
+                break
+            tried.append(cheaper)
+        if len(tried) > 1 and admission.rejected is None:
+            admission.downgraded_from = tried[0]
+        return admission
+
+    def _reserve_all(self, compiled, route, model, identity, tags, prompt_tokens, max_output, now) -> Admission:
+        admission = Admission(model)
+        estimate = worst_case(compiled.spec(model).price, prompt_tokens, max_output)
+        tz = ZoneInfo(compiled.settings.timezone)
+        closest = 2.0
+        for budget in compiled.policy.budgets:
+            if not applies(budget, route, model):
+                continue
+            span = window_span(budget.window, now, tz)
+            for scope in scopes(budget, identity, route, model, tags):
+                for unit, limit in limits(budget):
+                    keys = [f"budget:{budget.name}:{unit}:{scope}:{b}" for b in span.buckets]
+                    result = self._reserve(keys, unit, estimate.of(unit), limit, span.ttl, budget, admission)
+                    if result is None:
+                        continue
+                    ok, total = result
+                    if not ok:
+                        self.release(admission.holds)
+                        return Admission(model, rejected=Exceeded(budget, unit, limit, total, span.reset_at))
+                    if (limit - total) / limit < closest:
+                        closest, admission.tightest = (limit - total) / limit, (budget.name, unit, limit - total)
+        return admission
+
+    def _reserve(self, keys, unit, amount, limit, ttl, budget, admission) -> tuple[bool, float] | None:
+        try:
+            ok, total = self.store.reserve(keys, amount, limit, ttl)
+            if not ok and budget.on_exceed == "warn":
+                admission.warnings.append(budget.name)
+                ok, total = self.store.reserve(keys, amount, None, ttl)
+        except StoreUnavailable:
+            admission.unchecked = True
+            admission.holds.append(Hold(keys[-1], unit, 0.0, ttl))
+            return None
+        admission.holds.append(Hold(keys[-1], unit, amount, ttl))
+        return ok, total
+
+    def settle(self, holds: list[Hold], actual: Amounts) -> None:
+        """Turn each reservation into the real spend."""
+        self._apply([(h.key, actual.of(h.unit) - h.amount, h.ttl) for h in holds])
+
+    def release(self, holds: list[Hold]) -> None:
+        """Give reservations back: the call failed and cost nothing."""
+        self.settle(holds, ZERO)
+
+    def _apply(self, changes: list[tuple[str, float, float]]) -> None:
+        with self._lock:
+            self._backlog.extend(c for c in changes if c[1])
+            while self._backlog:
+                key, amount, ttl = self._backlog[0]
+                try:
+                    self.store.incr(key, amount, ttl)
+                except StoreUnavailable:
+                    return  # kept for the next call; the store logged the outage
+                self._backlog.popleft()
+
+    def flush(self) -> None:
+        """Write spend kept while the store was down (called periodically)."""
+        self._apply([])
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+
+def holds_to_dicts(holds: list[Hold]) -> list[dict]:
+    return [asdict(h) for h in holds]

@@ -1,0 +1,92 @@
+"""Budget arithmetic, pure: which budgets apply to a request, over which window, and what a request
+may cost (worst case before the call, actual after it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from router.core.pricing import cost_usd, token_counts
+from router.core.request import Identity
+from router.policy.schema import Budget, Price
+
+ROLLING_BUCKETS = 30  # a rolling window is summed from this many buckets
+_KEEP_AFTER = 3600.0  # counters outlive their window a little, for reports
+
+
+@dataclass(frozen=True)
+class Amounts:
+    """What a request spends, in every unit a budget can limit."""
+
+    usd: float
+    tokens: float
+    reasoning: float
+
+    def of(self, unit: str) -> float:
+        return getattr(self, unit)
+
+
+ZERO = Amounts(0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Span:
+    buckets: list[str]  # counter suffixes, oldest first; the last one takes new spend
+    ttl: float  # how long the current bucket must live
+    reset_at: float  # when spend starts to leave the window (epoch seconds)
+
+
+def window_span(window: str, now: float, tz: ZoneInfo) -> Span:
+    if window.startswith("rolling "):
+        size = max(float(window.split()[1]) / ROLLING_BUCKETS, 1.0)
+        current = int(now // size)
+        buckets = [f"r{int(size)}:{i}" for i in range(current - ROLLING_BUCKETS + 1, current + 1)]
+        return Span(buckets, size * (ROLLING_BUCKETS + 1), (current + 1) * size)
+    local = datetime.fromtimestamp(now, tz)
+    if window == "hour":
+        start = local.replace(minute=0, second=0, microsecond=0)
+        end = start + timedelta(hours=1)
+    elif window == "day":
+        start = datetime.combine(local.date(), time(0), tz)
+        end = datetime.combine(local.date() + timedelta(days=1), time(0), tz)
+    else:  # month
+        start = datetime.combine(local.date().replace(day=1), time(0), tz)
+        end = datetime.combine((start + timedelta(days=32)).date().replace(day=1), time(0), tz)
+    reset_at = end.timestamp()
+    return Span([f"{window[0]}{start.strftime('%Y%m%d%H')}"], reset_at - now + _KEEP_AFTER, reset_at)
+
+
+def limits(budget: Budget) -> list[tuple[str, float]]:
+    """(unit, limit) for every limit the budget sets."""
+    found = [("usd", budget.limit_usd), ("tokens", budget.limit_tokens), ("reasoning", budget.limit_reasoning_tokens)]
+    return [(unit, float(limit)) for unit, limit in found if limit is not None]
+
+
+def applies(budget: Budget, route: str, model: str | None) -> bool:
+    return (not budget.routes or route in budget.routes) and (not budget.models or model in budget.models)
+
+
+def scopes(budget: Budget, identity: Identity, route: str, model: str | None, tags: tuple[str, ...]) -> list[str]:
+    """The counters a request draws on for this budget; none when its identity lacks the field."""
+    value = {
+        "key": identity.key_hash, "team": identity.team, "user": identity.user,
+        "model": model, "route": route, "global": "all",
+    }
+    if budget.per == "tag":
+        return list(dict.fromkeys(tags))
+    found = value[budget.per]
+    return [found] if found else []
+
+
+def worst_case(price: Price, prompt_tokens: int, max_output: int) -> Amounts:
+    """The most a request can spend: its prompt, and all of `max_output` at the dearer of output and reasoning."""
+    output_price = max(price.output, price.reasoning or 0.0)
+    usd = (prompt_tokens * price.input + max_output * output_price) * 1e-6
+    return Amounts(usd, float(prompt_tokens + max_output), float(max_output))
+
+
+def spent(price: Price, usage: Mapping, reasoning_text: str | None = None) -> Amounts:
+    counts = token_counts(usage, reasoning_text)
+    return Amounts(cost_usd(price, usage, reasoning_text), float(counts.prompt + counts.completion), float(counts.reasoning))
