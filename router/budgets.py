@@ -125,7 +125,8 @@ class BudgetBook:
             admission.unchecked = True
             admission.holds.append(Hold(keys[-1], unit, 0.0, ttl))
             return None
-        admission.holds.append(Hold(keys[-1], unit, amount, ttl))
+        if ok:  # a refused reservation added nothing, so there is nothing to give back later
+            admission.holds.append(Hold(keys[-1], unit, amount, ttl))
         return ok, total
 
     def settle(self, holds: list[Hold], actual: Amounts) -> None:

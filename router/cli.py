@@ -1,4 +1,5 @@
-"""Command line: `python -m router validate POLICY` and `python -m router explain POLICY [--json] [PROMPT]`."""
+"""Command line: `python -m router validate POLICY`, `python -m router explain POLICY [--json] [PROMPT]`
+and `python -m router report [--policy POLICY] [--window day] [--by route]`."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ from typing import TextIO
 
 from router.core.decide import CompiledPolicy, Decision, route_body
 from router.errors import PolicyError, RequestRejected
+from router.ledger import records
 from router.policy.loader import load_policy
+from router.policy.schema import parse_window
+from router.report import GROUPS, report
+from router.settings import RouterSettings
+from router.state import StoreUnavailable, open_store
 
 
 def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     args = _parser().parse_args(argv)
     out = stdout or sys.stdout
+    args.policy = args.policy or RouterSettings().policy
     try:
         compiled = CompiledPolicy(load_policy(args.policy))
     except PolicyError as exc:
@@ -24,7 +31,27 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         policy = compiled.policy
         print(f"ok: {args.policy}: {len(policy.routes)} routes, {len(policy.models)} models", file=out)
         return 0
+    if args.command == "report":
+        return _report(compiled.policy, args, out)
     return _explain(compiled, args, stdin or sys.stdin, out)
+
+
+def _report(policy, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        window = args.window if args.window == "all" else parse_window(args.window)
+    except ValueError as exc:
+        print(f"--window: {exc}", file=sys.stderr)
+        return 2
+    state = policy.state
+    store = open_store(state.backend, state.path, state.url or "")
+    try:
+        print(report(list(records(store)), policy, window, args.by), file=out)
+    except StoreUnavailable as exc:
+        print(f"the state store is unreachable: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("policy")
     explain.add_argument("prompt", nargs="?", help="a user message; omit it to read request bodies from stdin")
     explain.add_argument("--json", action="store_true", help="print one JSON object a line")
+    summary = commands.add_parser("report", help="spend, tokens, cache savings and budgets from the ledger")
+    summary.add_argument("--policy", help="the policy whose state store and budgets to read (default: ROUTER_POLICY)")
+    summary.add_argument("--window", default="day", help="hour, day, month, 'rolling <duration>' or all (default: day)")
+    summary.add_argument("--by", choices=GROUPS, default="route", help="group by (default: route)")
     return parser
 
 

@@ -128,6 +128,7 @@ class Accounting:
             "t": time.time(), "outcome": outcome, "route": decision.get("route"),
             "model": model or decision.get("model"), "target": decision.get("target"), "served": served,
             "key": identity.get("key_hash"), "team": identity.get("team"), "user": identity.get("user"),
+            "tags": list(identity.get("tags") or []),
             "latency_ms": None if latency is None else round(latency * 1000, 1),
             "downgraded_from": decision.get("downgraded_from"),
         }

@@ -35,7 +35,8 @@ ZERO = Amounts(0.0, 0.0, 0.0)
 class Span:
     buckets: list[str]  # counter suffixes, oldest first; the last one takes new spend
     ttl: float  # how long the current bucket must live
-    reset_at: float  # when spend starts to leave the window (epoch seconds)
+    start: float  # where the window now begins (epoch seconds)
+    reset_at: float  # when spend starts to leave the window
 
 
 def window_span(window: str, now: float, tz: ZoneInfo) -> Span:
@@ -43,7 +44,7 @@ def window_span(window: str, now: float, tz: ZoneInfo) -> Span:
         size = max(float(window.split()[1]) / ROLLING_BUCKETS, 1.0)
         current = int(now // size)
         buckets = [f"r{int(size)}:{i}" for i in range(current - ROLLING_BUCKETS + 1, current + 1)]
-        return Span(buckets, size * (ROLLING_BUCKETS + 1), (current + 1) * size)
+        return Span(buckets, size * (ROLLING_BUCKETS + 1), (current - ROLLING_BUCKETS + 1) * size, (current + 1) * size)
     local = datetime.fromtimestamp(now, tz)
     if window == "hour":
         start = local.replace(minute=0, second=0, microsecond=0)
@@ -55,7 +56,7 @@ def window_span(window: str, now: float, tz: ZoneInfo) -> Span:
         start = datetime.combine(local.date().replace(day=1), time(0), tz)
         end = datetime.combine((start + timedelta(days=32)).date().replace(day=1), time(0), tz)
     reset_at = end.timestamp()
-    return Span([f"{window[0]}{start.strftime('%Y%m%d%H')}"], reset_at - now + _KEEP_AFTER, reset_at)
+    return Span([f"{window[0]}{start.strftime('%Y%m%d%H')}"], reset_at - now + _KEEP_AFTER, start.timestamp(), reset_at)
 
 
 def limits(budget: Budget) -> list[tuple[str, float]]:

@@ -182,7 +182,7 @@ def _timezone(value: str) -> str:
     return value
 
 
-def _window(value: object) -> object:
+def parse_window(value: object) -> object:
     """"hour", "day", "month" (calendar, in the policy's time zone) or "rolling <duration>"."""
     if isinstance(value, str) and value.strip().lower().startswith("rolling"):
         seconds = duration(value.strip()[len("rolling"):].strip())
@@ -198,7 +198,7 @@ def _names(value: object) -> object:
     return (value,) if isinstance(value, str) else value
 
 
-Window = Annotated[str, BeforeValidator(_window)]
+Window = Annotated[str, BeforeValidator(parse_window)]
 NameList = Annotated[tuple[Name, ...], BeforeValidator(_names)]
 
 

@@ -1,0 +1,179 @@
+"""Budgets over real stores: reserve, settle, release; reject, downgrade, warn; concurrency across
+instances that share a store; an outage that loses no spend."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from router import CompiledPolicy, Identity, parse_policy
+from router.budgets import BudgetBook
+from router.core.budgets import Amounts
+from router.state import open_store
+
+POLICY = """\
+version: 1
+models:
+  big: {target: big, context: 100k, price: {input: 10, output: 10}}
+  mid: {target: mid, context: 100k, price: {input: 1, output: 1}}
+  small: {target: small, context: 100k, price: {input: 0.1, output: 0.1}}
+routes:
+  - {name: strict, when: {any: [strict]}, use: big}
+  - {name: ladder, when: {any: [ladder]}, use: big}
+  - {name: soft, when: {any: [soft]}, use: big}
+  - {name: default, use: small}
+budgets:
+  - {name: strict-key, per: key, window: day, limit_usd: 0.01, routes: [strict]}
+  - {name: ladder-team, per: team, window: day, limit_usd: 0.01, on_exceed: downgrade, to: [mid, small], routes: [ladder]}
+  - {name: soft-all, per: global, window: hour, limit_usd: 0.001, on_exceed: warn, routes: [soft]}
+"""
+ALICE, BOB = Identity(key_hash="alice", team="blue"), Identity(key_hash="bob", team="blue")
+COMPILED = CompiledPolicy(parse_policy(POLICY, env={}))
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "redis":
+        made = open_store("redis", url=request.getfixturevalue("redis_url"))
+    else:
+        made = open_store(request.param, path=str(tmp_path / "state.db"))
+    yield made
+    made.close()
+
+
+def admit(book, route, who=ALICE, prompt=100, output=400):
+    model = {"strict": "big", "ladder": "big", "soft": "big"}.get(route, "small")
+    return book.admit(COMPILED, route, model, who, (), prompt, output)
+
+
+def test_reserve_then_settle_to_the_real_cost(store):
+    book = BudgetBook(store)
+    first = admit(book, "strict")  # worst case (100 + 400) tokens at $10/M = $0.005
+    assert first.rejected is None and first.holds[0].amount == pytest.approx(0.005)
+    assert first.tightest == ("strict-key", "usd", pytest.approx(0.005))
+    second = admit(book, "strict")
+    assert second.rejected is None and second.tightest[2] == pytest.approx(0.0)
+    third = admit(book, "strict")
+    assert third.rejected is not None and third.rejected.spent == pytest.approx(0.01)
+    book.settle(first.holds, Amounts(0.001, 150, 0))  # the first call really cost $0.001: $0.006 now
+    assert admit(book, "strict").rejected is not None  # $0.006 + $0.005 worst case is still too much
+    book.settle(second.holds, Amounts(0.001, 150, 0))  # $0.002
+    assert admit(book, "strict").rejected is None
+
+
+def test_a_failed_call_gives_its_reservation_back(store):
+    book = BudgetBook(store)
+    holds = [admit(book, "strict").holds, admit(book, "strict").holds]
+    assert admit(book, "strict").rejected is not None
+    book.release(holds[0])
+    assert admit(book, "strict").rejected is None
+
+
+def test_budgets_are_per_key(store):
+    book = BudgetBook(store)
+    admit(book, "strict", ALICE)
+    admit(book, "strict", ALICE)
+    assert admit(book, "strict", ALICE).rejected is not None
+    assert admit(book, "strict", BOB).rejected is None
+
+
+def test_downgrade_walks_the_ladder(store):
+    book = BudgetBook(store)
+    first = admit(book, "ladder")
+    assert first.model == "big"
+    book.settle(first.holds, Amounts(0.004, 0, 0))
+    assert admit(book, "ladder", BOB).model == "big"  # same team budget: $0.009 held now
+    third = admit(book, "ladder")  # big would need $0.005 more; mid fits in the $0.001 left
+    assert (third.model, third.downgraded_from) == ("mid", "big")
+    served = [admit(book, "ladder") for _ in range(30)]
+    assert {a.model for a in served if a.rejected is None} <= {"mid", "small"}
+    assert served[-1].rejected is not None  # the ladder ends: rejected
+
+
+def test_warn_budgets_admit_and_say_so(store):
+    book = BudgetBook(store)
+    assert admit(book, "soft").warnings == ["soft-all"]  # $0.005 worst case over a $0.001 limit
+    assert admit(book, "soft").rejected is None
+
+
+def test_rejection_details(store):
+    book = BudgetBook(store)
+    admit(book, "strict")
+    admit(book, "strict")
+    exceeded = admit(book, "strict").rejected
+    assert exceeded.details()["budget"] == "strict-key" and exceeded.details()["limit"] == 0.01
+    assert exceeded.reset_at > time.time() and "strict-key" in exceeded.message()
+
+
+def test_sqlite_spend_survives_a_restart(tmp_path):
+    path = str(tmp_path / "state.db")
+    book = BudgetBook(open_store("sqlite", path=path))
+    book.settle(admit(book, "strict").holds, Amounts(0.009, 0, 0))
+    restarted = BudgetBook(open_store("sqlite", path=path))
+    assert admit(restarted, "strict").rejected is not None  # $0.009 spent + $0.005 worst case > $0.01
+
+
+def hammer(books: list[BudgetBook], requests: int, real_cost: float) -> tuple[int, int]:
+    """Many threads admitting and settling at once, spread over several books (instances)."""
+    admitted = rejected = 0
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        nonlocal admitted, rejected
+        book = books[i % len(books)]
+        admission = book.admit(COMPILED, "strict", "big", ALICE, (), 100, 400)
+        with lock:
+            if admission.rejected is not None:
+                rejected += 1
+                return
+            admitted += 1
+        time.sleep(0.001)
+        book.settle(admission.holds, Amounts(real_cost, 0, 0))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(requests)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return admitted, rejected
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_concurrent_instances_never_overrun(kind, tmp_path, request):
+    if kind == "redis":
+        url = request.getfixturevalue("redis_url")
+        stores = [open_store("redis", url=url) for _ in range(2)]
+    else:
+        stores = [open_store("sqlite", path=str(tmp_path / "shared.db")) for _ in range(2)]  # two processes' view
+    books = [BudgetBook(s) for s in stores]
+    admitted, rejected = hammer(books, 200, real_cost=0.0004)
+    total = stores[0].incr(f"budget:strict-key:usd:alice:{_bucket()}", 0)
+    assert admitted + rejected == 200 and rejected > 0
+    assert total == pytest.approx(admitted * 0.0004)
+    assert total <= 0.01 + 0.005  # never past the limit by more than one reservation
+
+
+def _bucket() -> str:
+    from zoneinfo import ZoneInfo
+
+    from router.core.budgets import window_span
+
+    return window_span("day", time.time(), ZoneInfo("UTC")).buckets[-1]
+
+
+def test_a_store_outage_admits_unchecked_and_keeps_the_spend(redis_server, redis_url):
+    store = open_store("redis", url=redis_url)
+    store.retry_after = 0.1
+    book = BudgetBook(store)
+    redis_server.stop()
+    admission = admit(book, "strict")
+    assert admission.unchecked and admission.rejected is None
+    book.settle(admission.holds, Amounts(0.004, 0, 0))
+    assert book.backlog == 1
+    redis_server.start()
+    time.sleep(0.15)
+    book.flush()
+    assert book.backlog == 0
+    assert store.incr(f"budget:strict-key:usd:alice:{_bucket()}", 0) == pytest.approx(0.004)
