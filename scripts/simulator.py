@@ -33,6 +33,9 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
+# Reasoning words are three letters and one token each, to a 4-characters-a-token estimate and to
+# LiteLLM's tokenizer alike: n of them make n tokens, so tests know the figure in advance.
+THINKING = "the and for but yes now see you can".split()
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def _answer(model: str, body: dict, profile: Profile) -> dict:
     if profile.truncate or (limit and limit < total):
         total, finish = min(total, limit or total) // (2 if profile.truncate else 1), "length"
     answer = [f"[{model}#{digest}]"] + _words(digest, max(total - 1, 0))
-    reasoning = _words(digest + "r", profile.reasoning_tokens)
+    thinking = random.Random(digest + "r")
+    reasoning = [thinking.choice(THINKING) for _ in range(profile.reasoning_tokens)]
     prompt_tokens = max(1, len(prompt) // 4)
     usage = {
         "prompt_tokens": prompt_tokens,
@@ -169,7 +173,9 @@ async def _stream(model: str, result: dict, profile: Profile, include_usage: boo
     await asyncio.sleep(_delay(ttft, profile.latency_jitter))
     yield chunk({"role": "assistant", "content": ""})
     pace = 1 / profile.tokens_per_second if profile.tokens_per_second > 0 else 0.0
-    tokens = [("reasoning_content", w + " ") for w in result["reasoning"]] + [("content", w + " ") for w in result["answer"]]
+    # Words joined the way the whole answer joins them: a space before every word but the first.
+    tokens = [("reasoning_content", (" " if i else "") + w) for i, w in enumerate(result["reasoning"])]
+    tokens += [("content", (" " if i else "") + w) for i, w in enumerate(result["answer"])]
     for i, (field, text) in enumerate(tokens):
         if pace and i:
             await asyncio.sleep(pace)

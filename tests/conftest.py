@@ -89,14 +89,39 @@ class Proxy:
 TENANT_KEYS = {"sk-tenant-a": "team-a", "sk-tenant-b": "team-b"}
 
 
-def write_policy(workdir: Path, state: str | None = None) -> Path:
-    """A copy of policies/default.yaml whose state lives in `workdir` (or as `state` says)."""
+# The reasoner's reasoning tokens cost more than its answer tokens here, so tests can tell them apart.
+REASONER_PRICE = {"input": 0.15, "output": 0.60, "reasoning": 2.00}
+
+
+def write_policy(workdir: Path, state: str | None = None, extra: str = "") -> Path:
+    """A copy of policies/default.yaml whose state lives in `workdir` (or as `state` says), with the
+    reasoner priced by REASONER_PRICE and `extra` YAML appended."""
     text = (ROOT / "policies" / "default.yaml").read_text()
     state_line = next(line for line in text.splitlines() if line.startswith("state:"))
     text = text.replace(state_line, f"state: {state or {'backend': 'sqlite', 'path': str(workdir / 'state.db')}}")
+    text = text.replace("price: {input: 0.15, output: 0.60, reasoning: 0.60}", f"price: {REASONER_PRICE}")
     path = workdir / "policy.yaml"
-    path.write_text(text)
+    path.write_text(text + extra)
     return path
+
+
+def expected_cost(price: dict, prompt: int, answer: int, reasoning: int) -> float:
+    """A cost computed by hand from token counts, independent of router.core.pricing."""
+    return (prompt * price["input"] + answer * price["output"] + reasoning * price.get("reasoning", price["output"])) / 1e6
+
+
+def ledger(policy: Path) -> list[dict]:
+    """The ledger records of a policy's state store."""
+    from router import load_policy
+    from router.ledger import records
+    from router.state import open_store
+
+    state = load_policy(policy).state
+    store = open_store(state.backend, state.path, state.url or "")
+    try:
+        return list(records(store))
+    finally:
+        store.close()
 
 
 def auth_config(workdir: Path) -> Path:

@@ -11,6 +11,7 @@ import litellm
 import pytest
 
 import router
+from conftest import REASONER_PRICE, expected_cost, ledger, write_policy
 from procs import PROVIDER_VARS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,11 +20,16 @@ PLAIN = [{"role": "user", "content": "What is the tallest mountain?"}]
 
 
 @pytest.fixture(scope="module")
-def installed(simulator):
+def policy(tmp_path_factory) -> Path:
+    return write_policy(tmp_path_factory.mktemp("sdk"))
+
+
+@pytest.fixture(scope="module")
+def installed(simulator, policy):
     saved = {k: os.environ.pop(k) for k in PROVIDER_VARS if k in os.environ}
     os.environ["ROUTER_SIMULATOR_URL"] = f"{simulator.url}/v1"
     try:
-        yield router.install(ROOT / "policies" / "default.yaml", config=ROOT / "config.yaml", watch=False)
+        yield router.install(policy, config=ROOT / "config.yaml", watch=False)
     finally:
         for key in PROVIDER_VARS + ["ROUTER_SIMULATOR_URL"]:
             os.environ.pop(key, None)
@@ -77,3 +83,37 @@ def test_a_rejected_request_raises_a_clear_error(installed, sim):
         litellm.completion(model="auto", messages=[{"role": "user", "content": "x" * 1_000_001}])
     assert "max_prompt_chars" in str(caught.value)
     assert sim.stats() == {}
+
+
+def priced(policy: Path, content: str, timeout: float = 5.0) -> dict:
+    """The ledger record of the request whose prompt ended with `content` (sync SDK logging runs
+    on a background thread, so wait for it)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in ledger(policy) if r["outcome"] == "ok" and r["route"] == "reasoning"]
+        if len(found) >= priced.seen + 1:
+            priced.seen = len(found)
+            return found[-1]
+        time.sleep(0.1)
+    raise AssertionError("no ledger record")
+
+
+priced.seen = 0
+
+
+@pytest.mark.parametrize("reported", [True, False], ids=["reasoning-in-usage", "reasoning-from-text"])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_reasoning_tokens_are_priced_apart(installed, sim, policy, reported, stream):
+    sim.set_profile("deepseek-reasoner", output_tokens=10, reasoning_tokens=30, reasoning_usage=reported)
+    content = "Prove it step by step, please!!!"  # 32 characters: the simulator counts 8 prompt tokens
+    response = litellm.completion(model="auto", messages=[{"role": "user", "content": content}], stream=stream)
+    if stream:
+        list(response)
+    record = priced(policy, content)
+    assert record["tokens"]["reasoning"] == 30
+    if not stream:  # in a stream without the figure, LiteLLM's chunk builder counts the text itself
+        assert record["tokens"]["reasoning_counted"] is not reported
+    assert record["tokens"]["prompt"] == 8 and record["tokens"]["completion"] == 40
+    assert record["cost_usd"] == pytest.approx(expected_cost(REASONER_PRICE, 8, 10, 30))
