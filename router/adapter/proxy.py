@@ -51,8 +51,11 @@ class PolicyRouter(CustomLogger):
             raise HTTPException(status_code=exc.status, detail=exc.message) from None
         except BudgetExceeded as exc:
             accounting.rejected(decision, identity, exc.exceeded)
+            apply_decision(decision, data)  # so the 429 still says which route and model it was for
+            decision_of(data).update(settled=True, reasons=[*decision.reasons, str(exc)])
             raise _budget_error(exc) from None
         apply_decision(decision, data)
+        _ask_for_stream_usage(data)
         recorded = decision_of(data)
         recorded.update(notes)
         accounting.reasoning_controls(decision, data, recorded)
@@ -76,6 +79,20 @@ class PolicyRouter(CustomLogger):
         if decision is not None:
             await asyncio.to_thread(self.runtime.accounting.on_failure, decision)
         return None
+
+
+def _ask_for_stream_usage(data: dict) -> None:
+    """The proxy asks providers for stream usage before the hooks run, judging by the requested
+    model: `auto` maps to no deployment, so it does not ask, and the spend of routed streams would
+    read 0. Ask for it the way the proxy does: the usage chunk is stripped from what the client
+    sees unless the client asked for it."""
+    if data.get("stream") is not True:
+        return
+    options = data.get("stream_options")
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        return
+    data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    data["_litellm_strip_stream_usage"] = True
 
 
 def _budget_error(exc: BudgetExceeded) -> ProxyException:
