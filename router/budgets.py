@@ -20,7 +20,7 @@ from router.core.budgets import ZERO, Amounts, applies, limits, scopes, window_s
 from router.core.decide import CompiledPolicy
 from router.core.request import Identity
 from router.policy.schema import Budget
-from router.state.protocol import StateStore, StoreUnavailable
+from router.state.protocol import Ask, Reserved, StateStore, StoreUnavailable
 
 log = logging.getLogger("router")
 
@@ -93,41 +93,44 @@ class BudgetBook:
         return admission
 
     def _reserve_all(self, compiled, route, model, identity, tags, prompt_tokens, max_output, now) -> Admission:
-        admission = Admission(model)
+        """One atomic reservation across every budget, scope and unit that applies to `model`."""
         estimate = worst_case(compiled.spec(model).price, prompt_tokens, max_output)
         tz = ZoneInfo(compiled.settings.timezone)
-        closest = 2.0
+        asks, owners = [], []
         for budget in compiled.policy.budgets:
             if not applies(budget, route, model):
                 continue
             span = window_span(budget.window, now, tz)
             for scope in scopes(budget, identity, route, model, tags):
                 for unit, limit in limits(budget):
-                    keys = [f"budget:{budget.name}:{unit}:{scope}:{b}" for b in span.buckets]
-                    result = self._reserve(keys, unit, estimate.of(unit), limit, span.ttl, budget, admission)
-                    if result is None:
-                        continue
-                    ok, total = result
-                    if not ok:
-                        self.release(admission.holds)
-                        return Admission(model, rejected=Exceeded(budget, unit, limit, total, span.reset_at))
-                    if (limit - total) / limit < closest:
-                        closest, admission.tightest = (limit - total) / limit, (budget.name, unit, limit - total)
-        return admission
-
-    def _reserve(self, keys, unit, amount, limit, ttl, budget, admission) -> tuple[bool, float] | None:
+                    keys = tuple(f"budget:{budget.name}:{unit}:{scope}:{b}" for b in span.buckets)
+                    asks.append(Ask(keys, estimate.of(unit), limit, span.ttl, soft=budget.on_exceed == "warn"))
+                    owners.append((budget, unit, span))
+        if not asks:
+            return Admission(model)
         try:
-            ok, total = self.store.reserve(keys, amount, limit, ttl)
-            if not ok and budget.on_exceed == "warn":
+            reserved = self.store.reserve(asks)
+        except StoreUnavailable:  # admit unchecked; the settlement still finds the counters
+            holds = [Hold(ask.keys[-1], unit, 0.0, ask.ttl) for ask, (_, unit, _) in zip(asks, owners)]
+            return Admission(model, holds=holds, unchecked=True)
+        if reserved.refused is not None:
+            budget, unit, span = owners[reserved.refused]
+            ask = asks[reserved.refused]
+            return Admission(model, rejected=Exceeded(budget, unit, ask.limit, reserved.totals[reserved.refused], span.reset_at))
+        return self._admitted(model, asks, owners, reserved)
+
+    @staticmethod
+    def _admitted(model: str, asks: list[Ask], owners: list, reserved: Reserved) -> Admission:
+        admission = Admission(model)
+        closest = 2.0
+        for ask, (budget, unit, _), total, over in zip(asks, owners, reserved.totals, reserved.over):
+            admission.holds.append(Hold(ask.keys[-1], unit, ask.amount, ask.ttl))
+            if over and budget.name not in admission.warnings:
                 admission.warnings.append(budget.name)
-                ok, total = self.store.reserve(keys, amount, None, ttl)
-        except StoreUnavailable:
-            admission.unchecked = True
-            admission.holds.append(Hold(keys[-1], unit, 0.0, ttl))
-            return None
-        if ok:  # a refused reservation added nothing, so there is nothing to give back later
-            admission.holds.append(Hold(keys[-1], unit, amount, ttl))
-        return ok, total
+            share = (ask.limit - total) / ask.limit
+            if share < closest:
+                closest, admission.tightest = share, (budget.name, unit, ask.limit - total)
+        return admission
 
     def settle(self, holds: list[Hold], actual: Amounts) -> None:
         """Turn each reservation into the real spend."""
@@ -140,13 +143,14 @@ class BudgetBook:
     def _apply(self, changes: list[tuple[str, float, float]]) -> None:
         with self._lock:
             self._backlog.extend(c for c in changes if c[1])
-            while self._backlog:
-                key, amount, ttl = self._backlog[0]
-                try:
-                    self.store.incr(key, amount, ttl)
-                except StoreUnavailable:
-                    return  # kept for the next call; the store logged the outage
-                self._backlog.popleft()
+            if not self._backlog:
+                return
+            pending = list(self._backlog)
+            try:
+                self.store.add(pending)
+            except StoreUnavailable:
+                return  # kept for the next call; the store logged the outage
+            self._backlog.clear()
 
     def flush(self) -> None:
         """Write spend kept while the store was down (called periodically)."""

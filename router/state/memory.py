@@ -6,6 +6,8 @@ import threading
 import time
 from collections import deque
 
+from router.state.protocol import Ask, Reserved, settle_asks
+
 
 class MemoryStore:
     def __init__(self) -> None:
@@ -38,13 +40,15 @@ class MemoryStore:
         self._numbers[key] = (value, expires)
         return value
 
-    def reserve(self, keys: list[str], amount: float, limit: float | None, ttl: float) -> tuple[bool, float]:
+    def reserve(self, asks: list[Ask]) -> Reserved:
         with self._lock:
-            total = sum(self._number(k) for k in keys)
-            if limit is not None and total + amount > limit:
-                return False, total
-            self._add(keys[-1], amount, ttl)
-            return True, total + amount
+            return settle_asks(asks, [sum(self._number(k) for k in ask.keys) for ask in asks],
+                               lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl))
+
+    def add(self, changes: list[tuple[str, float, float]]) -> None:
+        with self._lock:
+            for key, amount, ttl in changes:
+                self._add(key, amount, ttl)
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         with self._lock:

@@ -6,11 +6,31 @@ plain strings that the callers namespace (`cache:...`, `stats:...`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 
 class StoreUnavailable(Exception):
     """The shared store cannot be reached; callers degrade instead of failing the request."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One counter to reserve in: the numbers at `keys` (a window's buckets, the current one last)
+    plus `amount` must stay within `limit`; a `soft` ask is added even when it does not."""
+
+    keys: tuple[str, ...]
+    amount: float
+    limit: float | None
+    ttl: float
+    soft: bool = False
+
+
+@dataclass(frozen=True)
+class Reserved:
+    refused: int | None  # the index of the first hard ask over its limit: then nothing was added
+    totals: list[float]  # each ask's window total, after the additions when they were made
+    over: list[bool]  # each ask over its limit (a soft ask over its limit was still added)
 
 
 class StateStore(Protocol):
@@ -24,11 +44,13 @@ class StateStore(Protocol):
         """Add `amount` to a number (0 when absent) atomically, keeping it `ttl` seconds more when
         given (forever otherwise); return the new value."""
 
-    def reserve(self, keys: list[str], amount: float, limit: float | None, ttl: float) -> tuple[bool, float]:
-        """Atomically: when the numbers at `keys` plus `amount` stay within `limit` (None: no limit),
-        add `amount` to the last key (kept `ttl` seconds) and return (True, new total); else change
-        nothing and return (False, current total). Budgets use it so concurrent requests cannot
-        overrun a limit between a check and an add."""
+    def reserve(self, asks: list[Ask]) -> Reserved:
+        """All or nothing, in one step: when no hard ask goes over its limit, add every amount to its
+        current bucket (kept `ttl` seconds); else add nothing. Budgets use it so that concurrent
+        requests cannot overrun a limit between a check and an add, in one round trip."""
+
+    def add(self, changes: list[tuple[str, float, float]]) -> None:
+        """Add (key, amount, ttl) to each number, in one round trip."""
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         """Append to a log that keeps about its `max_len` newest entries; return the entry id."""
@@ -37,3 +59,15 @@ class StateStore(Protocol):
         """Entries after id `after` (from the oldest kept when None), oldest first."""
 
     def close(self) -> None: ...
+
+
+def settle_asks(asks: list[Ask], totals: list[float], apply) -> Reserved:
+    """The reservation rule for stores that run it in Python: `totals` are the windows' current
+    sums; `apply(ask)` adds one ask. Called with the store's lock (or transaction) held."""
+    over = [ask.limit is not None and total + ask.amount > ask.limit for ask, total in zip(asks, totals)]
+    refused = next((i for i, (ask, o) in enumerate(zip(asks, over)) if o and not ask.soft), None)
+    if refused is not None:
+        return Reserved(refused, totals, over)
+    for ask in asks:
+        apply(ask)
+    return Reserved(None, [t + ask.amount for ask, t in zip(asks, totals)], over)

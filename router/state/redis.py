@@ -9,20 +9,38 @@ import time
 
 import redis
 
-from router.state.protocol import StoreUnavailable
+from router.state.protocol import Ask, Reserved, StoreUnavailable
 
 log = logging.getLogger("router")
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
-# Check-and-add in one step on the server: concurrent reservations from any number of instances
-# see each other's amounts. Totals go back as strings (Lua numbers would be cut to integers).
+# All of a request's reservations, checked and added in one step on the server: concurrent requests
+# from any number of instances see each other's amounts. ARGV: the number of asks, then per ask its
+# key count, amount, limit ('' for none), ttl in ms and soft flag. Numbers go back as strings (Lua
+# would cut them to integers).
 _RESERVE = """
-local total = 0
-for _, key in ipairs(KEYS) do total = total + tonumber(redis.call('GET', key) or '0') end
-local amount = tonumber(ARGV[1])
-if ARGV[2] ~= '' and total + amount > tonumber(ARGV[2]) then return {0, tostring(total)} end
-redis.call('INCRBYFLOAT', KEYS[#KEYS], ARGV[1])
-redis.call('PEXPIRE', KEYS[#KEYS], ARGV[3])
-return {1, tostring(total + amount)}
+local count, a, k = tonumber(ARGV[1]), 2, 1
+local asks, refused = {}, 0
+for i = 1, count do
+  local nkeys, amount, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local total = 0
+  for j = k, k + nkeys - 1 do total = total + tonumber(redis.call('GET', KEYS[j]) or '0') end
+  local over = limit ~= '' and total + amount > tonumber(limit)
+  if over and ARGV[a + 4] == '0' and refused == 0 then refused = i end
+  asks[i] = {KEYS[k + nkeys - 1], ARGV[a + 1], ARGV[a + 3], total, over}
+  a, k = a + 5, k + nkeys
+end
+local out = {tostring(refused)}
+for i = 1, count do
+  local ask = asks[i]
+  if refused == 0 then
+    redis.call('INCRBYFLOAT', ask[1], ask[2])
+    redis.call('PEXPIRE', ask[1], ask[3])
+    ask[4] = ask[4] + tonumber(ask[2])
+  end
+  table.insert(out, tostring(ask[4]))
+  table.insert(out, ask[5] and '1' or '0')
+end
+return out
 """
 
 
@@ -67,10 +85,25 @@ class RedisStore:
 
         return float(self._call(op))
 
-    def reserve(self, keys: list[str], amount: float, limit: float | None, ttl: float) -> tuple[bool, float]:
-        args = [repr(amount), "" if limit is None else repr(limit), max(1, int(ttl * 1000))]
-        ok, total = self._call(lambda r: self._reserve_script(keys=keys, args=args, client=r))
-        return bool(ok), float(total)
+    def reserve(self, asks: list[Ask]) -> Reserved:
+        keys = [key for ask in asks for key in ask.keys]
+        args: list = [len(asks)]
+        for ask in asks:
+            limit = "" if ask.limit is None else repr(ask.limit)
+            args += [len(ask.keys), repr(ask.amount), limit, max(1, int(ask.ttl * 1000)), int(ask.soft)]
+        reply = self._call(lambda r: self._reserve_script(keys=keys, args=args, client=r))
+        refused = int(reply[0])
+        return Reserved(refused - 1 if refused else None, [float(v) for v in reply[1::2]], [v == b"1" for v in reply[2::2]])
+
+    def add(self, changes: list[tuple[str, float, float]]) -> None:
+        def op(r):
+            pipe = r.pipeline(transaction=False)
+            for key, amount, ttl in changes:
+                pipe.incrbyfloat(key, amount)
+                pipe.pexpire(key, max(1, int(ttl * 1000)))
+            pipe.execute()
+
+        self._call(op)
 
     def append(self, log_name: str, payload: bytes, max_len: int) -> str:
         entry_id = self._call(lambda r: r.xadd(log_name, {"p": payload}, maxlen=max_len, approximate=True))

@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+from router.state.protocol import Ask, Reserved, settle_asks
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS numbers (key TEXT PRIMARY KEY, value REAL NOT NULL, expires REAL);
@@ -63,21 +65,31 @@ class SQLiteStore:
             (key, amount, expires, now),
         ).fetchone()[0]
 
-    def reserve(self, keys: list[str], amount: float, limit: float | None, ttl: float) -> tuple[bool, float]:
+    def reserve(self, asks: list[Ask]) -> Reserved:
         now = time.time()
-        marks = ",".join("?" * len(keys))
         with self._lock:
             # BEGIN IMMEDIATE takes the write lock first, so processes sharing the file serialise here.
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                total = self._db.execute(
-                    f"SELECT COALESCE(SUM(value), 0) FROM numbers WHERE key IN ({marks}) "
-                    "AND (expires IS NULL OR expires >= ?)", (*keys, now)
-                ).fetchone()[0]
-                if limit is not None and total + amount > limit:
-                    return False, total
-                self._add(keys[-1], amount, ttl, now)
-                return True, total + amount
+                totals = [self._window_total(ask.keys, now) for ask in asks]
+                return settle_asks(asks, totals, lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl, now))
+            finally:
+                self._db.execute("COMMIT")
+
+    def _window_total(self, keys: tuple[str, ...], now: float) -> float:
+        marks = ",".join("?" * len(keys))
+        return self._db.execute(
+            f"SELECT COALESCE(SUM(value), 0) FROM numbers WHERE key IN ({marks}) AND (expires IS NULL OR expires >= ?)",
+            (*keys, now),
+        ).fetchone()[0]
+
+    def add(self, changes: list[tuple[str, float, float]]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for key, amount, ttl in changes:
+                    self._add(key, amount, ttl, now)
             finally:
                 self._db.execute("COMMIT")
 

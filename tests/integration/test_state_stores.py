@@ -74,3 +74,23 @@ def test_redis_outage_fails_fast_and_recovers(redis_server, redis_url, caplog):
     store.set("k", b"back", ttl=60)
     assert store.get("k") == b"back"
     assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+def test_reserve_is_all_or_nothing(store):
+    from router.state.protocol import Ask
+
+    a, b = Ask(("a:1", "a:2"), 3.0, 5.0, 60), Ask(("b:1",), 1.0, 10.0, 60)
+    first = store.reserve([a, b])
+    assert first.refused is None and first.totals == [3.0, 1.0] and first.over == [False, False]
+    second = store.reserve([b, a])  # a would reach 6 > 5: nothing is added, b included
+    assert second.refused == 1 and second.totals == [1.0, 3.0]
+    assert store.reserve([Ask(("b:1",), 0.0, None, 60)]).totals == [1.0]
+    store.add([("a:1", 1.0, 60)])  # an older bucket of a's window counts too
+    assert store.reserve([Ask(("a:1", "a:2"), 1.5, 5.0, 60)]).refused == 0
+
+
+def test_a_soft_ask_is_added_over_its_limit_and_says_so(store):
+    from router.state.protocol import Ask
+
+    result = store.reserve([Ask(("w",), 2.0, 1.0, 60, soft=True)])
+    assert result.refused is None and result.over == [True] and result.totals == [2.0]
