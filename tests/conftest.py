@@ -93,15 +93,19 @@ TENANT_KEYS = {"sk-tenant-a": "team-a", "sk-tenant-b": "team-b"}
 REASONER_PRICE = {"input": 0.15, "output": 0.60, "reasoning": 2.00}
 
 
-def write_policy(workdir: Path, state: str | None = None, extra: str = "") -> Path:
+def write_policy(workdir: Path, state: str | None = None, budgets: str | None = None) -> Path:
     """A copy of policies/default.yaml whose state lives in `workdir` (or as `state` says), with the
-    reasoner priced by REASONER_PRICE and `extra` YAML appended."""
+    reasoner priced by REASONER_PRICE and, when given, `budgets` (a YAML list) for its budgets."""
     text = (ROOT / "policies" / "default.yaml").read_text()
+    if budgets is not None:
+        start = text.index("\nbudgets:")
+        end = text.index("\n\n", start)
+        text = text[:start] + "\nbudgets:\n" + budgets.strip("\n") + text[end:]
     state_line = next(line for line in text.splitlines() if line.startswith("state:"))
     text = text.replace(state_line, f"state: {state or {'backend': 'sqlite', 'path': str(workdir / 'state.db')}}")
     text = text.replace("price: {input: 0.15, output: 0.60, reasoning: 0.60}", f"price: {REASONER_PRICE}")
     path = workdir / "policy.yaml"
-    path.write_text(text + extra)
+    path.write_text(text)
     return path
 
 

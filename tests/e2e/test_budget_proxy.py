@@ -17,7 +17,6 @@ pytestmark = pytest.mark.e2e
 FLASH_PRICE = {"input": 0.27, "output": 1.10}
 GLOBAL_LIMIT = 0.0006
 BUDGETS = f"""
-budgets:
   - {{name: default-global, per: global, window: day, limit_usd: {GLOBAL_LIMIT}, routes: [default]}}
   - {{name: creative-key, per: key, window: day, limit_usd: 0.0005, on_exceed: downgrade, to: [flash], routes: [creative]}}
   - {{name: extraction-key, per: key, window: day, limit_usd: 0.0001, routes: [extraction]}}
@@ -27,7 +26,7 @@ budgets:
 @pytest.fixture(scope="module")
 def pair(simulator, redis_server, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("budget-pair")
-    policy = write_policy(workdir, state=f'{{backend: redis, url: "{redis_server.url}"}}', extra=BUDGETS)
+    policy = write_policy(workdir, state=f'{{backend: redis, url: "{redis_server.url}"}}', budgets=BUDGETS)
     config = auth_config(workdir)
     first = start_proxy(simulator, policy, workdir, config=config)
     try:
@@ -122,10 +121,7 @@ def test_a_budget_per_key_stops_one_key_only(pair, sim, redis_url):
 
 
 def test_spend_survives_a_restart(simulator, sim, tmp_path):
-    policy = write_policy(tmp_path, extra="""
-budgets:
-  - {name: small, per: global, window: day, limit_usd: 0.0001}
-""")
+    policy = write_policy(tmp_path, budgets="  - {name: small, per: global, window: day, limit_usd: 0.0001}")
     proxy = start_proxy(simulator, policy, tmp_path)
     try:
         statuses = []
@@ -143,3 +139,13 @@ budgets:
         assert sim.count("deepseek-v4-flash") == served_before
     finally:
         restarted.stop()
+
+
+def test_the_reasoning_cap_reaches_the_provider_and_an_overrun_is_recorded(pair, sim, redis_url):
+    first, _, policy = pair
+    sim.set_profile("deepseek-reasoner", reasoning_tokens=8100, output_tokens=5)  # the route caps at 8000
+    assert post(first, "Prove that 7 is prime, step by step").status_code == 200
+    assert sim.requests_for("deepseek-reasoner")[-1]["reasoning_effort"] == "medium"
+    time.sleep(1.0)
+    record = [r for r in ledger(policy) if r["route"] == "reasoning" and r["outcome"] == "ok"][-1]
+    assert record["tokens"]["reasoning"] == 8100 and record["reasoning_over_cap"] is True
