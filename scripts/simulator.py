@@ -277,7 +277,9 @@ def main() -> None:
         STATE.profiles["*"] = replace(STATE.profiles["*"], **profiles.pop("*", {}))
         for model, changes in profiles.items():
             STATE.profiles[model] = replace(STATE.profiles["*"], **changes)
-    uvicorn.run(build_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+    # Keep idle connections as long as real providers do (uvicorn closes them after 5 s by default),
+    # so a proxy that waited a few seconds does not pay for reconnecting when measured.
+    uvicorn.run(build_app(), host=args.host, port=args.port, log_level="warning", access_log=False, timeout_keep_alive=75)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ and explain every decision in response headers."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -43,10 +42,7 @@ class PolicyRouter(CustomLogger):
         accounting = self.runtime.accounting
         try:
             decision = route_body(compiled, data, identity)
-            if compiled.policy.budgets:  # the reservation talks to the store: keep it off the event loop
-                decision, notes = await asyncio.to_thread(accounting.admit, decision, data, identity)
-            else:
-                decision, notes = accounting.admit(decision, data, identity)
+            decision, notes = await self.runtime.run(accounting.admit, decision, data, identity)
         except RequestRejected as exc:
             raise HTTPException(status_code=exc.status, detail=exc.message) from None
         except BudgetExceeded as exc:
@@ -72,12 +68,12 @@ class PolicyRouter(CustomLogger):
         return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-        await asyncio.to_thread(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)
+        await self.runtime.run(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)
 
     async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict, traceback_str=None):
         decision = decision_of(request_data)
         if decision is not None:
-            await asyncio.to_thread(self.runtime.accounting.on_failure, decision)
+            await self.runtime.run(self.runtime.accounting.on_failure, decision)
         return None
 
 

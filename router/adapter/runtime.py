@@ -3,6 +3,7 @@ the ledger, and the background loop that keeps them in step with the shared stor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ class Runtime:
     store: StateStore
     accounting: Accounting
     cache: PolicyCache | None
+    remote: bool = False  # the store is across a network: keep its calls off the event loop
+
+    async def run(self, fn, *args):
+        """Call `fn` on a worker thread when the store is remote; inline when it is local (SQLite and
+        memory calls take ~0.1 ms, less than the hop to a thread)."""
+        return await asyncio.to_thread(fn, *args) if self.remote else fn(*args)
 
     def tick(self) -> None:
         if self.cache is not None:
@@ -50,7 +57,8 @@ def build_runtime(policy: PolicyFile, router_of=lambda: None) -> Runtime:
     """`state` and the embedder are read once: changing them needs a restart."""
     spec = policy.current.policy
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
-    runtime = Runtime(store, Accounting(policy, BudgetBook(store), Ledger(store)), _build_cache(policy, store, router_of))
+    runtime = Runtime(store, Accounting(policy, BudgetBook(store), Ledger(store)), _build_cache(policy, store, router_of),
+                      remote=spec.state.backend == "redis")
     runtime.tick()
     runtime.start()
     _install_cache(runtime.cache)
