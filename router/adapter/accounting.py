@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Mapping
 
+from router.adapter import common
 from router.budgets import BudgetBook, Exceeded, Hold, holds_to_dicts
 from router.core.budgets import ZERO, Amounts, spent
 from router.core.decide import CompiledPolicy, Decision
@@ -92,9 +93,10 @@ class Accounting:
             return
         decision["settled"] = True
         compiled = self.policy.current
-        model = compiled.model_serving(served or "") or (compiled.resolve(decision.get("model") or "") if not served else None)
+        # The model that answered (a fallback may have); a group the policy does not list has no price.
+        model = compiled.model_serving(served) if served else compiled.resolve(decision.get("model") or "")
         usage = dict(response.get("usage") or {})
-        reasoning_text = _reasoning_text(response)
+        reasoning_text = common.reasoning_text(response)
         actual = ZERO if cache_hit else _actual(compiled, model, usage, reasoning_text, litellm_cost)
         self.book.settle([Hold.from_dict(h) for h in decision.get("holds", [])], actual)
         record = self._record(decision, "ok", latency, served, model)
@@ -147,13 +149,6 @@ def _actual(compiled: CompiledPolicy, model: str | None, usage: dict, reasoning_
         return spent(compiled.spec(model).price, usage, reasoning_text)
     t = token_counts(usage, reasoning_text)
     return Amounts(float(litellm_cost or 0.0), float(t.prompt + t.completion), float(t.reasoning))
-
-
-def _reasoning_text(response: Mapping) -> str | None:
-    choices = response.get("choices") or []
-    message = (choices[0].get("message") or choices[0].get("delta") or {}) if choices else {}
-    text = message.get("reasoning_content") or (message.get("provider_specific_fields") or {}).get("reasoning_content")
-    return text if isinstance(text, str) and text else None
 
 
 def _tokens(usage: Mapping, reasoning_text: str | None) -> dict:

@@ -56,7 +56,7 @@ def response_cost_headers(compiled: CompiledPolicy, decision: Mapping, response:
         headers["x-router-cost"] = "0"
     elif usage is not None and model is not None:
         usage = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
-        headers["x-router-cost"] = f"{cost_usd(compiled.spec(model).price, usage, _reasoning_text(response)):.8f}"
+        headers["x-router-cost"] = f"{cost_usd(compiled.spec(model).price, usage, reasoning_text(response)):.8f}"
     budget = decision.get("budget")
     if budget:
         headers["x-router-budget-remaining"] = f"{budget['remaining']:.6f} {budget['unit']} ({budget['name']})"
@@ -65,8 +65,15 @@ def response_cost_headers(compiled: CompiledPolicy, decision: Mapping, response:
     return headers
 
 
-def _reasoning_text(response: object) -> str | None:
-    choices = getattr(response, "choices", None) or []
-    message = getattr(choices[0], "message", None) if choices else None
-    text = getattr(message, "reasoning_content", None) if message is not None else None
+def reasoning_text(response: object) -> str | None:
+    """The first choice's reasoning text, from a LiteLLM response object or its dict form."""
+    choices = _field(response, "choices") or []
+    message = (_field(choices[0], "message") or _field(choices[0], "delta")) if choices else None
+    text = _field(message, "reasoning_content") or _field(_field(message, "provider_specific_fields"), "reasoning_content")
     return text if isinstance(text, str) and text else None
+
+
+def _field(item: object, name: str) -> object:
+    if item is None:
+        return None
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
