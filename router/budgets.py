@@ -58,7 +58,7 @@ class Exceeded:
 
 @dataclass
 class Admission:
-    model: str  # the policy model that will serve: the decision's, or a downgrade
+    model: str | None  # the policy model that will serve: the decision's, or a downgrade
     holds: list[Hold] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # budgets over their limit that only warn
     downgraded_from: str | None = None
@@ -73,7 +73,7 @@ class BudgetBook:
         self._backlog: deque[tuple[str, float, float]] = deque()
         self._lock = threading.Lock()
 
-    def admit(self, compiled: CompiledPolicy, route: str, model: str, identity: Identity,
+    def admit(self, compiled: CompiledPolicy, route: str, model: str | None, identity: Identity,
               tags: tuple[str, ...], prompt_tokens: int, max_output: int, now: float | None = None) -> Admission:
         """Reserve the request's worst case in every budget that applies, downgrading or rejecting as told."""
         now = time.time() if now is None else now
@@ -93,8 +93,12 @@ class BudgetBook:
         return admission
 
     def _reserve_all(self, compiled, route, model, identity, tags, prompt_tokens, max_output, now) -> Admission:
-        """One atomic reservation across every budget, scope and unit that applies to `model`."""
-        estimate = worst_case(compiled.spec(model).price, prompt_tokens, max_output)
+        """One atomic reservation across every budget, scope and unit that applies to `model`.
+
+        A model group the policy does not price (a request naming it directly) reserves nothing but
+        still draws on the budgets: it is refused when they are spent, and settles at LiteLLM's price."""
+        priced = model is not None and compiled.resolve(model) is not None
+        estimate = worst_case(compiled.spec(model).price, prompt_tokens, max_output) if priced else ZERO
         tz = ZoneInfo(compiled.settings.timezone)
         asks, owners = [], []
         for budget in compiled.policy.budgets:

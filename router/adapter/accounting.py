@@ -44,7 +44,7 @@ class Accounting:
         what to remember about it. Raises BudgetExceeded for a request a budget rejects."""
         compiled = self.policy.current
         notes: dict = {"identity": dataclasses.asdict(identity)}
-        if decision.model is None or not compiled.policy.budgets:
+        if not compiled.policy.budgets:
             return decision, notes
         max_output = request.get("max_completion_tokens") or request.get("max_tokens") or compiled.settings.default_output_tokens
         admission = self.book.admit(compiled, decision.route, decision.model, identity, identity.tags,

@@ -177,3 +177,14 @@ def test_a_store_outage_admits_unchecked_and_keeps_the_spend(redis_server, redis
     book.flush()
     assert book.backlog == 0
     assert store.incr(f"budget:strict-key:usd:alice:{_bucket()}", 0) == pytest.approx(0.004)
+
+
+def test_a_model_outside_the_policy_cannot_escape_the_budgets(store):
+    book = BudgetBook(store)
+    unpriced = book.admit(COMPILED, "explicit", None, ALICE, (), 100, 400)
+    assert unpriced.rejected is None and unpriced.holds == []  # `strict-key` is for the strict route only
+    everyone = CompiledPolicy(parse_policy(POLICY.replace(", routes: [strict]}", "}"), env={}))
+    first = book.admit(everyone, "explicit", None, ALICE, (), 100, 400)
+    assert first.rejected is None and [h.amount for h in first.holds] == [0.0]  # no price: nothing reserved...
+    book.settle(first.holds, Amounts(0.02, 0, 0))  # ...but the spend, at LiteLLM's price, counts
+    assert book.admit(everyone, "explicit", None, ALICE, (), 100, 400).rejected is not None
