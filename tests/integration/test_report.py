@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from router import parse_policy
 from router.cli import main
 from router.ledger import Ledger
 from router.report import summarize
