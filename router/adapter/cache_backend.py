@@ -21,7 +21,6 @@ from router.cache import keys
 from router.cache.rules import CacheRule, cache_rules
 from router.cache.service import CacheRequest, ResponseCache
 from router.core.decide import CompiledPolicy
-from router.core.pricing import cost_usd
 from router.core.request import Identity
 from router.policy.crossref import RESERVED_ROUTE
 from router.policy.reload import PolicyFile
@@ -57,8 +56,7 @@ class PolicyCache(BaseCache):
             decision["cache"] = hit.label if hit else "miss"
         if hit is None:
             return None
-        self._record_saving(hit.response, decision)
-        return {"timestamp": hit.stored_at, "response": hit.response}
+        return {"timestamp": hit.stored_at, "response": hit.response}  # the ledger records the saving
 
     def set_cache(self, key, value, **kwargs):
         request, _ = self._request(kwargs)
@@ -101,20 +99,12 @@ class PolicyCache(BaseCache):
         if rule is None:
             return None, decision
         target = decision["target"] if decision else str(metadata.get("model_group") or model)
-        return CacheRequest(f"{route}:{target}", _identity(metadata), messages, params, rule), decision
+        return CacheRequest(f"{route}:{target}", _identity(decision, metadata), messages, params, rule), decision
 
     def _rules_for(self, compiled: CompiledPolicy) -> dict[str, CacheRule]:
         if self._rules[0] is not compiled:
             self._rules = (compiled, cache_rules(compiled.policy))
         return self._rules[1]
-
-    def _record_saving(self, response_json: str, decision: dict | None) -> None:
-        compiled = self.policy.current
-        model = compiled.resolve(decision.get("model") or "") if decision else None
-        if model is None:
-            return
-        usage = json.loads(response_json).get("usage") or {}
-        self.service.record_saving(cost_usd(compiled.spec(model).price, usage))
 
 
 def _metadata(kwargs: Mapping) -> dict:
@@ -125,8 +115,13 @@ def _metadata(kwargs: Mapping) -> dict:
     return {}
 
 
-def _identity(metadata: Mapping) -> Identity:
-    """The proxy's authenticated identity; a client cannot set these keys (the proxy overwrites them)."""
+def _identity(decision: Mapping | None, metadata: Mapping) -> Identity:
+    """Who the request is for: the identity the pre-call step recorded in the decision (the proxy's
+    authentication, or the SDK's `install(identity=...)`); else LiteLLM's own key metadata, which a
+    client cannot set (the proxy overwrites those keys)."""
+    recorded = (decision or {}).get("identity")
+    if isinstance(recorded, Mapping):
+        return Identity(**{**recorded, "tags": tuple(recorded.get("tags") or ())})
     return Identity(
         key_hash=metadata.get("user_api_key_hash") or metadata.get("user_api_key"),
         team=metadata.get("user_api_key_team_id"),

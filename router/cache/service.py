@@ -63,15 +63,13 @@ class Stats:
     exact: int = 0
     semantic: int = 0
     miss: int = 0
-    saved_usd: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self) -> dict[str, float]:
         """The counts since the last take, zeroed."""
         with self.lock:
-            out = {"exact": self.exact, "semantic": self.semantic, "miss": self.miss, "saved_usd": self.saved_usd}
+            out = {"exact": self.exact, "semantic": self.semantic, "miss": self.miss}
             self.exact = self.semantic = self.miss = 0
-            self.saved_usd = 0.0
         return {k: v for k, v in out.items() if v}
 
 
@@ -141,10 +139,6 @@ class ResponseCache:
             else:
                 self.stats.semantic += 1
         return hit
-
-    def record_saving(self, usd: float) -> None:
-        with self.stats.lock:
-            self.stats.saved_usd += usd
 
     # -- storing ---------------------------------------------------------------------------------
 

@@ -33,24 +33,35 @@ def check(data: object) -> list[Finding]:
 
 
 def _budget_refs(budgets: list, known: dict[str, str], route_names: set) -> Iterator[Finding]:
-    seen: dict[str, int] = {}
+    yield from _duplicate_names(budgets, "budgets", "budget")
     for i, budget in enumerate(budgets):
         if not isinstance(budget, dict):
             continue
-        name = budget.get("name")
-        if isinstance(name, str):
-            if name in seen:
-                yield ("budgets", i, "name"), f"duplicate budget name '{name}' (also budgets[{seen[name]}])"
-            seen.setdefault(name, i)
         for field in ("to", "models"):
-            refs = budget.get(field)
-            for j, ref in enumerate([refs] if isinstance(refs, str) else refs if isinstance(refs, list) else []):
-                path = ("budgets", i, field) if isinstance(refs, str) else ("budgets", i, field, j)
+            for path, ref in _name_list(budget.get(field), ("budgets", i, field)):
                 yield from _model_ref(ref, path, known)
-        routes = budget.get("routes")
-        for j, ref in enumerate([routes] if isinstance(routes, str) else routes if isinstance(routes, list) else []):
+        for path, ref in _name_list(budget.get("routes"), ("budgets", i, "routes")):
             if isinstance(ref, str) and ref not in route_names:
-                yield ("budgets", i, "routes", j), f"unknown route '{ref}'"
+                yield path, f"unknown route '{ref}'"
+
+
+def _duplicate_names(items: list, section: str, what: str) -> Iterator[Finding]:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            yield (section, i, "name"), f"duplicate {what} name '{name}' (also {section}[{seen[name]}])"
+        seen.setdefault(name, i)
+
+
+def _name_list(value: object, path: tuple) -> Iterator[tuple[tuple, object]]:
+    """(path, name) for a field that takes one name or a list of them."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, list):
+        yield from ((path + (j,), item) for j, item in enumerate(value))
 
 
 def _model_names(models: object) -> Iterator[tuple[str, str]]:
@@ -89,17 +100,12 @@ def _auto_model_clash(settings: object, known: dict[str, str]) -> Iterator[Findi
 
 
 def _route_refs(routes: list, known: dict[str, str]) -> Iterator[Finding]:
-    seen: dict[str, int] = {}
+    yield from _duplicate_names(routes, "routes", "route")
     for i, route in enumerate(routes):
         if not isinstance(route, dict):
             continue
-        name = route.get("name")
-        if isinstance(name, str):
-            if name == RESERVED_ROUTE:
-                yield ("routes", i, "name"), f"'{RESERVED_ROUTE}' is reserved for requests that name a model themselves"
-            if name in seen:
-                yield ("routes", i, "name"), f"duplicate route name '{name}' (also routes[{seen[name]}])"
-            seen.setdefault(name, i)
+        if route.get("name") == RESERVED_ROUTE:
+            yield ("routes", i, "name"), f"'{RESERVED_ROUTE}' is reserved for requests that name a model themselves"
         yield from _model_ref(route.get("use"), ("routes", i, "use"), known)
         fallbacks = route.get("fallbacks")
         for j, fallback in enumerate(fallbacks if isinstance(fallbacks, list) else ()):

@@ -8,7 +8,7 @@ import time
 import pytest
 from openai import OpenAI
 
-from conftest import MASTER_KEY, auth_config, start_proxy, write_policy
+from conftest import MASTER_KEY, auth_config, ledger, start_proxy, write_policy
 
 pytestmark = pytest.mark.e2e
 FLASH = "deepseek-v4-flash"
@@ -18,6 +18,7 @@ FLASH = "deepseek-v4-flash"
 def proxy(simulator, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cache-proxy")
     started = start_proxy(simulator, write_policy(workdir), workdir, config=auth_config(workdir))
+    started.policy = workdir / "policy.yaml"
     yield started
     started.stop()
 
@@ -49,6 +50,10 @@ def test_the_second_identical_request_is_a_hit(proxy, sim):
     assert "x-litellm-cache-key" in headers  # LiteLLM's own hit flag
     assert second.choices[0].message.content == first.choices[0].message.content
     assert sim.count(FLASH) == 1  # the simulator was not asked again
+    time.sleep(0.5)  # the ledger is written after the answer
+    miss, hit = [r for r in ledger(proxy.policy) if r["outcome"] == "ok"][-2:]
+    assert (miss["cache"], hit["cache"]) == ("miss", "exact")
+    assert hit["cost_usd"] == 0 and hit["saved_usd"] == pytest.approx(miss["cost_usd"]) and miss["cost_usd"] > 0
 
 
 def test_a_paraphrase_hits_the_semantic_tier(proxy, sim):
