@@ -45,7 +45,12 @@ class PolicyError(RouterError):
 class RequestRejected(RouterError):
     """A request the policy will not serve, with the HTTP status and a message for the client."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after: float | None = None):
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds, sent as a Retry-After header
         super().__init__(f"{status}: {message}")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {} if self.retry_after is None else {"Retry-After": str(max(1, int(self.retry_after + 0.999)))}

@@ -7,7 +7,7 @@ rates, reasoning tokens, truncation, context window) that can be changed while i
     PUT  /admin/profiles/{model}   merge fields into a model's profile ("*" is the default profile)
     GET  /admin/profiles           every profile
     GET  /admin/stats              request counts per model (what tests assert on)
-    GET  /admin/requests?model=M   the last request bodies a model received
+    GET  /admin/requests?model=M   the last request bodies a model received, and when requests arrived
     POST /admin/reset              zero the counters (and, with {"profiles": true}, the profiles)
 
 Answers are deterministic for a given model and prompt, so cached and fresh answers can be compared.
@@ -62,6 +62,7 @@ class State:
     def reset_counts(self) -> None:
         self.stats: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.requests: dict[str, deque] = defaultdict(lambda: deque(maxlen=200))
+        self.arrivals: dict[str, deque] = defaultdict(lambda: deque(maxlen=2000))  # epoch seconds
 
     def profile(self, model: str) -> Profile:
         return self.profiles.get(model) or self.profiles["*"]
@@ -129,9 +130,10 @@ async def chat_completions(request: Request):
     profile = STATE.profile(model)
     STATE.count(model, "requests")
     STATE.requests[model].append(body)
+    STATE.arrivals[model].append(time.time())
     if random.random() < profile.rate_limit_rate:
         STATE.count(model, "rate_limited")
-        return _error(429, "rate limited by the simulator", "rate_limit_error", {"retry-after": str(profile.retry_after)})
+        return _error(429, "rate limited by the simulator", "rate_limit_error", {"retry-after": f"{profile.retry_after:g}"})
     if random.random() < profile.error_rate:
         STATE.count(model, "errors")
         await asyncio.sleep(_delay(profile.latency_ms, profile.latency_jitter))
@@ -231,7 +233,8 @@ async def get_stats(request: Request):
 
 
 async def get_requests(request: Request):
-    return JSONResponse({"requests": list(STATE.requests.get(request.query_params.get("model", ""), []))})
+    model = request.query_params.get("model", "")
+    return JSONResponse({"requests": list(STATE.requests.get(model, [])), "arrivals": list(STATE.arrivals.get(model, []))})
 
 
 async def reset(request: Request):

@@ -32,12 +32,15 @@ def decision_of(data: Mapping) -> dict | None:
 
 
 def decision_headers(decision: Mapping) -> dict[str, str]:
-    return {
+    headers = {
         "x-router-route": _header_value(decision["route"]),
         "x-router-model": _header_value(decision["target"]),
         "x-router-reason": _header_value("; ".join(decision["reasons"])),
         "x-router-cache": decision.get("cache", "off"),
     }
+    if decision.get("shifted_from"):
+        headers["x-router-shifted-from"] = _header_value(decision["shifted_from"])
+    return headers
 
 
 def _header_value(text: str, limit: int = 512) -> str:

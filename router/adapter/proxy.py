@@ -11,6 +11,7 @@ from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
+from router.adapter import resilience
 from router.adapter.accounting import BudgetExceeded
 from router.adapter.common import apply_decision, decision_headers, decision_of, response_cost_headers
 from router.adapter.runtime import Runtime, build_runtime
@@ -41,10 +42,10 @@ class PolicyRouter(CustomLogger):
         identity = _identity(user_api_key_dict, data, compiled.settings.trust_request_tags)
         accounting = self.runtime.accounting
         try:
-            decision = route_body(compiled, data, identity)
+            decision = self.runtime.health.reroute(route_body(compiled, data, identity))
             decision, notes = await self.runtime.run(accounting.admit, decision, data, identity)
         except RequestRejected as exc:
-            raise HTTPException(status_code=exc.status, detail=exc.message) from None
+            raise HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None) from None
         except BudgetExceeded as exc:
             accounting.rejected(decision, identity, exc.exceeded)
             apply_decision(decision, data)  # so the 429 still says which route and model it was for
@@ -54,6 +55,7 @@ class PolicyRouter(CustomLogger):
         _ask_for_stream_usage(data)
         recorded = decision_of(data)
         recorded.update(notes)
+        resilience.attempt_params(compiled, recorded, data)
         accounting.reasoning_controls(decision, data, recorded)
         if self.runtime.cache is not None:
             self.runtime.cache.opt_in(recorded, data)
@@ -68,13 +70,44 @@ class PolicyRouter(CustomLogger):
         return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        observe(self.runtime.health, kwargs)
         await self.runtime.run(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        """Each failed attempt (LiteLLM logs retries and fallbacks one by one): the model's health."""
+        observe(self.runtime.health, kwargs, kwargs.get("exception"))
 
     async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict, traceback_str=None):
         decision = decision_of(request_data)
-        if decision is not None:
-            await self.runtime.run(self.runtime.accounting.on_failure, decision)
+        if decision is None:
+            return None
+        await self.runtime.run(self.runtime.accounting.on_failure, decision)
+        if resilience.is_upstream_failure(original_exception):
+            log.warning("route %s: every model failed (last: %s); answering 503", decision["route"],
+                        type(original_exception).__name__)
+            return resilience.unavailable(self.policy.current, original_exception)
         return None
+
+
+def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
+    """One finished attempt at a model group: its latency (and time to first token when streamed),
+    or its failure; a 429's retry-after becomes a hold. Cache hits say nothing about a model."""
+    standard = kwargs.get("standard_logging_object") or {}
+    group = standard.get("model_group")
+    if not group or standard.get("cache_hit"):
+        return
+    deployment = standard.get("model_id")
+    start, end, first = standard.get("startTime"), standard.get("endTime"), standard.get("completionStartTime")
+    latency = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
+    if exc is None:
+        ttft = first - start if standard.get("stream") and isinstance(first, (int, float)) and latency is not None else None
+        health.record(group, deployment, latency, ttft)
+        return
+    if resilience.status_of(exc) == 429 and (wait := resilience.retry_after(exc)):
+        health.hold(group, wait)
+    if resilience.counts_as_error(exc):
+        # A timed-out attempt is also a (very) slow one: it counts toward the latency percentiles.
+        health.record(group, deployment, latency if resilience.status_of(exc) == 408 else None, error=True)
 
 
 def _ask_for_stream_usage(data: dict) -> None:

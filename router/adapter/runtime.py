@@ -1,5 +1,5 @@
-"""Building what a policy asks for at start-up: the state store, the response cache, budgets and
-the ledger, and the background loop that keeps them in step with the shared store."""
+"""Building what a policy asks for at start-up: the state store, the response cache, budgets, the
+ledger and model health, and the background loop that keeps them in step with the shared store."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from router.adapter.accounting import Accounting
 from router.adapter.cache_backend import PolicyCache
 from router.budgets import BudgetBook
 from router.cache.service import ResponseCache
+from router.health import Health
 from router.ledger import Ledger
 from router.policy.reload import PolicyFile
 from router.state import StateStore, open_store
@@ -28,6 +29,7 @@ class Runtime:
     store: StateStore
     accounting: Accounting
     cache: PolicyCache | None
+    health: Health
     remote: bool = False  # the store is across a network: keep its calls off the event loop
 
     async def run(self, fn, *args):
@@ -36,6 +38,7 @@ class Runtime:
         return await asyncio.to_thread(fn, *args) if self.remote else fn(*args)
 
     def tick(self) -> None:
+        self.health.tick()
         if self.cache is not None:
             self.cache.service.sync()
         self.accounting.book.flush()
@@ -58,7 +61,7 @@ def build_runtime(policy: PolicyFile, router_of=lambda: None) -> Runtime:
     spec = policy.current.policy
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     runtime = Runtime(store, Accounting(policy, BudgetBook(store), Ledger(store)), _build_cache(policy, store, router_of),
-                      remote=spec.state.backend == "redis")
+                      Health(store, lambda: policy.current), remote=spec.state.backend == "redis")
     runtime.tick()
     runtime.start()
     _install_cache(runtime.cache)

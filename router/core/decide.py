@@ -19,6 +19,8 @@ class Decision:
     fallbacks: tuple[str, ...]  # targets to try next, in order
     reasons: tuple[str, ...]
     prompt_tokens: int
+    max_output_tokens: int = 0
+    shifted_from: str | None = None  # the target a shift or a provider's retry-after moved the request away from
 
     @property
     def reason(self) -> str:
@@ -69,9 +71,10 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
         return _route(compiled, view)
     name = compiled.resolve(requested)
     if name is None:
-        return Decision(EXPLICIT_ROUTE, None, requested, (), (f"the request names model '{requested}'",), view.prompt_tokens)
+        return Decision(EXPLICIT_ROUTE, None, requested, (), (f"the request names model '{requested}'",), view.prompt_tokens,
+                        view.max_output_tokens)
     reason = f"the request names model '{requested}'" + (f" (alias of '{name}')" if name != requested else "")
-    return Decision(EXPLICIT_ROUTE, name, compiled.spec(name).target, (), (reason,), view.prompt_tokens)
+    return Decision(EXPLICIT_ROUTE, name, compiled.spec(name).target, (), (reason,), view.prompt_tokens, view.max_output_tokens)
 
 
 def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
@@ -81,7 +84,7 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
         if reasons is not None:
             model, fallbacks = _fit_context(compiled, route, view, reasons)
             targets = tuple(compiled.spec(m).target for m in fallbacks)
-            return Decision(route.name, model, compiled.spec(model).target, targets, tuple(reasons), view.prompt_tokens)
+            return Decision(route.name, model, compiled.spec(model).target, targets, tuple(reasons), view.prompt_tokens, view.max_output_tokens)
     raise AssertionError("a validated policy ends with a route that matches every request")
 
 

@@ -23,13 +23,36 @@ def check(data: object) -> list[Finding]:
     findings += _auto_model_clash(data.get("settings"), known)
     routes = data.get("routes")
     if isinstance(routes, list):
-        findings += _route_refs(routes, known)
+        findings += _route_refs(routes, known, data.get("models"))
         findings += _route_order(routes)
     budgets = data.get("budgets")
     if isinstance(budgets, list):
         route_names = {r.get("name") for r in routes if isinstance(r, dict)} if isinstance(routes, list) else set()
         findings += _budget_refs(budgets, known, route_names)
+    shifts = data.get("shifts")
+    if isinstance(shifts, list):
+        findings += _shift_refs(shifts, known)
     return findings
+
+
+def _shift_refs(shifts: list, known: dict[str, str]) -> Iterator[Finding]:
+    named = [{"name": s.get("name") or _default_shift_name(s)} if isinstance(s, dict) else None for s in shifts]
+    yield from _duplicate_names(named, "shifts", "shift")
+    for i, shift in enumerate(shifts):
+        if not isinstance(shift, dict):
+            continue
+        watch = shift.get("watch")
+        yield from _model_ref(watch, ("shifts", i, "watch"), known)
+        for path, ref in _name_list(shift.get("to"), ("shifts", i, "to")):
+            yield from _model_ref(ref, path, known)
+            if isinstance(ref, str) and ref in known and known[ref] == known.get(watch):
+                yield path, f"'{ref}' is the watched model itself"
+
+
+def _default_shift_name(shift: dict) -> str | None:
+    when = shift.get("when")
+    metric = next((k for k in when if k not in ("window", "min_samples")), None) if isinstance(when, dict) else None
+    return f"{shift.get('watch')}-{metric}" if metric else None
 
 
 def _budget_refs(budgets: list, known: dict[str, str], route_names: set) -> Iterator[Finding]:
@@ -99,7 +122,7 @@ def _auto_model_clash(settings: object, known: dict[str, str]) -> Iterator[Findi
         yield ("settings", "auto_model"), f"'{auto}' is also a model name or alias; requests for it would be ambiguous"
 
 
-def _route_refs(routes: list, known: dict[str, str]) -> Iterator[Finding]:
+def _route_refs(routes: list, known: dict[str, str], models: object) -> Iterator[Finding]:
     yield from _duplicate_names(routes, "routes", "route")
     for i, route in enumerate(routes):
         if not isinstance(route, dict):
@@ -117,6 +140,22 @@ def _route_refs(routes: list, known: dict[str, str]) -> Iterator[Finding]:
                 elif [known.get(f) for f in fallbacks[:j]].count(known[fallback]):
                     yield path, f"'{fallback}' is listed twice"
         yield from _when_checks(route.get("when"), ("routes", i, "when"))
+        yield from _truncation_ref(route, ("routes", i, "on_truncation"), known, models)
+
+
+def _truncation_ref(route: dict, path: tuple, known: dict[str, str], models: object) -> Iterator[Finding]:
+    larger = route.get("on_truncation")
+    if larger is None:
+        return
+    yield from _model_ref(larger, path, known)
+    use = route.get("use")
+    if not (isinstance(larger, str) and larger in known and isinstance(use, str) and use in known):
+        return
+    specs = [models.get(known[m]) if isinstance(models, dict) else None for m in (use, larger)]
+    windows = [token_count(spec.get("context")) if isinstance(spec, dict) else None for spec in specs]
+    if all(isinstance(w, int) for w in windows) and windows[1] <= windows[0]:
+        yield path, (f"'{larger}' holds {windows[1]} tokens, no more than '{use}' ({windows[0]}): "
+                     "a truncated answer must be retried on a larger model")
 
 
 def _model_ref(ref: object, path: tuple, known: dict[str, str]) -> Iterator[Finding]:

@@ -100,6 +100,7 @@ class ModelSpec(Strict):
     # How a route's reasoning cap reaches the provider: `reasoning_effort` (OpenAI, DeepSeek, most
     # OpenAI-compatible APIs), a `thinking` token budget (Anthropic style), or not at all.
     reasoning_control: Literal["effort", "budget", "none"] = "effort"
+    keepalive: Duration | None = None  # ping the model this often (a one-token request) to keep it warm
 
 
 class When(Strict):
@@ -133,9 +134,12 @@ class Route(Strict):
     description: str = ""
     when: When | None = None
     use: Name
-    fallbacks: tuple[Name, ...] = ()
+    fallbacks: tuple[Name, ...] = ()  # tried in order on errors, timeouts and rate limits
     cache: RouteCache = RouteCache()
     reasoning: RouteReasoning | None = None
+    timeout: Duration | None = None  # per attempt; default `settings.timeout`
+    retries: int | None = Field(None, ge=0, le=10)  # of the same model before its fallbacks; default `settings.retries`
+    on_truncation: Name | None = None  # a larger-context model that retries answers cut off at its limit
 
 
 class ExactCache(Strict):
@@ -202,12 +206,22 @@ Window = Annotated[str, BeforeValidator(parse_window)]
 NameList = Annotated[tuple[Name, ...], BeforeValidator(_names)]
 
 
+class Unavailable(Strict):
+    """The answer when every model a request may use has failed: a 503, never LiteLLM's 500."""
+
+    message: str = "All models for this request are unavailable right now; please retry later."
+    retry_after: Duration = 30.0
+
+
 class Settings(Strict):
     auto_model: Name = "auto"
     max_prompt_chars: int = Field(1_000_000, gt=0)
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"  # where calendar budget windows begin
     default_output_tokens: int = Field(1024, gt=0)  # the output a budget reserves for when max_tokens is unset
     trust_request_tags: bool = False  # let `metadata.tags` sent by clients count for per-tag budgets
+    timeout: Duration = 60.0  # seconds per attempt before a model counts as failed
+    retries: int = Field(1, ge=0, le=10)  # retries of the same model (5xx, timeouts) before its fallbacks
+    unavailable: Unavailable = Unavailable()
 
 
 class Budget(Strict):
@@ -231,6 +245,59 @@ class Budget(Strict):
         return self
 
 
+Metric = Literal["p50_latency", "p95_latency", "p99_latency", "ttft_p95", "error_rate"]
+METRICS: tuple[str, ...] = Metric.__args__
+
+
+class Trigger(Strict):
+    """One metric over a sliding window: latencies in seconds ("3s", "800ms"), error rate as a share."""
+
+    p50_latency: Duration | None = None
+    p95_latency: Duration | None = None
+    p99_latency: Duration | None = None
+    ttft_p95: Duration | None = None  # time to first token of streamed answers
+    error_rate: float | None = Field(None, gt=0, le=1)
+    window: Duration = 300.0
+    min_samples: int = Field(20, gt=0)
+
+    @model_validator(mode="after")
+    def _one_metric(self) -> Trigger:
+        if len([m for m in METRICS if getattr(self, m) is not None]) != 1:
+            raise ValueError(f"give exactly one of {', '.join(METRICS)}")
+        return self
+
+    @property
+    def metric(self) -> str:
+        return next(m for m in METRICS if getattr(self, m) is not None)
+
+    @property
+    def threshold(self) -> float:
+        return getattr(self, self.metric)
+
+
+class Probe(Strict):
+    """After the hold, this share of the watched model's traffic goes back to it; the shift ends
+    when the probe's figure is under `recover_below` times the threshold, and holds again otherwise."""
+
+    percent: float = Field(10.0, gt=0, le=100)
+    min_samples: int = Field(5, gt=0)
+    recover_below: float = Field(0.8, gt=0, le=1)  # hysteresis: return only well under the threshold
+
+
+class Shift(Strict):
+    name: Name | None = None  # default: "<watch>-<metric>"
+    watch: Name
+    when: Trigger
+    to: NameList
+    percent: float = Field(100.0, gt=0, le=100)
+    hold: Duration = 300.0
+    probe: Probe = Probe()
+
+    @property
+    def key(self) -> str:
+        return self.name or f"{self.watch}-{self.when.metric}"
+
+
 class Policy(Strict):
     version: Literal[1]
     settings: Settings = Settings()
@@ -238,4 +305,5 @@ class Policy(Strict):
     routes: tuple[Route, ...] = Field(min_length=1)
     cache: CacheConfig | None = None  # no `cache` section: no response cache
     budgets: tuple[Budget, ...] = ()
+    shifts: tuple[Shift, ...] = ()
     state: StateConfig = StateConfig()

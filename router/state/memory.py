@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 
 from router.state.protocol import Ask, Reserved, settle_asks
 
@@ -13,6 +14,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._values: dict[str, tuple[bytes, float]] = {}
         self._numbers: dict[str, tuple[float, float]] = {}  # key -> (value, expires)
+        self._groups: dict[str, tuple[dict[str, float], float]] = {}  # key -> (fields, expires)
         self._logs: dict[str, deque[tuple[int, bytes]]] = {}
         self._next_id = 0
         self._lock = threading.Lock()
@@ -25,6 +27,24 @@ class MemoryStore:
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         self._values[key] = (value, time.time() + ttl)
+
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
+
+    def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
+        now = time.time()
+        with self._lock:
+            for key, fields in counts.items():
+                group, expires = self._groups.get(key, ({}, 0.0))
+                group = dict(group) if expires > now else {}
+                for field, amount in fields.items():
+                    group[field] = group.get(field, 0) + amount
+                self._groups[key] = (group, now + ttl)
+
+    def tallies(self, keys: list[str]) -> list[dict[str, float]]:
+        now = time.time()
+        found = [self._groups.get(key, ({}, 0.0)) for key in keys]
+        return [dict(group) if expires > now else {} for group, expires in found]
 
     def _number(self, key: str) -> float:
         value, expires = self._numbers.get(key, (0.0, 0.0))

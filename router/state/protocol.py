@@ -6,6 +6,7 @@ plain strings that the callers namespace (`cache:...`, `stats:...`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -40,6 +41,9 @@ class StateStore(Protocol):
     def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store `value` for `ttl` seconds."""
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """`get` of each key, in one round trip."""
+
     def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
         """Add `amount` to a number (0 when absent) atomically, keeping it `ttl` seconds more when
         given (forever otherwise); return the new value."""
@@ -51,6 +55,13 @@ class StateStore(Protocol):
 
     def add(self, changes: list[tuple[str, float, float]]) -> None:
         """Add (key, amount, ttl) to each number, in one round trip."""
+
+    def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
+        """Add to named fields of counter groups (key -> field -> amount), each group kept `ttl`
+        seconds more, in one round trip. Latency windows keep their histogram buckets this way."""
+
+    def tallies(self, keys: list[str]) -> list[dict[str, float]]:
+        """Each group's fields ({} when absent or expired), in one round trip."""
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         """Append to a log that keeps about its `max_len` newest entries; return the entry id."""

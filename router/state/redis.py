@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 
 import redis
 
@@ -74,6 +75,31 @@ class RedisStore:
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
         self._call(lambda r: r.set(key, value, px=max(1, int(ttl * 1000))))
+
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return self._call(lambda r: r.mget(keys)) if keys else []
+
+    def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
+        def op(r):
+            pipe = r.pipeline(transaction=False)
+            for key, fields in counts.items():
+                for field, amount in fields.items():
+                    pipe.hincrbyfloat(key, field, amount)
+                pipe.pexpire(key, max(1, int(ttl * 1000)))
+            pipe.execute()
+
+        if counts:
+            self._call(op)
+
+    def tallies(self, keys: list[str]) -> list[dict[str, float]]:
+        def op(r):
+            pipe = r.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            return pipe.execute()
+
+        rows = self._call(op) if keys else []
+        return [{field.decode(): float(value) for field, value in row.items()} for row in rows]
 
     def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
         def op(r):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from router.state.protocol import Ask, Reserved, settle_asks
@@ -13,6 +14,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS numbers (key TEXT PRIMARY KEY, value REAL NOT NULL, expires REAL);
 CREATE TABLE IF NOT EXISTS log (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, payload BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tallies (key TEXT NOT NULL, field TEXT NOT NULL, value REAL NOT NULL, expires REAL NOT NULL,
+                                    PRIMARY KEY (key, field));
 CREATE INDEX IF NOT EXISTS log_name ON log (name, id);
 """
 # Databases made before numbers expired: add the column.
@@ -50,6 +53,40 @@ class SQLiteStore:
             self._writes += 1
             if self._writes % _PURGE_EVERY == 0:
                 self._db.execute("DELETE FROM kv WHERE expires < ?", (now,))
+
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [self.get(key) for key in keys]
+
+    def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
+        now = time.time()
+        rows = [(key, field, amount, now + ttl, now) for key, fields in counts.items() for field, amount in fields.items()]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # An expired group restarts at the new amount; every field of a group expires together.
+                self._db.executemany(
+                    "INSERT INTO tallies (key, field, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT(key, field) DO UPDATE "
+                    "SET value = CASE WHEN expires < ?5 THEN excluded.value ELSE value + excluded.value END, "
+                    "expires = excluded.expires", rows)
+                self._db.executemany("UPDATE tallies SET expires = ? WHERE key = ?",
+                                     [(now + ttl, key) for key in counts])
+                self._writes += 1
+                if self._writes % _PURGE_EVERY == 0:
+                    self._db.execute("DELETE FROM tallies WHERE expires < ?", (now,))
+            finally:
+                self._db.execute("COMMIT")
+
+    def tallies(self, keys: list[str]) -> list[dict[str, float]]:
+        if not keys:
+            return []
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(f"SELECT key, field, value FROM tallies WHERE key IN ({marks}) AND expires >= ?",
+                                    (*keys, time.time())).fetchall()
+        found: dict[str, dict[str, float]] = {}
+        for key, field, value in rows:
+            found.setdefault(key, {})[field] = value
+        return [found.get(key, {}) for key in keys]
 
     def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
         with self._lock:

@@ -30,7 +30,7 @@ def broken(old: str, new: str) -> str:
 # (case id, policy text, expected line, expected path, a fragment of the message)
 CASES = [
     ("bad-yaml", broken("    use: pro\n", "    use: [pro\n"), 9, "(top level)", "invalid YAML"),
-    ("unknown-top-key", GOOD + "rotues: []\n", 12, "rotues", "unknown key 'rotues' (allowed: version, settings, models, routes, cache, budgets, state)"),
+    ("unknown-top-key", GOOD + "rotues: []\n", 12, "rotues", "unknown key 'rotues' (allowed: version, settings, models, routes, cache, budgets, shifts, state)"),
     ("unknown-model-key", broken("context: 200k}", "contxt: 200k}"), 4, "models.pro.contxt", "unknown key 'contxt'"),
     ("missing-context", broken("pro: {target: deepseek-v4-pro, context: 200k}", "pro: {target: deepseek-v4-pro}"), 4, "models.pro.context", "missing required key 'context'"),
     ("context-wrong-type", broken("context: 200k", "context: lots"), 4, "models.pro.context", "valid integer"),

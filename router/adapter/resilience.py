@@ -1,0 +1,75 @@
+"""When models fail: per-route timeouts and retries on LiteLLM's own retry and fallback machinery,
+providers' retry-after turned into holds, and one graceful answer when nothing could serve."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+from fastapi import HTTPException
+from litellm.proxy._types import ProxyException
+
+from router.core.decide import CompiledPolicy
+
+_UPSTREAM_STATUSES = frozenset({408, 429})  # and every 5xx, and failures without a status (connections)
+
+
+def attempt_params(compiled: CompiledPolicy, decision: Mapping, data: dict) -> None:
+    """Timeout per attempt and retries of the same model before its fallbacks, as the route says."""
+    route = compiled.route_by_name.get(decision["route"])
+    settings = compiled.settings
+    timeout = route.timeout if route is not None and route.timeout is not None else settings.timeout
+    data.setdefault("timeout", timeout)
+    data["num_retries"] = route.retries if route is not None and route.retries is not None else settings.retries
+    if decision["fallbacks"]:
+        # LiteLLM retries a rate-limited single-deployment group after sleeping its retry-after; with
+        # a fallback ready, move on at once (the model is held for the time it asked for).
+        data["model_group_retry_policy"] = {group: {"RateLimitErrorRetries": 0}
+                                            for group in (decision["target"], *decision["fallbacks"])}
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from the provider's Retry-After header (a number or an HTTP date), if it sent one."""
+    headers = getattr(exc, "litellm_response_headers", None)
+    if headers is None:
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(value)
+        seconds = email.utils.mktime_tz(parsed) - time.time() if parsed else -1.0
+    return seconds if seconds > 0 else None
+
+
+def status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return int(status) if isinstance(status, int) or (isinstance(status, str) and status.isdigit()) else None
+
+
+def is_upstream_failure(exc: BaseException) -> bool:
+    """A provider (or the way to it) failed, as opposed to a refusal of ours or a bad request."""
+    if isinstance(exc, (HTTPException, ProxyException)):
+        return False
+    if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
+        return False
+    status = status_of(exc)
+    return status is None or status >= 500 or status in _UPSTREAM_STATUSES
+
+
+def counts_as_error(exc: BaseException) -> bool:
+    """Failures that speak about the model's health (5xx, timeouts, lost connections); a 429 is the
+    provider pacing us and is honoured as a hold instead."""
+    status = status_of(exc)
+    return is_upstream_failure(exc) and status != 429
+
+
+def unavailable(compiled: CompiledPolicy, exc: BaseException) -> ProxyException:
+    """The configured answer when a request's every model failed: 503 with Retry-After."""
+    settings = compiled.settings.unavailable
+    wait = max(settings.retry_after, retry_after(exc) or 0.0)
+    return ProxyException(message=settings.message, type="service_unavailable", param=None, code=503,
+                          headers={"Retry-After": str(max(1, int(wait + 0.999)))})

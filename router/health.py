@@ -1,0 +1,152 @@
+"""Model health on the state store: every instance adds its requests' figures to shared time
+buckets, reads the shared figures back, moves the policy's shift rules on them, and applies the
+active shifts and the providers' retry-after holds to the requests it routes.
+
+The request path only touches memory (a counter, a dict lookup); the store is written and read by
+`tick`, on the runtime's sync loop, in one round trip each way.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from router.core.decide import CompiledPolicy, Decision
+from router.core.shifts import Active, ShiftState, active_shifts, reroute, step
+from router.core.windows import BUCKET_SECONDS, Figures, Mirror, Tally, bucket_key, bucket_of
+from router.state import StateStore, StoreUnavailable
+
+log = logging.getLogger("router")
+SUBJECTS = "win:subjects"  # field per model group (and deployment) that has figures
+MIN_HORIZON = 300.0  # seconds of buckets kept, at least: `router status` shows 5 minutes
+RECENT = 3 * BUCKET_SECONDS  # buckets re-read every tick: other instances may still be adding to them
+STATE_TTL = 7 * 86400.0
+
+
+def shift_key(rule: str) -> str:
+    return f"shift:{rule}"
+
+
+def hold_key(target: str) -> str:
+    return f"hold:{target}"
+
+
+class Health:
+    def __init__(self, store: StateStore, current: Callable[[], CompiledPolicy], clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None):
+        self.store = store
+        self.current = current
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.tally = Tally()
+        self.mirror = Mirror(self.horizon)
+        self.states: dict[str, ShiftState] = {}
+        self.active: dict[str, Active] = {}  # watched model -> its shift; replaced whole by `tick`
+        self.held: dict[str, float] = {}  # model group -> until when its provider asked us to wait
+        self._new_holds: dict[str, float] = {}
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()  # the event loop records while the sync thread drains
+
+    @property
+    def horizon(self) -> float:
+        windows = [rule.when.window for rule in self.current().policy.shifts]
+        return max([MIN_HORIZON, *windows]) + 2 * BUCKET_SECONDS
+
+    # -- the request path ------------------------------------------------------------------------
+
+    def record(self, target: str, deployment: str | None, latency: float | None = None, ttft: float | None = None,
+               error: bool = False) -> None:
+        subjects = (target, f"{target}#{deployment}") if deployment else (target,)
+        with self._lock:
+            self.tally.record(subjects, self.clock(), latency, ttft, error)
+
+    def hold(self, target: str, seconds: float) -> None:
+        """A provider answered 429 with retry-after: send it nothing for `seconds`, on every instance."""
+        until = self.clock() + seconds
+        with self._lock:
+            if until > self.held.get(target, 0.0):
+                self.held[target] = self._new_holds[target] = until
+        log.info("'%s' rate limited by its provider: held for %.1fs", target, seconds)
+
+    def reroute(self, decision: Decision) -> Decision:
+        return reroute(self.current(), decision, self.active, self.held, self.clock(),
+                       self.rng.random(), self.rng.randrange(1 << 30))
+
+    # -- the sync loop ---------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.clock()
+        try:
+            self._flush(now)
+            self._pull(now)
+            self._evaluate(now)
+        except StoreUnavailable:
+            pass  # figures wait in the tally; shifts stay as they were until the store returns
+
+    def _flush(self, now: float) -> None:
+        with self._lock:
+            pending, holds, self._new_holds = self.tally.drain(), self._new_holds, {}
+        counts: dict = {bucket_key(subject, start): fields for (subject, start), fields in pending.items()}
+        if pending:
+            counts[SUBJECTS] = {subject: 1 for subject, _ in pending}
+        try:
+            self.store.tally(counts, self.horizon)
+            for target, until in holds.items():
+                self.store.set(hold_key(target), repr(until).encode(), max(until - now, 0.001))
+        except StoreUnavailable:
+            with self._lock:  # keep them for the next tick
+                for (subject, start), fields in pending.items():
+                    mine = self.tally.pending.setdefault((subject, start), {})
+                    for field, amount in fields.items():
+                        mine[field] = mine.get(field, 0) + amount
+                self._new_holds = {**holds, **self._new_holds}
+            raise
+
+    def _pull(self, now: float) -> None:
+        self.load(now, self.horizon, recent_only=True)
+        targets = sorted({spec.target for spec in self.current().policy.models.values()})
+        shared = self.store.get_many([hold_key(t) for t in targets])
+        with self._lock:
+            for target, raw in zip(targets, shared):
+                if raw is not None:
+                    self.held[target] = max(self.held.get(target, 0.0), float(raw))
+            self.held = {t: until for t, until in self.held.items() if until > now}
+
+    def load(self, now: float, span: float, recent_only: bool = False) -> list[str]:
+        """Read the shared buckets into the mirror: all of `span` for subjects seen the first time,
+        the last few seconds for the others. Returns the subjects."""
+        subjects = sorted(self.store.tallies([SUBJECTS])[0])
+        wanted = []
+        for subject in subjects:
+            since = now - (RECENT if recent_only and subject in self._loaded else span)
+            wanted += [(subject, start) for start in range(bucket_of(since), bucket_of(now) + 1, BUCKET_SECONDS)]
+        rows = self.store.tallies([bucket_key(subject, start) for subject, start in wanted])
+        for (subject, start), fields in zip(wanted, rows):
+            self.mirror.put(subject, start, fields)
+        self._loaded.update(subjects)
+        self.mirror.horizon = max(self.horizon, span)
+        self.mirror.prune(now)
+        return subjects
+
+    def _evaluate(self, now: float) -> None:
+        compiled = self.current()
+        rules = compiled.policy.shifts
+        stored = self.store.get_many([shift_key(rule.key) for rule in rules])
+        states = {}
+        for rule, raw in zip(rules, stored):
+            state = ShiftState.loads(raw)
+            target = compiled.spec(rule.watch).target
+            new = step(rule, state, lambda since, t=target: self.mirror.figures(t, since, now), now)
+            if new != state:
+                self.store.set(shift_key(rule.key), new.dumps(), STATE_TTL)
+                log.warning("shift '%s': %s -> %s (%s)", rule.key, state.phase, new.phase, new.reason)
+            states[rule.key] = new
+        self.states = states
+        self.active = active_shifts(rules, states, compiled.resolve)
+
+    def figures(self, subject: str, window: float) -> Figures:
+        now = self.clock()
+        return self.mirror.figures(subject, now - window, now)
