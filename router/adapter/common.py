@@ -31,6 +31,22 @@ def decision_of(data: Mapping) -> dict | None:
     return None
 
 
+def served_group(response: object) -> str | None:
+    """The model group that produced a response (a fallback's, when one answered), as LiteLLM's
+    Router records it."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    group = (hidden.get("additional_headers") or {}).get("x-litellm-model-group")
+    return group if isinstance(group, str) and group else None
+
+
+def as_served(decision: Mapping, response: object) -> Mapping:
+    """The decision as the client should see it: when a fallback answered, it names that group."""
+    served = served_group(response)
+    if served is None or served == decision["target"]:
+        return decision
+    return {**decision, "target": served, "fell_back_from": decision["target"]}
+
+
 def decision_headers(decision: Mapping) -> dict[str, str]:
     headers = {
         "x-router-route": _header_value(decision["route"]),
@@ -38,8 +54,9 @@ def decision_headers(decision: Mapping) -> dict[str, str]:
         "x-router-reason": _header_value("; ".join(decision["reasons"])),
         "x-router-cache": decision.get("cache", "off"),
     }
-    if decision.get("shifted_from"):
-        headers["x-router-shifted-from"] = _header_value(decision["shifted_from"])
+    for field in ("shifted_from", "fell_back_from"):
+        if decision.get(field):
+            headers[f"x-router-{field.replace('_', '-')}"] = _header_value(decision[field])
     return headers
 
 
@@ -54,7 +71,7 @@ def response_cost_headers(compiled: CompiledPolicy, decision: Mapping, response:
     and the budget closest to its limit."""
     headers = {}
     usage = getattr(response, "usage", None)
-    model = compiled.resolve(decision.get("model") or "")
+    model = compiled.model_serving(decision["target"]) or compiled.resolve(decision.get("model") or "")
     if decision.get("cache", "off") not in ("off", "miss"):
         headers["x-router-cost"] = "0"
     elif usage is not None and model is not None:

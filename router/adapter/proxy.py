@@ -13,7 +13,7 @@ from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
 from router.adapter import resilience
 from router.adapter.accounting import BudgetExceeded
-from router.adapter.common import apply_decision, decision_headers, decision_of, response_cost_headers
+from router.adapter.common import apply_decision, as_served, decision_headers, decision_of, response_cost_headers
 from router.adapter.runtime import Runtime, build_runtime
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import route_body
@@ -67,6 +67,7 @@ class PolicyRouter(CustomLogger):
         decision = decision_of(data)
         if decision is None:
             return None
+        decision = as_served(decision, response)
         return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):

@@ -67,9 +67,9 @@ def counts_as_error(exc: BaseException) -> bool:
     return is_upstream_failure(exc) and status != 429
 
 
-def unavailable(compiled: CompiledPolicy, exc: BaseException) -> ProxyException:
-    """The configured answer when a request's every model failed: 503 with Retry-After."""
+def unavailable(compiled: CompiledPolicy, exc: BaseException) -> HTTPException:
+    """The configured answer when a request's every model failed: 503 with Retry-After. (The proxy
+    lets a failure hook replace the error only with an HTTPException.)"""
     settings = compiled.settings.unavailable
     wait = max(settings.retry_after, retry_after(exc) or 0.0)
-    return ProxyException(message=settings.message, type="service_unavailable", param=None, code=503,
-                          headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+    return HTTPException(status_code=503, detail=settings.message, headers={"Retry-After": str(max(1, int(wait + 0.999)))})

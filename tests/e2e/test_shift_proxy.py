@@ -118,3 +118,80 @@ def test_latency_breach_shifts_traffic_and_it_returns_after_recovery(proxy, sim)
     tail = served(recovered)[-10:]
     assert tail == [FLASH] * 10, served(recovered)
     assert not any(r.headers.get("x-router-shifted-from") for _, r in recovered[-10:])
+
+
+def test_latency_at_the_threshold_does_not_flap(proxy, sim):
+    sim.set_profile(PRO, latency_ms=50)
+    sim.set_profile(FLASH, latency_ms=THRESHOLD * 1000 * 0.75)  # just under: never shifts
+    under = drive([proxy], 5)
+    assert set(served(under)) == {FLASH}
+
+    sim.set_profile(FLASH, latency_ms=THRESHOLD * 1000, latency_jitter=0.15)  # half the answers above it
+    hovering = drive([proxy], 14)
+    assert all(r.status_code == 200 for _, r in hovering)
+    first = next(i for i, (_, r) in enumerate(hovering) if r.headers.get("x-router-shifted-from") == FLASH)
+    after = served(hovering[first:])
+    # Shifted once, it stays shifted: only probes reach flash, and the probes never look healthy
+    # enough (under 80 % of the threshold) to bring all traffic back.
+    assert after.count(FLASH) / len(after) < 0.4, after
+    assert FLASH not in after[-8:] or after[-8:].count(FLASH) < 4, after
+
+
+def test_error_storm_opens_the_circuit_and_no_request_fails(proxy, sim):
+    sim.set_profile(GLM, error_rate=0.5)
+    results = drive([proxy], 8, content="storm warning")
+    assert [r.status_code for _, r in results] == [200] * len(results)
+    opened = next(t for t, r in results if r.headers.get("x-router-shifted-from") == GLM)
+    later = [r for t, r in results if t > opened + 0.5]
+    assert later and {r.headers["x-router-model"] for r in later} == {FLASH}
+    before = sim.count(GLM)
+    again = drive([proxy], 2, content="storm again")
+    assert all(r.status_code == 200 for _, r in again)
+    assert sim.count(GLM) == before, "the open circuit still sent requests to the failing model"
+
+
+def test_rate_limited_model_is_not_called_before_its_retry_after(proxy, sim):
+    sim.set_profile(QWEN, rate_limit_rate=1.0, retry_after=2)
+    sim.set_profile(PRO, latency_ms=20)
+    deadline = time.time() + 7
+    answers = []
+    while time.time() < deadline:
+        answers.append(ask(proxy, f"limited request {len(answers)}"))
+    assert {r.status_code for r in answers} == {200} and {r.headers["x-router-model"] for r in answers} == {PRO}
+    arrivals = httpx.get(f"{sim.url}/admin/requests", params={"model": QWEN}).json()["arrivals"]
+    assert len(arrivals) >= 2 and len(answers) > 3 * len(arrivals)
+    # Only requests routed while no hold was on tried qwen (and fell back to pro at once); the rest
+    # went straight to pro, saying why.
+    routed_to_qwen = [r for r in answers if r.headers.get("x-router-fell-back-from") == QWEN]
+    assert len(routed_to_qwen) == len(arrivals)
+    assert sim.count(PRO) == len(answers)
+    moved = [r for r in answers if r.headers.get("x-router-shifted-from") == QWEN]
+    assert moved and "rate limited by its provider" in moved[0].headers["x-router-reason"]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    assert min(gaps) >= 2.0, gaps
+
+    named = ask(proxy, "no fallback here", model="qwen")  # held, and a named model has no fallbacks
+    assert named.status_code == 429 and 1 <= int(named.headers["retry-after"]) <= 2
+    assert "rate limited" in named.json()["error"]["message"]
+
+
+def test_timeouts_fall_back_and_everything_down_gives_the_configured_503(proxy, sim):
+    sim.set_profile(QWEN, latency_ms=2000)
+    sim.set_profile(PRO, latency_ms=20)
+    started = time.time()
+    quick = ask(proxy, "hurry up please")
+    assert quick.status_code == 200 and quick.headers["x-router-model"] == PRO
+    assert time.time() - started < 2.0  # the 0.5 s attempt timeout cut qwen off; no 2 s wait
+
+    for model in (FLASH, PRO):
+        sim.set_profile(model, error_rate=1.0)
+    sim.set_profile(QWEN, latency_ms=5000)
+    for content, extra in (("hello down", {}), ("hello down streamed", {"stream": True}), ("hurry down", {})):
+        started = time.time()
+        answer = ask(proxy, content, **extra)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "7"
+        assert answer.json()["error"]["message"] == "All models are busy right now; try again in a few seconds."
+        assert time.time() - started < 10
+    failures = [r for r in ledger(proxy.policy) if r["outcome"] == "error"]
+    assert len(failures) >= 3
