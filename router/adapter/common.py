@@ -16,11 +16,15 @@ def apply_decision(decision: Decision, data: dict) -> None:
     if decision.fallbacks:
         # The Router reads only the last of a plain list of names; the mapping form keeps the order.
         data["fallbacks"] = [{decision.target: list(decision.fallbacks)}]
-    key = next((k for k in _METADATA_KEYS if isinstance(data.get(k), dict)), "metadata")
-    data.setdefault(key, {})
-    if not isinstance(data[key], dict):
+    key = metadata_key(data)
+    if not isinstance(data.get(key), dict):
         data[key] = {}
     data[key]["router"] = decision.as_dict()
+
+
+def metadata_key(data: Mapping) -> str:
+    """Where the request keeps its metadata: the proxy uses `litellm_metadata` on some routes."""
+    return next((k for k in _METADATA_KEYS if isinstance(data.get(k), dict)), "metadata")
 
 
 def decision_of(data: Mapping) -> dict | None:
@@ -44,6 +48,8 @@ def as_served(decision: Mapping, response: object) -> Mapping:
     served = served_group(response)
     if served is None or served == decision["target"]:
         return decision
+    if decision.get("truncated_on"):
+        return {**decision, "target": served}
     return {**decision, "target": served, "fell_back_from": decision["target"]}
 
 
@@ -54,7 +60,7 @@ def decision_headers(decision: Mapping) -> dict[str, str]:
         "x-router-reason": _header_value("; ".join(decision["reasons"])),
         "x-router-cache": decision.get("cache", "off"),
     }
-    for field in ("shifted_from", "fell_back_from"):
+    for field in ("shifted_from", "fell_back_from", "truncated_on"):
         if decision.get(field):
             headers[f"x-router-{field.replace('_', '-')}"] = _header_value(decision[field])
     return headers

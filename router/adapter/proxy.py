@@ -13,10 +13,11 @@ from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
 from router.adapter import resilience
 from router.adapter.accounting import BudgetExceeded
-from router.adapter.common import apply_decision, as_served, decision_headers, decision_of, response_cost_headers
+from router.adapter.common import (apply_decision, as_served, decision_headers, decision_of, metadata_key,
+                                   response_cost_headers, served_group)
 from router.adapter.runtime import Runtime, build_runtime
 from router.adapter.upstreams import fill_upstream_defaults
-from router.core.decide import route_body
+from router.core.decide import Decision, route_body
 from router.core.request import Identity
 from router.errors import RequestRejected
 from router.policy.reload import PolicyFile
@@ -24,6 +25,9 @@ from router.settings import RouterSettings
 
 log = logging.getLogger("router")
 _CHAT_CALLS = frozenset({"completion", "acompletion"})
+# What belongs to one LiteLLM call and must not be shared with a second call for the same request.
+_PER_CALL = frozenset({"litellm_call_id", "litellm_logging_obj", "standard_logging_object", "fallbacks",
+                       "model_group_retry_policy"})
 
 
 class PolicyRouter(CustomLogger):
@@ -60,6 +64,28 @@ class PolicyRouter(CustomLogger):
         if self.runtime.cache is not None:
             self.runtime.cache.opt_in(recorded, data)
         return data
+
+    async def async_post_call_success_hook(self, data: dict, user_api_key_dict: UserAPIKeyAuth, response):
+        """A truncated answer is asked again of the route's larger model (its own admission, budget
+        holds and ledger record); the client gets the longer answer, or the first when that fails."""
+        decision = decision_of(data)
+        compiled = self.policy.current
+        larger = resilience.truncation_model(compiled, decision, data, response) if decision else None
+        if larger is None or compiled.spec(larger).target == served_group(response):
+            return None
+        identity = Identity(**{**decision["identity"], "tags": tuple(decision["identity"].get("tags") or ())})
+        first = served_group(response) or decision["target"]
+        retry = Decision(decision["route"], larger, compiled.spec(larger).target, (),
+                         (f"'{first}' cut its answer off (finish_reason length): retried on '{larger}'",),
+                         decision["prompt_tokens"], decision.get("max_output_tokens", 0))
+        try:
+            retry, notes = await self.runtime.run(self.runtime.accounting.admit, retry, data, identity)
+            longer = await _proxy_router().acompletion(**_retry_body(compiled, data, retry, notes))
+        except Exception as exc:  # the truncated answer is still an answer
+            log.warning("route %s: retrying a truncated answer on '%s' failed: %s", decision["route"], larger, exc)
+            return None
+        decision.update(truncated_on=first, reasons=[*decision["reasons"], *retry.reasons])
+        return longer
 
     async def async_post_call_response_headers_hook(
         self, data, user_api_key_dict, response, request_headers=None, litellm_call_info=None
@@ -109,6 +135,17 @@ def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
     if resilience.counts_as_error(exc):
         # A timed-out attempt is also a (very) slow one: it counts toward the latency percentiles.
         health.record(group, deployment, latency if resilience.status_of(exc) == 408 else None, error=True)
+
+
+def _retry_body(compiled, data: dict, decision: Decision, notes: dict) -> dict:
+    """The request again, for another model, as a call of its own for LiteLLM's logging."""
+    body = {k: v for k, v in data.items() if k not in _PER_CALL}
+    key = metadata_key(data)
+    body[key] = dict(data.get(key) or {})  # its own decision record, not the first call's
+    apply_decision(decision, body)
+    body[key]["router"].update(notes)
+    resilience.attempt_params(compiled, body[key]["router"], body)
+    return body
 
 
 def _ask_for_stream_usage(data: dict) -> None:

@@ -29,6 +29,22 @@ def attempt_params(compiled: CompiledPolicy, decision: Mapping, data: dict) -> N
                                             for group in (decision["target"], *decision["fallbacks"])}
 
 
+def truncation_model(compiled: CompiledPolicy, decision: Mapping, data: Mapping, response: object) -> str | None:
+    """The larger model to retry a cut-off answer on, when the route names one and the cut came from
+    the model's limit rather than the client's own max_tokens."""
+    route = compiled.route_by_name.get(decision["route"])
+    choices = getattr(response, "choices", None) or []
+    if route is None or route.on_truncation is None or data.get("stream") or not choices:
+        return None
+    if getattr(choices[0], "finish_reason", None) != "length":
+        return None
+    limit = data.get("max_completion_tokens") or data.get("max_tokens")
+    produced = getattr(getattr(response, "usage", None), "completion_tokens", None) or 0
+    if isinstance(limit, int) and produced >= limit:
+        return None
+    return compiled.resolve(route.on_truncation)
+
+
 def retry_after(exc: BaseException) -> float | None:
     """Seconds from the provider's Retry-After header (a number or an HTTP date), if it sent one."""
     headers = getattr(exc, "litellm_response_headers", None)

@@ -195,3 +195,21 @@ def test_timeouts_fall_back_and_everything_down_gives_the_configured_503(proxy, 
         assert time.time() - started < 10
     failures = [r for r in ledger(proxy.policy) if r["outcome"] == "error"]
     assert len(failures) >= 3
+
+
+def test_truncated_answer_is_retried_on_the_larger_model(proxy, sim):
+    sim.set_profile(QWEN, truncate=True)
+    answer = ask(proxy, "write an essay about rivers")
+    assert answer.status_code == 200
+    assert answer.headers["x-router-model"] == PRO and answer.headers["x-router-truncated-on"] == QWEN
+    assert answer.json()["choices"][0]["finish_reason"] == "stop"
+    assert "retried on 'pro'" in answer.headers["x-router-reason"]
+    assert sim.count(QWEN) == 1 and sim.count(PRO) == 1
+    time.sleep(1.0)
+    records = [r for r in ledger(proxy.policy) if r["route"] == "essay"][-2:]
+    assert sorted(r["served"] for r in records) == [PRO, QWEN] and all(r["outcome"] == "ok" for r in records)
+
+    sim.set_profile(QWEN, truncate=False)
+    capped = ask(proxy, "an essay, but short", max_tokens=5)  # the client's own limit: not retried
+    assert capped.status_code == 200 and capped.json()["choices"][0]["finish_reason"] == "length"
+    assert capped.headers["x-router-model"] == QWEN and "x-router-truncated-on" not in capped.headers
