@@ -213,3 +213,35 @@ def test_truncated_answer_is_retried_on_the_larger_model(proxy, sim):
     capped = ask(proxy, "an essay, but short", max_tokens=5)  # the client's own limit: not retried
     assert capped.status_code == 200 and capped.json()["choices"][0]["finish_reason"] == "length"
     assert capped.headers["x-router-model"] == QWEN and "x-router-truncated-on" not in capped.headers
+
+
+def test_two_proxies_on_one_redis_apply_a_shift_seen_by_one(simulator, redis_server, tmp_path):
+    import redis
+
+    redis.Redis.from_url(redis_server.url).flushall()
+    policy = write_shift_policy(tmp_path, state=f'{{backend: redis, url: "{redis_server.url}"}}')
+    first = start_proxy(simulator, policy, tmp_path)
+    try:
+        second = start_proxy(simulator, policy, tmp_path)
+        try:
+            _shift_seen_by_both(simulator, first, second)
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+def _shift_seen_by_both(sim, first, second):
+    sim.reset()
+    sim.set_profile(FLASH, latency_ms=900)
+    sim.set_profile(PRO, latency_ms=50)
+    # Only the first proxy's traffic meets the slow model...
+    results = drive([first], 8, workers=6)
+    assert any(r.headers.get("x-router-shifted-from") == FLASH for _, r in results)
+    # ...and the second, which has sent flash nothing, moves its traffic too.
+    before = sim.count(FLASH)
+    from_second = [ask(second, f"hello from the second proxy {i}") for i in range(12)]
+    assert all(r.status_code == 200 for r in from_second)
+    moved = [r for r in from_second if r.headers.get("x-router-shifted-from") == FLASH]
+    assert len(moved) >= 6, [r.headers["x-router-model"] for r in from_second]
+    assert sim.count(FLASH) - before <= len(from_second) - len(moved)
