@@ -1,5 +1,6 @@
-"""Command line: `python -m router validate POLICY`, `python -m router explain POLICY [--json] [PROMPT]`
-and `python -m router report [--policy POLICY] [--window day] [--by route]`."""
+"""Command line: `python -m router validate POLICY`, `python -m router explain POLICY [--json] [PROMPT]`,
+`python -m router report [--policy POLICY] [--window day] [--by route]` and
+`python -m router status [--policy POLICY] [--window 5m] [--json]`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from router.core.decide import CompiledPolicy, Decision, route_body
 from router.errors import PolicyError, RequestRejected
 from router.ledger import records
 from router.policy.loader import load_policy
-from router.policy.schema import parse_window
+from router import status
+from router.policy.schema import duration, parse_window
 from router.report import GROUPS, report
 from router.settings import RouterSettings
 from router.state import StoreUnavailable, open_store
@@ -32,20 +34,27 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         print(f"ok: {args.policy}: {len(policy.routes)} routes, {len(policy.models)} models", file=out)
         return 0
     if args.command == "report":
-        return _report(compiled.policy, args, out)
+        try:
+            window = args.window if args.window == "all" else parse_window(args.window)
+        except ValueError as exc:
+            print(f"--window: {exc}", file=sys.stderr)
+            return 2
+        return _with_store(compiled.policy, out, lambda store: report(list(records(store)), compiled.policy, window, args.by))
+    if args.command == "status":
+        seconds = duration(args.window)
+        if not isinstance(seconds, float):
+            print(f"--window: not a duration: {args.window!r} (e.g. 60s, 5m, 1h)", file=sys.stderr)
+            return 2
+        return _with_store(compiled.policy, out, lambda store: status.render(status.snapshot(store, compiled, seconds), args.json))
     return _explain(compiled, args, stdin or sys.stdin, out)
 
 
-def _report(policy, args: argparse.Namespace, out: TextIO) -> int:
-    try:
-        window = args.window if args.window == "all" else parse_window(args.window)
-    except ValueError as exc:
-        print(f"--window: {exc}", file=sys.stderr)
-        return 2
+def _with_store(policy, out: TextIO, show) -> int:
+    """Print what `show(store)` makes of the policy's state store."""
     state = policy.state
     store = open_store(state.backend, state.path, state.url or "")
     try:
-        print(report(list(records(store)), policy, window, args.by), file=out)
+        print(show(store), file=out)
     except StoreUnavailable as exc:
         print(f"the state store is unreachable: {exc}", file=sys.stderr)
         return 1
@@ -69,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--policy", help="the policy whose state store and budgets to read (default: ROUTER_POLICY)")
     summary.add_argument("--window", default="day", help="hour, day, month, 'rolling <duration>' or all (default: day)")
     summary.add_argument("--by", choices=GROUPS, default="route", help="group by (default: route)")
+    health = commands.add_parser("status", help="each model's latency and error figures, active shifts and holds")
+    health.add_argument("--policy", help="the policy whose state store and shift rules to read (default: ROUTER_POLICY)")
+    health.add_argument("--window", default="5m", help="how far back the figures reach (default: 5m)")
+    health.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 

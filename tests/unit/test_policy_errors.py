@@ -74,6 +74,22 @@ CASES = [
     ("bad-timezone", GOOD + "settings: {timezone: Mars/Olympus}\n", 12, "settings.timezone", "unknown time zone"),
     ("redis-without-url", GOOD + "state: {backend: redis}\n", 12, "state", "needs `url`"),
     ("not-a-mapping", "- just\n- a list\n", 1, "(top level)", "valid dictionary"),
+    ("shift-two-metrics", GOOD + "shifts:\n  - {watch: pro, to: flash, when: {p95_latency: 3s, error_rate: 0.5}}\n", 13,
+     "shifts[0].when", "exactly one of p50_latency"),
+    ("shift-unknown-watch", GOOD + "shifts:\n  - {watch: nano, to: flash, when: {p95_latency: 3s}}\n", 13,
+     "shifts[0].watch", "unknown model 'nano'"),
+    ("shift-to-itself", GOOD + "shifts:\n  - {watch: pro, to: [flash, pro], when: {p95_latency: 3s}}\n", 13,
+     "shifts[0].to[1]", "the watched model itself"),
+    ("shift-bad-duration", GOOD + "shifts:\n  - {watch: pro, to: flash, when: {p95_latency: soon}}\n", 13,
+     "shifts[0].when.p95_latency", "valid number"),
+    ("shift-duplicate", GOOD + "shifts:\n  - {watch: pro, to: flash, when: {p95_latency: 3s}}\n"
+     "  - {watch: pro, to: flash, when: {p95_latency: 5s}}\n", 14, "shifts[1].name", "duplicate shift name 'pro-p95_latency'"),
+    ("shift-error-rate-range", GOOD + "shifts:\n  - {watch: pro, to: flash, when: {error_rate: 1.5}}\n", 13,
+     "shifts[0].when.error_rate", "less than or equal to 1"),
+    ("truncation-smaller-model", broken("    fallbacks: [flash]\n", "    fallbacks: [flash]\n    on_truncation: flash\n"), 10,
+     "routes[0].on_truncation", "no more than 'pro'"),
+    ("route-negative-retries", broken("    fallbacks: [flash]\n", "    fallbacks: [flash]\n    retries: -1\n"), 10,
+     "routes[0].retries", "greater than or equal to 0"),
 ]
 
 

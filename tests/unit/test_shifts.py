@@ -1,0 +1,114 @@
+"""Shift rules as a state machine, and how active shifts and retry-after holds move a decision."""
+
+from __future__ import annotations
+
+import pytest
+
+from router import CompiledPolicy, RequestRejected, parse_policy, route_body
+from router.core.shifts import NORMAL, PROBING, SHIFTED, ShiftState, active_shifts, reroute, step
+from router.core.windows import Figures
+
+POLICY = CompiledPolicy(parse_policy("""
+version: 1
+models:
+  flash: {target: g-flash, context: 128k}
+  pro: {target: g-pro, context: 200k}
+  qwen: {target: g-qwen, context: 32k}
+  mini: {target: g-mini, context: 4k}
+routes:
+  - {name: default, use: flash, fallbacks: [pro, qwen]}
+shifts:
+  - name: slow
+    watch: flash
+    when: {p95_latency: 3s, window: 5m, min_samples: 20}
+    to: [mini, pro]
+    hold: 5m
+    probe: {percent: 10, min_samples: 5, recover_below: 0.8}
+  - {watch: qwen, when: {error_rate: 0.5, window: 1m, min_samples: 10}, to: pro, percent: 50, hold: 30s}
+"""))
+SLOW, ERRORS = POLICY.policy.shifts
+
+
+def figures(p95=None, n=0, errors=0):
+    return Figures(requests=n, errors=errors, latency_samples=n, p95_latency=p95)
+
+
+def test_breach_hold_probe_and_recovery():
+    seen = []
+
+    def since(t, result):
+        seen.append(t)
+        return result
+
+    state = step(SLOW, ShiftState(), lambda t: since(t, figures(p95=2.9, n=50)), now=1000)
+    assert state.phase == NORMAL and seen[-1] == 700  # the 5-minute window
+    state = step(SLOW, state, lambda t: figures(p95=3.5, n=19), now=1001)
+    assert state.phase == NORMAL  # too few samples
+    state = step(SLOW, state, lambda t: figures(p95=3.5, n=20), now=1002)
+    assert (state.phase, state.until, state.count) == (SHIFTED, 1302, 1) and "p95_latency 3.50s > 3.00s" in state.reason
+    assert step(SLOW, state, lambda t: figures(p95=0.1, n=99), now=1301) == state  # held whatever the figures
+    state = step(SLOW, state, lambda t: figures(), now=1302)
+    assert (state.phase, state.since) == (PROBING, 1302)
+    state = step(SLOW, state, lambda t: since(t, figures(p95=2.5, n=10)), now=1310)
+    assert seen[-1] == 1302  # only the probe's own samples count
+    assert (state.phase, state.count) == (SHIFTED, 2)  # 2.5 s is under the threshold, not under 80 % of it
+    state = step(SLOW, step(SLOW, state, lambda t: figures(), now=1610), lambda t: figures(p95=2.0, n=5), now=1620)
+    assert (state.phase, state.since) == (NORMAL, 1620) and "recovered" in state.reason
+    state = step(SLOW, state, lambda t: since(t, figures(p95=9.0, n=1)), now=1630)
+    assert seen[-1] == 1620 and state.phase == NORMAL  # figures from before the return do not count
+
+
+def test_state_round_trips_through_the_store_format():
+    state = ShiftState(SHIFTED, 1.5, 300.0, 3.2, "why", 4)
+    assert ShiftState.loads(state.dumps()) == state and ShiftState.loads(None) == ShiftState()
+
+
+def ask(content="hello", **extra):
+    return route_body(POLICY, {"model": "auto", "messages": [{"role": "user", "content": content}], **extra})
+
+
+def active(*phases):
+    states = {rule.key: ShiftState(phase, 0, 0, None, "because") for rule, phase in zip(POLICY.policy.shifts, phases)}
+    return active_shifts(POLICY.policy.shifts, states, POLICY.resolve)
+
+
+def test_a_shift_moves_the_request_to_a_target_that_fits():
+    shifts = active(SHIFTED, NORMAL)
+    moved = reroute(POLICY, ask(), shifts, {}, now=0, draw=0.5, pick=0)
+    assert (moved.target, moved.shifted_from) == ("g-mini", "g-flash")
+    assert moved.fallbacks == ("g-pro", "g-qwen", "g-flash")  # the watched model is the last resort
+    assert "shift 'slow'" in moved.reason
+    big = reroute(POLICY, ask("word " * 4000), shifts, {}, now=0, draw=0.5, pick=0)
+    assert big.target == "g-pro"  # mini's 4k window cannot hold the prompt
+
+
+def test_probing_sends_the_probe_share_back_and_percent_splits_traffic():
+    probing = active(PROBING, NORMAL)
+    assert reroute(POLICY, ask(), probing, {}, 0, draw=0.95, pick=1).target == "g-flash"  # in the 10 % probe
+    assert reroute(POLICY, ask(), probing, {}, 0, draw=0.5, pick=1).target == "g-pro"
+    half = active(NORMAL, SHIFTED)
+    named = ask(model="qwen")
+    assert reroute(POLICY, named, half, {}, 0, draw=0.3, pick=0).target == "g-pro"
+    assert reroute(POLICY, named, half, {}, 0, draw=0.7, pick=0).target == "g-qwen"
+
+
+def test_unaffected_requests_keep_their_decision_but_avoid_degraded_fallbacks():
+    decision = ask()
+    assert reroute(POLICY, decision, {}, {}, 0, 0.0, 0) is decision
+    degraded = reroute(POLICY, decision, active(NORMAL, SHIFTED), {}, 0, 0.0, 0)
+    assert degraded.target == "g-flash" and degraded.fallbacks == ("g-pro", "g-qwen")
+    shifted_qwen = active(NORMAL, SHIFTED)
+    reordered = reroute(POLICY, route_body(POLICY, {"model": "auto", "messages": [{"role": "user", "content": "x"}]}),
+                        shifted_qwen, {"g-pro": 50.0}, now=10, draw=0.9, pick=0)
+    assert reordered.fallbacks == ("g-qwen",)  # pro is held, qwen degraded but still a last resort
+
+
+def test_a_held_model_is_skipped_until_its_retry_after_and_refused_without_alternatives():
+    held = {"g-flash": 12.0}
+    moved = reroute(POLICY, ask(), {}, held, now=10, draw=0.9, pick=0)
+    assert (moved.target, moved.shifted_from) == ("g-pro", "g-flash") and "rate limited" in moved.reason
+    assert "g-flash" not in moved.fallbacks
+    assert reroute(POLICY, ask(), {}, held, now=12.5, draw=0.9, pick=0).target == "g-flash"
+    with pytest.raises(RequestRejected) as refused:
+        reroute(POLICY, ask(model="flash"), {}, held, now=10, draw=0.9, pick=0)
+    assert refused.value.status == 429 and refused.value.headers == {"Retry-After": "2"}
