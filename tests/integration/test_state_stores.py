@@ -94,3 +94,20 @@ def test_a_soft_ask_is_added_over_its_limit_and_says_so(store):
 
     result = store.reserve([Ask(("w",), 2.0, 1.0, 60, soft=True)])
     assert result.refused is None and result.over == [True] and result.totals == [2.0]
+
+
+def test_tallies_add_fields_and_expire_together(store):
+    store.tally({"win:a:1": {"n": 2, "l10": 1}, "win:b:1": {"n": 1}}, ttl=60)
+    store.tally({"win:a:1": {"n": 3, "e": 1}}, ttl=60)
+    assert store.tallies(["win:a:1", "win:b:1", "win:none"]) == [{"n": 5, "l10": 1, "e": 1}, {"n": 1}, {}]
+    store.tally({"short": {"n": 1}}, ttl=0.05)
+    time.sleep(0.1)
+    assert store.tallies(["short"]) == [{}]
+    store.tally({"short": {"n": 4}}, ttl=60)  # an expired group starts again from nothing
+    assert store.tallies(["short"]) == [{"n": 4}]
+
+
+def test_get_many(store):
+    store.set("k1", b"one", ttl=60)
+    assert store.get_many(["k1", "k2"]) == [b"one", None]
+    assert store.get_many([]) == []
