@@ -47,6 +47,7 @@ class Health:
         self.active: dict[str, Active] = {}  # watched model -> its shift; replaced whole by `tick`
         self.held: dict[str, float] = {}  # model group -> until when its provider asked us to wait
         self._new_holds: dict[str, float] = {}
+        self.last_seen: dict[str, float] = {}  # model group -> when this instance last heard from it
         self._loaded: set[str] = set()
         self._lock = threading.Lock()  # the event loop records while the sync thread drains
 
@@ -60,8 +61,10 @@ class Health:
     def record(self, target: str, deployment: str | None, latency: float | None = None, ttft: float | None = None,
                error: bool = False) -> None:
         subjects = (target, f"{target}#{deployment}") if deployment else (target,)
+        now = self.clock()
         with self._lock:
-            self.tally.record(subjects, self.clock(), latency, ttft, error)
+            self.tally.record(subjects, now, latency, ttft, error)
+        self.last_seen[target] = now
 
     def hold(self, target: str, seconds: float) -> None:
         """A provider answered 429 with retry-after: send it nothing for `seconds`, on every instance."""

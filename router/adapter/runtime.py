@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import litellm
@@ -24,12 +25,42 @@ log = logging.getLogger("router")
 SYNC_INTERVAL = 0.5  # seconds between replays of shared cache entries and flushes of held-back writes
 
 
+class KeepAlive:
+    """Pings each model that has `keepalive` set with a one-token request when it has been idle
+    that long, so that providers with cold starts stay warm. Runs on the sync thread."""
+
+    def __init__(self, policy: PolicyFile, health: Health, router_of):
+        self.policy = policy
+        self.health = health
+        self.router_of = router_of
+
+    def tick(self) -> None:
+        router = self.router_of()
+        if router is None:
+            return
+        now = time.time()
+        for spec in self.policy.current.policy.models.values():
+            if spec.keepalive and now - self.health.last_seen.get(spec.target, 0.0) >= spec.keepalive:
+                self.health.last_seen[spec.target] = now  # one ping per interval, whatever its outcome
+                # Its own thread: a slow model must not hold up the sync loop.
+                threading.Thread(target=self._ping, args=(router, spec.target), daemon=True).start()
+
+    @staticmethod
+    def _ping(router, target: str) -> None:
+        try:
+            router.completion(model=target, messages=[{"role": "user", "content": "ping"}], max_tokens=1, num_retries=0,
+                              metadata={"router_keepalive": True})
+        except Exception as exc:  # a failed ping is the model's health, which the callbacks record
+            log.info("keep-alive ping to '%s' failed: %s", target, type(exc).__name__)
+
+
 @dataclass
 class Runtime:
     store: StateStore
     accounting: Accounting
     cache: PolicyCache | None
     health: Health
+    keepalive: KeepAlive | None = None
     remote: bool = False  # the store is across a network: keep its calls off the event loop
 
     async def run(self, fn, *args):
@@ -39,6 +70,8 @@ class Runtime:
 
     def tick(self) -> None:
         self.health.tick()
+        if self.keepalive is not None:
+            self.keepalive.tick()
         if self.cache is not None:
             self.cache.service.sync()
         self.accounting.book.flush()
@@ -60,8 +93,9 @@ def build_runtime(policy: PolicyFile, router_of=lambda: None) -> Runtime:
     """`state` and the embedder are read once: changing them needs a restart."""
     spec = policy.current.policy
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
+    health = Health(store, lambda: policy.current)
     runtime = Runtime(store, Accounting(policy, BudgetBook(store), Ledger(store)), _build_cache(policy, store, router_of),
-                      Health(store, lambda: policy.current), remote=spec.state.backend == "redis")
+                      health, KeepAlive(policy, health, router_of), remote=spec.state.backend == "redis")
     runtime.tick()
     runtime.start()
     _install_cache(runtime.cache)

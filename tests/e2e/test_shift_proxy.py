@@ -26,6 +26,7 @@ models:
   pro: {target: deepseek-v4-pro, price: {input: 0.55, output: 2.20}, context: 200k}
   qwen: {target: qwen3-32b, price: {input: 0.30, output: 1.20}, context: 32k}
   glm: {target: glm-4-plus, price: {input: 0.20, output: 0.80}, context: 128k}
+  cold: {target: gpt-4o, price: {input: 2.5, output: 10}, context: 128k, keepalive: 1s}
 routes:
   - {name: storm, when: {any: [storm]}, use: glm, fallbacks: [flash]}
   - {name: limited, when: {any: [limited]}, use: qwen, fallbacks: [pro]}
@@ -245,3 +246,9 @@ def _shift_seen_by_both(sim, first, second):
     moved = [r for r in from_second if r.headers.get("x-router-shifted-from") == FLASH]
     assert len(moved) >= 6, [r.headers["x-router-model"] for r in from_second]
     assert sim.count(FLASH) - before <= len(from_second) - len(moved)
+
+
+def test_keepalive_pings_an_idle_model(proxy, sim):
+    time.sleep(3.2)
+    pings = sim.requests_for("gpt-4o")
+    assert 2 <= len(pings) <= 5 and all(p["max_tokens"] == 1 for p in pings)
