@@ -244,7 +244,7 @@ def _shift_seen_by_both(sim, first, second):
     from_second = [ask(second, f"hello from the second proxy {i}") for i in range(12)]
     assert all(r.status_code == 200 for r in from_second)
     moved = [r for r in from_second if r.headers.get("x-router-shifted-from") == FLASH]
-    assert len(moved) >= 6, [r.headers["x-router-model"] for r in from_second]
+    assert len(moved) >= 4, [r.headers["x-router-model"] for r in from_second]  # a probe phase sends 25 % back
     assert sim.count(FLASH) - before <= len(from_second) - len(moved)
 
 

@@ -1,0 +1,81 @@
+"""Failure handling in the adapter: which errors speak about a model's health, retry-after parsing,
+when a truncated answer is retried, and the per-route attempt parameters."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from types import SimpleNamespace
+
+import httpx
+import litellm
+import pytest
+from fastapi import HTTPException
+
+from router import CompiledPolicy, parse_policy
+from router.adapter import resilience
+
+POLICY = CompiledPolicy(parse_policy("""
+version: 1
+settings: {timeout: 20s, retries: 2, unavailable: {message: busy, retry_after: 9s}}
+models:
+  small: {target: g-small, context: 8k}
+  big: {target: g-big, context: 128k}
+routes:
+  - {name: essay, when: {any: [essay]}, use: small, on_truncation: big, timeout: 5s, retries: 0}
+  - {name: default, use: small, fallbacks: [big]}
+"""))
+
+
+def rate_limited(retry_after: str) -> litellm.RateLimitError:
+    response = httpx.Response(429, headers={"retry-after": retry_after}, request=httpx.Request("POST", "http://x"))
+    return litellm.RateLimitError("slow down", llm_provider="openai", model="m", response=response)
+
+
+def test_retry_after_as_seconds_or_date():
+    assert resilience.retry_after(rate_limited("2")) == 2.0
+    assert resilience.retry_after(rate_limited("0.5")) == 0.5
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert resilience.retry_after(rate_limited(later)) == pytest.approx(30, abs=2)
+    assert resilience.retry_after(rate_limited("soon")) is None
+    assert resilience.retry_after(ValueError("no headers")) is None
+
+
+def test_which_failures_are_the_providers():
+    server = litellm.InternalServerError("boom", llm_provider="openai", model="m")
+    timeout = litellm.Timeout("slow", model="m", llm_provider="openai")
+    bad = litellm.BadRequestError("bad", model="m", llm_provider="openai")
+    assert resilience.is_upstream_failure(server) and resilience.counts_as_error(server)
+    assert resilience.is_upstream_failure(timeout) and resilience.counts_as_error(timeout)
+    assert resilience.is_upstream_failure(rate_limited("1")) and not resilience.counts_as_error(rate_limited("1"))
+    assert not resilience.is_upstream_failure(bad)  # the client's request, not the model's health
+    assert not resilience.is_upstream_failure(HTTPException(status_code=503, detail="ours"))
+    assert not resilience.is_upstream_failure(ValueError("a bug of ours"))
+
+
+def test_the_503_answer_takes_the_longer_wait():
+    answer = resilience.unavailable(POLICY, rate_limited("60"))
+    assert (answer.status_code, answer.detail, answer.headers) == (503, "busy", {"Retry-After": "60"})
+    assert resilience.unavailable(POLICY, ValueError()).headers == {"Retry-After": "9"}
+
+
+def response(finish: str, completion_tokens: int):
+    return SimpleNamespace(choices=[SimpleNamespace(finish_reason=finish)], usage=SimpleNamespace(completion_tokens=completion_tokens))
+
+
+def test_truncation_is_retried_only_when_the_model_cut_it():
+    essay = {"route": "essay"}
+    assert resilience.truncation_model(POLICY, essay, {}, response("length", 300)) == "big"
+    assert resilience.truncation_model(POLICY, essay, {}, response("stop", 300)) is None
+    assert resilience.truncation_model(POLICY, essay, {"max_tokens": 300}, response("length", 300)) is None
+    assert resilience.truncation_model(POLICY, essay, {"stream": True}, response("length", 3)) is None
+    assert resilience.truncation_model(POLICY, {"route": "default"}, {}, response("length", 3)) is None
+
+
+def test_attempt_parameters_follow_the_route_then_the_settings():
+    essay, default = {}, {}
+    resilience.attempt_params(POLICY, {"route": "essay", "target": "g-small", "fallbacks": []}, essay)
+    resilience.attempt_params(POLICY, {"route": "default", "target": "g-small", "fallbacks": ["g-big"]}, default)
+    assert (essay["timeout"], essay["num_retries"], "model_group_retry_policy" in essay) == (5.0, 0, False)
+    assert (default["timeout"], default["num_retries"]) == (20.0, 2)
+    assert default["model_group_retry_policy"] == {g: {"RateLimitErrorRetries": 0} for g in ("g-small", "g-big")}
