@@ -58,6 +58,8 @@ class SQLiteStore:
         return [self.get(key) for key in keys]
 
     def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
+        if not counts:
+            return  # an idle instance's sync loop must not take the write lock twice a second
         now = time.time()
         rows = [(key, field, amount, now + ttl, now) for key, fields in counts.items() for field, amount in fields.items()]
         with self._lock:
