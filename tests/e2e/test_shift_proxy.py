@@ -252,3 +252,22 @@ def test_keepalive_pings_an_idle_model(proxy, sim):
     time.sleep(3.2)
     pings = sim.requests_for("gpt-4o")
     assert 2 <= len(pings) <= 5 and all(p["max_tokens"] == 1 for p in pings)
+
+
+def test_status_reads_the_running_proxys_figures_including_stream_ttft(proxy, sim):
+    import io
+    import json
+
+    from router.cli import main
+
+    sim.set_profile(PRO, latency_ms=300, tokens_per_second=200)
+    with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", headers={"Authorization": f"Bearer {MASTER_KEY}"},
+                      json={"model": "pro", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as stream:
+        assert stream.status_code == 200 and sum(1 for _ in stream.iter_lines()) > 3
+    time.sleep(1.5)  # the success event, then the next sync tick
+    out = io.StringIO()
+    assert main(["status", "--policy", str(proxy.policy), "--json", "--window", "30s"], stdout=out) == 0
+    view = json.loads(out.getvalue())
+    pro = view["models"][PRO]
+    assert pro["ttft_samples"] >= 1 and 0.25 <= pro["ttft_p95"] < pro["p99_latency"]
+    assert {s["rule"] for s in view["shifts"]} == {"flash-slow", "glm-errors"}
