@@ -68,11 +68,13 @@ class Health:
 
     def hold(self, target: str, seconds: float) -> None:
         """A provider answered 429 with retry-after: send it nothing for `seconds`, on every instance."""
-        until = self.clock() + seconds
+        now = self.clock()
         with self._lock:
-            if until > self.held.get(target, 0.0):
-                self.held[target] = self._new_holds[target] = until
-        log.info("'%s' rate limited by its provider: held for %.1fs", target, seconds)
+            current = self.held.get(target, 0.0)
+            if now + seconds > current:
+                self.held[target] = self._new_holds[target] = now + seconds
+        if current <= now:  # one line per hold, not one per 429 of a burst
+            log.info("'%s' rate limited by its provider: held for %.1fs", target, seconds)
 
     def reroute(self, decision: Decision) -> Decision:
         return reroute(self.current(), decision, self.active, self.held, self.clock(),
