@@ -70,21 +70,18 @@ class PolicyRouter(CustomLogger):
         holds and ledger record); the client gets the longer answer, or the first when that fails."""
         decision = decision_of(data)
         compiled = self.policy.current
-        larger = resilience.truncation_model(compiled, decision, data, response) if decision else None
-        if larger is None or compiled.spec(larger).target == served_group(response):
+        served = served_group(response)
+        retry = resilience.truncation_retry(compiled, decision, data, response, served) if decision else None
+        if retry is None:
             return None
         identity = Identity(**{**decision["identity"], "tags": tuple(decision["identity"].get("tags") or ())})
-        first = served_group(response) or decision["target"]
-        retry = Decision(decision["route"], larger, compiled.spec(larger).target, (),
-                         (f"'{first}' cut its answer off (finish_reason length): retried on '{larger}'",),
-                         decision["prompt_tokens"], decision.get("max_output_tokens", 0))
         try:
             retry, notes = await self.runtime.run(self.runtime.accounting.admit, retry, data, identity)
             longer = await _proxy_router().acompletion(**_retry_body(compiled, data, retry, notes))
         except Exception as exc:  # the truncated answer is still an answer
-            log.warning("route %s: retrying a truncated answer on '%s' failed: %s", decision["route"], larger, exc)
+            log.warning("route %s: retrying a truncated answer on '%s' failed: %s", decision["route"], retry.model, exc)
             return None
-        decision.update(truncated_on=first, reasons=[*decision["reasons"], *retry.reasons])
+        decision.update(truncated_on=served or decision["target"], reasons=[*decision["reasons"], *retry.reasons])
         return longer
 
     async def async_post_call_response_headers_hook(
@@ -97,12 +94,12 @@ class PolicyRouter(CustomLogger):
         return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-        observe(self.runtime.health, kwargs)
+        resilience.observe(self.runtime.health, kwargs)
         await self.runtime.run(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)
 
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
         """Each failed attempt (LiteLLM logs retries and fallbacks one by one): the model's health."""
-        observe(self.runtime.health, kwargs, kwargs.get("exception"))
+        resilience.observe(self.runtime.health, kwargs, kwargs.get("exception"))
 
     async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict, traceback_str=None):
         decision = decision_of(request_data)
@@ -114,27 +111,6 @@ class PolicyRouter(CustomLogger):
                         type(original_exception).__name__)
             return resilience.unavailable(self.policy.current, original_exception)
         return None
-
-
-def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
-    """One finished attempt at a model group: its latency (and time to first token when streamed),
-    or its failure; a 429's retry-after becomes a hold. Cache hits say nothing about a model."""
-    standard = kwargs.get("standard_logging_object") or {}
-    group = standard.get("model_group")
-    if not group or standard.get("cache_hit"):
-        return
-    deployment = standard.get("model_id")
-    start, end, first = standard.get("startTime"), standard.get("endTime"), standard.get("completionStartTime")
-    latency = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
-    if exc is None:
-        ttft = first - start if standard.get("stream") and isinstance(first, (int, float)) and latency is not None else None
-        health.record(group, deployment, latency, ttft)
-        return
-    if resilience.status_of(exc) == 429 and (wait := resilience.retry_after(exc)):
-        health.hold(group, wait)
-    if resilience.counts_as_error(exc):
-        # A timed-out attempt is also a (very) slow one: it counts toward the latency percentiles.
-        health.record(group, deployment, latency if resilience.status_of(exc) == 408 else None, error=True)
 
 
 def _retry_body(compiled, data: dict, decision: Decision, notes: dict) -> dict:

@@ -1,5 +1,6 @@
-"""When models fail: per-route timeouts and retries on LiteLLM's own retry and fallback machinery,
-providers' retry-after turned into holds, and one graceful answer when nothing could serve."""
+"""When models fail: each attempt's outcome recorded for model health, per-route timeouts and
+retries on LiteLLM's own retry and fallback machinery, providers' retry-after turned into holds,
+truncated answers, and one graceful answer when nothing could serve."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Mapping
 from fastapi import HTTPException
 from litellm.proxy._types import ProxyException
 
-from router.core.decide import CompiledPolicy
+from router.core.decide import CompiledPolicy, Decision
 
 _UPSTREAM_STATUSES = frozenset({408, 429})  # and every 5xx, and failures without a status (connections)
 
@@ -29,9 +30,10 @@ def attempt_params(compiled: CompiledPolicy, decision: Mapping, data: dict) -> N
                                             for group in (decision["target"], *decision["fallbacks"])}
 
 
-def truncation_model(compiled: CompiledPolicy, decision: Mapping, data: Mapping, response: object) -> str | None:
-    """The larger model to retry a cut-off answer on, when the route names one and the cut came from
-    the model's limit rather than the client's own max_tokens."""
+def truncation_retry(compiled: CompiledPolicy, decision: Mapping, data: Mapping, response: object,
+                     served: str | None) -> Decision | None:
+    """The decision to ask the route's larger model again, when an answer was cut off by the
+    model's limit rather than the client's own max_tokens (streams are already on their way)."""
     route = compiled.route_by_name.get(decision["route"])
     choices = getattr(response, "choices", None) or []
     if route is None or route.on_truncation is None or data.get("stream") or not choices:
@@ -40,9 +42,13 @@ def truncation_model(compiled: CompiledPolicy, decision: Mapping, data: Mapping,
         return None
     limit = data.get("max_completion_tokens") or data.get("max_tokens")
     produced = getattr(getattr(response, "usage", None), "completion_tokens", None) or 0
-    if isinstance(limit, int) and produced >= limit:
+    larger = compiled.resolve(route.on_truncation)
+    first = served or decision["target"]
+    if (isinstance(limit, int) and produced >= limit) or compiled.spec(larger).target == first:
         return None
-    return compiled.resolve(route.on_truncation)
+    return Decision(decision["route"], larger, compiled.spec(larger).target, (),
+                    (f"'{first}' cut its answer off (finish_reason length): retried on '{larger}'",),
+                    decision["prompt_tokens"], decision.get("max_output_tokens", 0))
 
 
 def retry_after(exc: BaseException) -> float | None:
@@ -89,3 +95,24 @@ def unavailable(compiled: CompiledPolicy, exc: BaseException) -> HTTPException:
     settings = compiled.settings.unavailable
     wait = max(settings.retry_after, retry_after(exc) or 0.0)
     return HTTPException(status_code=503, detail=settings.message, headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+
+
+def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
+    """One finished attempt at a model group: its latency (and time to first token when streamed),
+    or its failure; a 429's retry-after becomes a hold. Cache hits say nothing about a model."""
+    standard = kwargs.get("standard_logging_object") or {}
+    group = standard.get("model_group")
+    if not group or standard.get("cache_hit"):
+        return
+    deployment = standard.get("model_id")
+    start, end, first = standard.get("startTime"), standard.get("endTime"), standard.get("completionStartTime")
+    latency = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
+    if exc is None:
+        ttft = first - start if standard.get("stream") and isinstance(first, (int, float)) and latency is not None else None
+        health.record(group, deployment, latency, ttft)
+        return
+    if status_of(exc) == 429 and (wait := retry_after(exc)):
+        health.hold(group, wait)
+    if counts_as_error(exc):
+        # A timed-out attempt is also a (very) slow one: it counts toward the latency percentiles.
+        health.record(group, deployment, latency if status_of(exc) == 408 else None, error=True)

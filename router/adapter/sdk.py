@@ -19,7 +19,9 @@ import yaml
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
+from router.adapter import resilience
 from router.adapter.accounting import BudgetExceeded
+from router.adapter.common import served_group
 from router.adapter.runtime import Runtime, build_runtime
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import route_body
@@ -46,7 +48,15 @@ class PolicyProvider(CustomLLM):
     def completion(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=False)
         with self._released_on_failure(call):
-            return _tag(self._sync()(**call), call)
+            response = self._sync()(**call)
+        again = self._truncation_call(call, response)
+        if again is not None:
+            try:
+                with self._released_on_failure(again):
+                    response, call = self._sync()(**again), again
+            except Exception:  # the truncated answer is still an answer
+                pass
+        return _tag(response, call)
 
     def streaming(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=True)  # eager: a rejection raises here
@@ -56,7 +66,15 @@ class PolicyProvider(CustomLLM):
     async def acompletion(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=False)
         with self._released_on_failure(call):
-            return _tag(await self._async()(**call), call)
+            response = await self._async()(**call)
+        again = self._truncation_call(call, response)
+        if again is not None:
+            try:
+                with self._released_on_failure(again):
+                    response, call = await self._async()(**again), again
+            except Exception:  # the truncated answer is still an answer
+                pass
+        return _tag(response, call)
 
     async def astreaming(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=True)
@@ -73,7 +91,8 @@ class PolicyProvider(CustomLLM):
         body = {"model": compiled.settings.auto_model, "messages": messages, **params}
         accounting = self.runtime.accounting
         try:
-            decision, notes = accounting.admit(route_body(compiled, body, self.identity), body, self.identity)
+            decision = self.runtime.health.reroute(route_body(compiled, body, self.identity))
+            decision, notes = accounting.admit(decision, body, self.identity)
         except RequestRejected as exc:
             raise CustomLLMError(status_code=exc.status, message=exc.message) from None
         except BudgetExceeded as exc:
@@ -86,9 +105,29 @@ class PolicyProvider(CustomLLM):
         if stream:
             # Without this the SDK streams from a custom api_base carry no usage: spend would read 0.
             call.update(stream=True, stream_options={"include_usage": True})
+        if self.router is None:
+            if decision.fallbacks:
+                call["fallbacks"] = list(decision.fallbacks)
+            return call
         if decision.fallbacks:
-            call["fallbacks"] = [{decision.target: list(decision.fallbacks)}] if self.router else list(decision.fallbacks)
+            call["fallbacks"] = [{decision.target: list(decision.fallbacks)}]
+        resilience.attempt_params(compiled, recorded, call)  # Router arguments
         return call
+
+    def _truncation_call(self, call: dict, response) -> dict | None:
+        """The call again for the route's larger model when the answer was cut off (admitted on its own)."""
+        recorded = call["metadata"]["router"]
+        served = served_group(response) if self.router else None
+        retry = resilience.truncation_retry(self.policy.current, recorded, call, response, served)
+        if retry is None:
+            return None
+        try:
+            retry, notes = self.runtime.accounting.admit(retry, call, self.identity)
+        except BudgetExceeded:
+            return None
+        again = {k: v for k, v in call.items() if k not in ("fallbacks", "model_group_retry_policy")}
+        again.update(model=retry.target, metadata={"router": {**retry.as_dict(), **notes, "truncated_on": served or recorded["target"]}})
+        return again
 
     def _released_on_failure(self, call: dict):
         return _ReleaseOnFailure(self.runtime, call["metadata"]["router"])
@@ -129,10 +168,17 @@ class _SdkHooks(CustomLogger):
         return kwargs
 
     def log_success_event(self, kwargs, response_obj, start_time, end_time):
+        resilience.observe(self.runtime.health, kwargs)
         self.runtime.accounting.on_logged_success(kwargs, response_obj, start_time, end_time)
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-        self.runtime.accounting.on_logged_success(kwargs, response_obj, start_time, end_time)
+        self.log_success_event(kwargs, response_obj, start_time, end_time)
+
+    def log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        resilience.observe(self.runtime.health, kwargs, kwargs.get("exception"))
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        self.log_failure_event(kwargs, response_obj, start_time, end_time)
 
 
 def _tag(response, call: dict):

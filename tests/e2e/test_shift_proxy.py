@@ -269,5 +269,5 @@ def test_status_reads_the_running_proxys_figures_including_stream_ttft(proxy, si
     assert main(["status", "--policy", str(proxy.policy), "--json", "--window", "30s"], stdout=out) == 0
     view = json.loads(out.getvalue())
     pro = view["models"][PRO]
-    assert pro["ttft_samples"] >= 1 and 0.25 <= pro["ttft_p95"] < pro["p99_latency"]
+    assert pro["ttft_samples"] >= 1 and 0.25 <= pro["ttft_p95"] < 2  # the simulator waits 300 ms before the first token
     assert {s["rule"] for s in view["shifts"]} == {"flash-slow", "glm-errors"}

@@ -117,3 +117,35 @@ def test_reasoning_tokens_are_priced_apart(installed, sim, policy, reported, str
         assert record["tokens"]["reasoning_counted"] is not reported
     assert record["tokens"]["prompt"] == 8 and record["tokens"]["completion"] == 40
     assert record["cost_usd"] == pytest.approx(expected_cost(REASONER_PRICE, 8, 10, 30))
+
+
+def test_model_health_and_retry_after_holds_in_the_sdk(installed, sim):
+    health = installed.runtime.health
+    health.tick()
+    before = health.figures("deepseek-v4-flash", 60).requests
+
+    async def go():
+        await litellm.acompletion(model="auto", messages=PLAIN)
+        sim.set_profile("deepseek-reasoner", rate_limit_rate=1.0, retry_after=3)
+        first = await litellm.acompletion(model="auto", messages=DEBUG)  # 429: falls back at once
+        second = await litellm.acompletion(model="auto", messages=DEBUG)  # held: never sent to the reasoner
+        return first, second
+
+    first, second = anyio.run(go)
+    assert first.choices[0].message.content.startswith("[deepseek-v4-pro#")
+    assert second.choices[0].message.content.startswith("[deepseek-v4-pro#")
+    assert second._hidden_params["router"]["shifted_from"] == "deepseek-r1"
+    assert sim.count("deepseek-reasoner") == 1  # one 429, no retry, no second request
+    health.tick()
+    assert health.figures("deepseek-v4-flash", 60).requests == before + 1  # each call counted once
+    assert health.held["deepseek-r1"] > 0
+
+
+def test_a_truncated_answer_is_retried_on_the_larger_model(installed, sim):
+    sim.set_profile("deepseek-v4-flash", truncate=True)
+    response = litellm.completion(model="auto", messages=[{"role": "user", "content": "Tell me about the Nile"}])
+    assert response.choices[0].finish_reason == "stop"
+    assert response.choices[0].message.content.startswith("[deepseek-v4-pro#")
+    decision = response._hidden_params["router"]
+    assert decision["truncated_on"] == "deepseek-v4-flash" and "retried on 'pro'" in decision["reasons"][-1]
+    assert sim.count("deepseek-v4-flash") == 1 and sim.count("deepseek-v4-pro") == 1

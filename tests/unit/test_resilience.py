@@ -64,12 +64,15 @@ def response(finish: str, completion_tokens: int):
 
 
 def test_truncation_is_retried_only_when_the_model_cut_it():
-    essay = {"route": "essay"}
-    assert resilience.truncation_model(POLICY, essay, {}, response("length", 300)) == "big"
-    assert resilience.truncation_model(POLICY, essay, {}, response("stop", 300)) is None
-    assert resilience.truncation_model(POLICY, essay, {"max_tokens": 300}, response("length", 300)) is None
-    assert resilience.truncation_model(POLICY, essay, {"stream": True}, response("length", 3)) is None
-    assert resilience.truncation_model(POLICY, {"route": "default"}, {}, response("length", 3)) is None
+    essay = {"route": "essay", "target": "g-small", "prompt_tokens": 12, "max_output_tokens": 0}
+    retry = resilience.truncation_retry(POLICY, essay, {}, response("length", 300), served="g-small")
+    assert (retry.route, retry.model, retry.target, retry.fallbacks, retry.prompt_tokens) == ("essay", "big", "g-big", (), 12)
+    assert retry.reasons == ("'g-small' cut its answer off (finish_reason length): retried on 'big'",)
+    assert resilience.truncation_retry(POLICY, essay, {}, response("stop", 300), None) is None
+    assert resilience.truncation_retry(POLICY, essay, {"max_tokens": 300}, response("length", 300), None) is None
+    assert resilience.truncation_retry(POLICY, essay, {"stream": True}, response("length", 3), None) is None
+    assert resilience.truncation_retry(POLICY, essay, {}, response("length", 3), served="g-big") is None  # already big
+    assert resilience.truncation_retry(POLICY, {**essay, "route": "default"}, {}, response("length", 3), None) is None
 
 
 def test_attempt_parameters_follow_the_route_then_the_settings():
