@@ -77,6 +77,8 @@ class Health:
             log.info("'%s' rate limited by its provider: held for %.1fs", target, seconds)
 
     def reroute(self, decision: Decision) -> Decision:
+        if not self.active and not self.held:
+            return decision  # the usual case: nothing degraded, nothing held
         return reroute(self.current(), decision, self.active, self.held, self.clock(),
                        self.rng.random(), self.rng.randrange(1 << 30))
 

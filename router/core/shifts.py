@@ -53,7 +53,7 @@ def step(rule: Shift, state: ShiftState, figures_since: Callable[[float], Figure
     if state.phase == PROBING:
         figures = figures_since(state.since)
         value, samples = figures.value(metric), figures.samples(metric)
-        if samples < rule.probe.min_samples or value is None:
+        if samples < (rule.probe.min_samples or 2 * trigger.min_samples) or value is None:
             return state
         if value <= threshold * rule.probe.recover_below:
             return ShiftState(NORMAL, now, 0.0, value, f"recovered: probe {_show(metric, value)} over {samples} samples",
