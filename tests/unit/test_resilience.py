@@ -48,6 +48,8 @@ def test_which_failures_are_the_providers():
     assert resilience.is_upstream_failure(server) and resilience.counts_as_error(server)
     assert resilience.is_upstream_failure(timeout) and resilience.counts_as_error(timeout)
     assert resilience.is_upstream_failure(rate_limited("1")) and not resilience.counts_as_error(rate_limited("1"))
+    lost = litellm.APIConnectionError("connection refused", llm_provider="openai", model="m")
+    assert resilience.is_upstream_failure(lost) and resilience.counts_as_error(lost)
     assert not resilience.is_upstream_failure(bad)  # the client's request, not the model's health
     assert not resilience.is_upstream_failure(HTTPException(status_code=503, detail="ours"))
     assert not resilience.is_upstream_failure(ValueError("a bug of ours"))
