@@ -101,16 +101,26 @@ class Health:
             counts[SUBJECTS] = {subject: 1 for subject, _ in pending}
         try:
             self.store.tally(counts, self.horizon)
-            for target, until in holds.items():
-                self.store.set(hold_key(target), repr(until).encode(), max(until - now, 0.001))
         except StoreUnavailable:
-            with self._lock:  # keep them for the next tick
-                for (subject, start), fields in pending.items():
-                    mine = self.tally.pending.setdefault((subject, start), {})
-                    for field, amount in fields.items():
-                        mine[field] = mine.get(field, 0) + amount
-                self._new_holds = {**holds, **self._new_holds}
+            self._keep(pending, holds)
             raise
+        waiting = list(holds.items())
+        for i, (target, until) in enumerate(waiting):
+            try:
+                self.store.set(hold_key(target), repr(until).encode(), max(until - now, 0.001))
+            except StoreUnavailable:
+                self._keep({}, dict(waiting[i:]))
+                raise
+
+    def _keep(self, pending: dict, holds: dict) -> None:
+        """Put back what the store could not take, for the next tick: no count is lost or added twice."""
+        with self._lock:
+            for (subject, start), fields in pending.items():
+                mine = self.tally.pending.setdefault((subject, start), {})
+                for field, amount in fields.items():
+                    mine[field] = mine.get(field, 0) + amount
+            for target, until in holds.items():
+                self._new_holds[target] = max(until, self._new_holds.get(target, 0.0))
 
     def _pull(self, now: float) -> None:
         self.load(now, self.horizon, recent_only=True)
