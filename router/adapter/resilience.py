@@ -111,8 +111,16 @@ def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
         ttft = first - start if standard.get("stream") and isinstance(first, (int, float)) and latency is not None else None
         health.record(group, deployment, latency, ttft)
         return
-    if status_of(exc) == 429 and (wait := retry_after(exc)):
+    if status_of(exc) == 429 and (wait := retry_after(exc)) and _single_deployment(kwargs):
+        # A group of several deployments keeps serving: LiteLLM cools the limited one down for the
+        # retry-after itself. It exempts single-deployment groups, so those we hold.
         health.hold(group, wait)
     if counts_as_error(exc):
         # A timed-out attempt is also a (very) slow one: it counts toward the latency percentiles.
         health.record(group, deployment, latency if status_of(exc) == 408 else None, error=True)
+
+
+def _single_deployment(kwargs: Mapping) -> bool:
+    metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+    size = metadata.get("model_group_size")
+    return not isinstance(size, int) or size <= 1
