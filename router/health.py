@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from router.core.decide import CompiledPolicy, Decision
 from router.core.shifts import Active, ShiftState, active_shifts, reroute, step
-from router.core.windows import BUCKET_SECONDS, Figures, Mirror, Tally, bucket_key, bucket_of
+from router.core.windows import BUCKET_SECONDS, Figures, Mirror, Tally, bucket_key, bucket_of, overdue
 from router.state import StateStore, StoreUnavailable
 
 log = logging.getLogger("router")
@@ -48,6 +48,7 @@ class Health:
         self.held: dict[str, float] = {}  # model group -> until when its provider asked us to wait
         self._new_holds: dict[str, float] = {}
         self.last_seen: dict[str, float] = {}  # model group -> when this instance last heard from it
+        self.in_flight: dict[str, tuple[str, float]] = {}  # attempt (LiteLLM call id) -> (model group, start)
         self._loaded: set[str] = set()
         self._lock = threading.Lock()  # the event loop records while the sync thread drains
 
@@ -58,8 +59,13 @@ class Health:
 
     # -- the request path ------------------------------------------------------------------------
 
+    def begin(self, attempt: str, target: str) -> None:
+        self.in_flight[attempt] = (target, self.clock())
+
     def record(self, target: str, deployment: str | None, latency: float | None = None, ttft: float | None = None,
-               error: bool = False) -> None:
+               error: bool = False, attempt: str | None = None) -> None:
+        if attempt is not None:
+            self.in_flight.pop(attempt, None)
         subjects = (target, f"{target}#{deployment}") if deployment else (target,)
         now = self.clock()
         with self._lock:
@@ -146,6 +152,10 @@ class Health:
         self._loaded.update(subjects)
         self.mirror.horizon = max(self.horizon, span)
         self.mirror.prune(now)
+        # Attempts whose end was never logged (a client gone mid-stream) are forgotten with the window.
+        for attempt, (_, start) in list(self.in_flight.items()):
+            if start < now - self.mirror.horizon:
+                self.in_flight.pop(attempt, None)
         return subjects
 
     def _evaluate(self, now: float) -> None:
@@ -156,13 +166,21 @@ class Health:
         for rule, raw in zip(rules, stored):
             state = ShiftState.loads(raw)
             target = compiled.spec(rule.watch).target
-            new = step(rule, state, lambda since, t=target: self.mirror.figures(t, since, now), now)
+            new = step(rule, state, lambda since, t=target, r=rule: self._figures(r, t, since, now), now)
             if new != state:
                 self.store.set(shift_key(rule.key), new.dumps(), STATE_TTL)
                 log.warning("shift '%s': %s -> %s (%s)", rule.key, state.phase, new.phase, new.reason)
             states[rule.key] = new
         self.states = states
         self.active = active_shifts(rules, states, compiled.resolve)
+
+    def _figures(self, rule, target: str, since: float, now: float) -> Figures:
+        """The shared figures, plus this instance's attempts that are already slower than a latency
+        rule's threshold while still running."""
+        if not rule.when.metric.endswith("_latency"):
+            return self.mirror.figures(target, since, now)
+        ages = [now - start for group, start in list(self.in_flight.values()) if group == target and start >= since]
+        return self.mirror.figures(target, since, now, overdue(ages, rule.when.threshold))
 
     def figures(self, subject: str, window: float) -> Figures:
         now = self.clock()

@@ -60,7 +60,8 @@ def read_trace(path: Path) -> list[tuple[float, float]]:
     return sorted((float(t), float(latency)) for t, latency in rows)
 
 
-def replay(trace: list[tuple[float, float]], rate: float, duration: float, sigma: float, seed: int = 1) -> dict:
+def replay(trace: list[tuple[float, float]], rate: float, duration: float, sigma: float, seed: int = 1,
+           in_flight: bool = True) -> dict:
     """Run the trace; return when the shift began and ended and where requests went."""
     rng = random.Random(seed)
     compiled = CompiledPolicy(parse_policy(POLICY, env={}))
@@ -88,10 +89,12 @@ def replay(trace: list[tuple[float, float]], rate: float, duration: float, sigma
             median = trace[max(0, bisect.bisect_right(times, at - start) - 1)][1] if target == "flash" else 1.0
             latency = median * math.exp(rng.gauss(0, sigma))
             sent.append((at - start, target))
-            heapq.heappush(events, (at + latency, 2, "done", target, latency))
+            if in_flight:
+                health.begin(str(len(sent)), target)
+            heapq.heappush(events, (at + latency, 2, "done", target, latency, str(len(sent))))
             heapq.heappush(events, (at + rng.expovariate(rate), 0, "arrive"))
         else:
-            health.record(extra[0], None, latency=extra[1])
+            health.record(extra[0], None, latency=extra[1], attempt=extra[2])
     return {"sent": sent, "transitions": transitions}
 
 
@@ -127,7 +130,9 @@ def cost_in_memory(requests: int, shifted: bool) -> tuple[float, float]:
     for i in range(requests):
         began = time.perf_counter()
         health.reroute(decision)
-        health.record("flash", "deployment-1", latency=5.0 if shifted else 0.8, ttft=0.2 if i % 2 else None)
+        health.begin(str(i), "flash")
+        health.record("flash", "deployment-1", latency=5.0 if shifted else 0.8, ttft=0.2 if i % 2 else None,
+                      attempt=str(i))
         samples.append(time.perf_counter() - began)
         if i % 500 == 499:
             health.tick()
@@ -178,8 +183,19 @@ def main() -> None:
 
     breach, recover, duration = 600.0, 900.0, 1500.0
     trace = read_trace(args.trace) if args.trace else default_trace(breach, recover)
-    print(f"replay: flash p95 rule 3s/5m/20 samples, hold 5m, probe 10%, {args.rate:g} req/s")
-    report_replay(replay(trace, args.rate, duration, sigma=0.35), breach, recover)
+    for in_flight in (True, False):
+        how = "attempts still running count once past the threshold" if in_flight else "finished attempts only"
+        print(f"replay: flash p95 rule 3s/5m/20 samples, hold 5m, probe 10%, {args.rate:g} req/s; {how}")
+        report_replay(replay(trace, args.rate, duration, sigma=0.35, in_flight=in_flight), breach, recover)
+    print("replay: flash hangs from 600s (each answer takes 60s) until 900s")
+    for in_flight in (True, False):
+        result = replay(default_trace(breach, recover)[:1] + [(breach, 60.0), (recover, 0.8)], args.rate, duration,
+                        sigma=0.1, in_flight=in_flight)
+        shift = next((t for t, _, new in result["transitions"] if new == "shifted" and t >= breach), None)
+        sent_slow = sum(1 for t, target in result["sent"] if breach <= t < (shift or recover) and target == "flash")
+        how = "counting attempts still running" if in_flight else "finished attempts only"
+        delay = "no shift" if shift is None else f"detection delay {shift - breach:.1f}s"
+        print(f"  {how}: {delay}, {sent_slow} requests sent to the hung model before the shift")
     print("replay: latency hovering at the threshold (median 2.2s, sigma 0.2: p95 about 3.1s) from 600s, "
           "an hour, 5 seeds")
     for seed in range(1, 6):
@@ -194,7 +210,8 @@ def main() -> None:
     for shifted in (False, True):
         p50, p99 = cost_in_memory(args.requests, shifted)
         state = "with the shift active" if shifted else "with nothing degraded"
-        print(f"per request, in memory (record + reroute), {state}: p50 {p50:.1f} us, p99 {p99:.1f} us (goal: under 50 us)")
+        print(f"per request, in memory (begin + record + reroute), {state}: p50 {p50:.1f} us, p99 {p99:.1f} us "
+              "(goal: under 50 us)")
     with tempfile.TemporaryDirectory() as tmp:
         for name, store in (("memory", open_store("memory")), ("sqlite", open_store("sqlite", path=f"{tmp}/s.db"))):
             calls, t50, t99 = cost_on_store(store, 50, 200)

@@ -93,6 +93,9 @@ class PolicyRouter(CustomLogger):
         decision = as_served(decision, response)
         return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
 
+    def log_pre_api_call(self, model, messages, kwargs):
+        resilience.started(self.runtime.health, kwargs)
+
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
         resilience.observe(self.runtime.health, kwargs)
         await self.runtime.run(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)

@@ -102,14 +102,16 @@ def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
     or its failure; a 429's retry-after becomes a hold. Cache hits say nothing about a model."""
     standard = kwargs.get("standard_logging_object") or {}
     group = standard.get("model_group")
+    attempt = kwargs.get("litellm_call_id")
     if not group or standard.get("cache_hit"):
+        health.in_flight.pop(attempt, None)
         return
     deployment = standard.get("model_id")
     start, end, first = standard.get("startTime"), standard.get("endTime"), standard.get("completionStartTime")
     latency = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
     if exc is None:
         ttft = first - start if standard.get("stream") and isinstance(first, (int, float)) and latency is not None else None
-        health.record(group, deployment, latency, ttft)
+        health.record(group, deployment, latency, ttft, attempt=attempt)
         return
     if status_of(exc) == 429 and (wait := retry_after(exc)) and _single_deployment(kwargs):
         # A group of several deployments keeps serving: LiteLLM cools the limited one down for the
@@ -117,10 +119,20 @@ def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
         health.hold(group, wait)
     if counts_as_error(exc):
         # A timed-out attempt is also a (very) slow one: it counts toward the latency percentiles.
-        health.record(group, deployment, latency if status_of(exc) == 408 else None, error=True)
+        health.record(group, deployment, latency if status_of(exc) == 408 else None, error=True, attempt=attempt)
+    else:
+        health.in_flight.pop(attempt, None)
 
 
 def _single_deployment(kwargs: Mapping) -> bool:
     metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
     size = metadata.get("model_group_size")
     return not isinstance(size, int) or size <= 1
+
+
+def started(health, kwargs: Mapping) -> None:
+    """An attempt at a model group begins (LiteLLM calls `log_pre_api_call` once per attempt)."""
+    group = ((kwargs.get("litellm_params") or {}).get("metadata") or {}).get("model_group")
+    attempt = kwargs.get("litellm_call_id")
+    if group and attempt:
+        health.begin(attempt, group)

@@ -167,6 +167,9 @@ class _SdkHooks(CustomLogger):
             kwargs = {**kwargs, "model": f"{PROVIDER}/{self.auto_model}"}
         return kwargs
 
+    def log_pre_api_call(self, model, messages, kwargs):
+        resilience.started(self.runtime.health, kwargs)
+
     def log_success_event(self, kwargs, response_obj, start_time, end_time):
         resilience.observe(self.runtime.health, kwargs)
         self.runtime.accounting.on_logged_success(kwargs, response_obj, start_time, end_time)

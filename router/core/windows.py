@@ -134,7 +134,18 @@ class Mirror:
             for start in [s for s in buckets if s < oldest]:
                 del buckets[start]
 
-    def figures(self, subject: str, since: float, until: float) -> Figures:
-        """Figures of the buckets that start within [since, until]."""
-        buckets = self.buckets.get(subject, {})
-        return summarize(fields for start, fields in buckets.items() if since <= start <= until)
+    def figures(self, subject: str, since: float, until: float, extra: Mapping[str, float] | None = None) -> Figures:
+        """Figures of the buckets that start within [since, until], plus `extra` counts."""
+        buckets = [fields for start, fields in self.buckets.get(subject, {}).items() if since <= start <= until]
+        return summarize([*buckets, extra] if extra else buckets)
+
+
+def overdue(ages: Iterable[float], threshold: float) -> dict[str, int]:
+    """Latency samples for attempts still running past `threshold`, at their age so far: each is
+    surely slower than the threshold, so a hung model counts as slow before its attempts time out."""
+    counts: dict[str, int] = {}
+    for age in ages:
+        if age > threshold:
+            field = f"{LATENCY}{_bin(age)}"
+            counts[field] = counts.get(field, 0) + 1
+    return counts

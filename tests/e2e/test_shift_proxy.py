@@ -121,6 +121,24 @@ def test_latency_breach_shifts_traffic_and_it_returns_after_recovery(proxy, sim)
     assert not any(r.headers.get("x-router-shifted-from") for _, r in recovered[-10:])
 
 
+def test_a_hanging_model_is_shifted_before_its_answers_arrive(proxy, sim):
+    sim.set_profile(PRO, latency_ms=50)
+    time.sleep(6.5)  # the previous test's samples leave the 6 s window
+    sim.set_profile(FLASH, latency_ms=3000)
+    hung = ThreadPoolExecutor(24)
+    stuck = [hung.submit(ask, proxy, f"hello, slow one {i}") for i in range(24)]
+    time.sleep(1.5)
+    started = time.time()
+    moved = ask(proxy, "hello from a new client")
+    assert moved.headers.get("x-router-shifted-from") == FLASH and moved.headers["x-router-model"] == PRO
+    assert time.time() - started < 1.0 and not any(f.done() for f in stuck)  # no slow answer had come back
+    assert all(f.result().status_code == 200 for f in stuck)
+    hung.shutdown()
+    sim.set_profile(FLASH, latency_ms=50)  # recover, for the next test
+    recovered = drive([proxy], 12)
+    assert served(recovered)[-10:] == [FLASH] * 10
+
+
 def test_latency_at_the_threshold_does_not_flap(proxy, sim):
     sim.set_profile(PRO, latency_ms=50)
     sim.set_profile(FLASH, latency_ms=THRESHOLD * 1000 * 0.75)  # just under: never shifts

@@ -124,3 +124,19 @@ def test_counts_wait_out_a_redis_outage(redis_server, tmp_path):
     health.tick()
     assert health.figures("g-flash", 60).requests == 2
     store.close()
+
+
+def test_a_hung_model_shifts_before_its_attempts_end(setup):
+    compiled, (store, _), _ = setup
+    clock = Clock()
+    health = Health(store, lambda: compiled, clock=clock)
+    for i in range(10):
+        health.begin(f"call-{i}", "g-flash")
+    clock.now += 0.5
+    health.tick()
+    assert health.states["slow"].phase == "normal"  # running, but not yet past the 1 s threshold
+    clock.now += 1.0
+    health.tick()
+    assert health.states["slow"].phase == "shifted" and "over 10 samples" in health.states["slow"].reason
+    health.record("g-flash", None, latency=2.0, attempt="call-0")  # an attempt that ends leaves the in-flight set
+    assert len(health.in_flight) == 9

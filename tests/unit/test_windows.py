@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from router.core.windows import Mirror, Tally, bucket_key, summarize
+from router.core.windows import Mirror, Tally, bucket_key, overdue, summarize
 
 
 def _tally(samples, now=1000.0, subject="m", **kw) -> dict:
@@ -65,3 +65,11 @@ def test_mirror_reads_a_time_range_and_forgets_old_buckets():
     assert mirror.figures("other", 0, 200).requests == 0 and mirror.figures("other", 0, 200).p95_latency is None
     mirror.prune(now=180)  # keeps 120..180
     assert mirror.figures("m", 0, 200).requests == 2
+
+
+def test_attempts_still_running_count_as_slow_only_past_the_threshold():
+    extra = overdue([0.5, 2.9, 3.5, 10.0], threshold=3.0)
+    assert sum(extra.values()) == 2
+    figures = Mirror(60).figures("m", 0, 100, extra)
+    assert figures.latency_samples == 2 and figures.requests == 0  # no effect on error rates
+    assert figures.p50_latency == pytest.approx(3.5, rel=0.03)
