@@ -62,10 +62,11 @@ class Health:
     def begin(self, attempt: str, target: str) -> None:
         self.in_flight[attempt] = (target, self.clock())
 
+    def end(self, attempt: str | None) -> None:
+        self.in_flight.pop(attempt, None)
+
     def record(self, target: str, deployment: str | None, latency: float | None = None, ttft: float | None = None,
-               error: bool = False, attempt: str | None = None) -> None:
-        if attempt is not None:
-            self.in_flight.pop(attempt, None)
+               error: bool = False) -> None:
         subjects = (target, f"{target}#{deployment}") if deployment else (target,)
         now = self.clock()
         with self._lock:

@@ -100,18 +100,17 @@ def unavailable(compiled: CompiledPolicy, exc: BaseException) -> HTTPException:
 def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
     """One finished attempt at a model group: its latency (and time to first token when streamed),
     or its failure; a 429's retry-after becomes a hold. Cache hits say nothing about a model."""
+    health.end(kwargs.get("litellm_call_id"))
     standard = kwargs.get("standard_logging_object") or {}
     group = standard.get("model_group")
-    attempt = kwargs.get("litellm_call_id")
     if not group or standard.get("cache_hit"):
-        health.in_flight.pop(attempt, None)
         return
     deployment = standard.get("model_id")
     start, end, first = standard.get("startTime"), standard.get("endTime"), standard.get("completionStartTime")
     latency = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
     if exc is None:
         ttft = first - start if standard.get("stream") and isinstance(first, (int, float)) and latency is not None else None
-        health.record(group, deployment, latency, ttft, attempt=attempt)
+        health.record(group, deployment, latency, ttft)
         return
     if status_of(exc) == 429 and (wait := retry_after(exc)) and _single_deployment(kwargs):
         # A group of several deployments keeps serving: LiteLLM cools the limited one down for the
@@ -119,9 +118,7 @@ def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
         health.hold(group, wait)
     if counts_as_error(exc):
         # A timed-out attempt is also a (very) slow one: it counts toward the latency percentiles.
-        health.record(group, deployment, latency if status_of(exc) == 408 else None, error=True, attempt=attempt)
-    else:
-        health.in_flight.pop(attempt, None)
+        health.record(group, deployment, latency if status_of(exc) == 408 else None, error=True)
 
 
 def _single_deployment(kwargs: Mapping) -> bool:

@@ -60,7 +60,7 @@ class Runtime:
     accounting: Accounting
     cache: PolicyCache | None
     health: Health
-    keepalive: KeepAlive | None = None
+    keepalive: KeepAlive
     remote: bool = False  # the store is across a network: keep its calls off the event loop
 
     async def run(self, fn, *args):
@@ -70,8 +70,7 @@ class Runtime:
 
     def tick(self) -> None:
         self.health.tick()
-        if self.keepalive is not None:
-            self.keepalive.tick()
+        self.keepalive.tick()
         if self.cache is not None:
             self.cache.service.sync()
         self.accounting.book.flush()

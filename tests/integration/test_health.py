@@ -138,5 +138,6 @@ def test_a_hung_model_shifts_before_its_attempts_end(setup):
     clock.now += 1.0
     health.tick()
     assert health.states["slow"].phase == "shifted" and "over 10 samples" in health.states["slow"].reason
-    health.record("g-flash", None, latency=2.0, attempt="call-0")  # an attempt that ends leaves the in-flight set
+    health.end("call-0")  # an attempt that ends leaves the in-flight set
+    health.record("g-flash", None, latency=2.0)
     assert len(health.in_flight) == 9
