@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from router.state.protocol import Ask, Reserved, settle_asks
@@ -39,6 +40,20 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._writes = 0
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction under the lock: committed whole, or rolled back whole when any
+        statement fails. BEGIN IMMEDIATE takes the file's write lock first, so processes sharing
+        the file serialise here."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def get(self, key: str) -> bytes | None:
         with self._lock:
             row = self._db.execute("SELECT value, expires FROM kv WHERE key = ?", (key,)).fetchone()
@@ -62,21 +77,16 @@ class SQLiteStore:
             return  # an idle instance's sync loop must not take the write lock twice a second
         now = time.time()
         rows = [(key, field, amount, now + ttl, now) for key, fields in counts.items() for field, amount in fields.items()]
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                # An expired group restarts at the new amount; every field of a group expires together.
-                self._db.executemany(
-                    "INSERT INTO tallies (key, field, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT(key, field) DO UPDATE "
-                    "SET value = CASE WHEN expires < ?5 THEN excluded.value ELSE value + excluded.value END, "
-                    "expires = excluded.expires", rows)
-                self._db.executemany("UPDATE tallies SET expires = ? WHERE key = ?",
-                                     [(now + ttl, key) for key in counts])
-                self._writes += 1
-                if self._writes % _PURGE_EVERY == 0:
-                    self._db.execute("DELETE FROM tallies WHERE expires < ?", (now,))
-            finally:
-                self._db.execute("COMMIT")
+        with self._transaction():
+            # An expired group restarts at the new amount; every field of a group expires together.
+            self._db.executemany(
+                "INSERT INTO tallies (key, field, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT(key, field) DO UPDATE "
+                "SET value = CASE WHEN expires < ?5 THEN excluded.value ELSE value + excluded.value END, "
+                "expires = excluded.expires", rows)
+            self._db.executemany("UPDATE tallies SET expires = ? WHERE key = ?", [(now + ttl, key) for key in counts])
+            self._writes += 1
+            if self._writes % _PURGE_EVERY == 0:
+                self._db.execute("DELETE FROM tallies WHERE expires < ?", (now,))
 
     def tallies(self, keys: list[str]) -> list[dict[str, float]]:
         if not keys:
@@ -106,14 +116,9 @@ class SQLiteStore:
 
     def reserve(self, asks: list[Ask]) -> Reserved:
         now = time.time()
-        with self._lock:
-            # BEGIN IMMEDIATE takes the write lock first, so processes sharing the file serialise here.
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                totals = [self._window_total(ask.keys, now) for ask in asks]
-                return settle_asks(asks, totals, lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl, now))
-            finally:
-                self._db.execute("COMMIT")
+        with self._transaction():
+            totals = [self._window_total(ask.keys, now) for ask in asks]
+            return settle_asks(asks, totals, lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl, now))
 
     def _window_total(self, keys: tuple[str, ...], now: float) -> float:
         marks = ",".join("?" * len(keys))
@@ -124,13 +129,9 @@ class SQLiteStore:
 
     def add(self, changes: list[tuple[str, float, float]]) -> None:
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for key, amount, ttl in changes:
-                    self._add(key, amount, ttl, now)
-            finally:
-                self._db.execute("COMMIT")
+        with self._transaction():
+            for key, amount, ttl in changes:
+                self._add(key, amount, ttl, now)
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         with self._lock:

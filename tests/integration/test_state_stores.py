@@ -111,3 +111,19 @@ def test_get_many(store):
     store.set("k1", b"one", ttl=60)
     assert store.get_many(["k1", "k2"]) == [b"one", None]
     assert store.get_many([]) == []
+
+
+def test_sqlite_write_that_fails_half_way_leaves_nothing_behind(tmp_path):
+    """A transaction that fails part-way is rolled back, not committed with half its changes."""
+    import sqlite3
+
+    store = open_store("sqlite", path=str(tmp_path / "state.db"))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add([("spend:a", 1.0, 60), ("spend:b", None, 60)])  # the second change cannot be stored
+    with pytest.raises(sqlite3.IntegrityError):
+        store.tally({"win:g": {"n": 1, "bad": None}}, ttl=60)
+    assert store.incr("spend:a", 0) == 0
+    assert store.tallies(["win:g"]) == [{}]
+    store.add([("spend:a", 1.0, 60)])  # and the connection is usable afterwards
+    assert store.incr("spend:a", 0) == 1.0
+    store.close()
