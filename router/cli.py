@@ -21,7 +21,7 @@ from router.state import StoreUnavailable, open_store
 
 
 def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parse(sys.argv[1:] if argv is None else argv)
     out = stdout or sys.stdout
     args.policy = args.policy or RouterSettings().policy
     try:
@@ -63,7 +63,19 @@ def _with_store(policy, out: TextIO, show) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parse(argv: list[str]) -> argparse.Namespace:
+    """Options may come before or after a command's positional arguments (`explain POLICY --json
+    "prompt"`): argparse matches an optional positional too early unless arguments are parsed
+    intermixed, which it supports per subcommand only."""
+    parser, commands = _parser()
+    if not argv or argv[0] not in commands:
+        return parser.parse_args(argv)  # help, or the error naming the commands
+    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="python -m router", description="Check a routing policy and see its decisions.")
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check a policy file; exit 1 listing every problem")
@@ -82,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--policy", help="the policy whose state store and shift rules to read (default: ROUTER_POLICY)")
     health.add_argument("--window", default="5m", help="how far back the figures reach (default: 5m)")
     health.add_argument("--json", action="store_true", help="print JSON")
-    return parser
+    return parser, commands.choices
 
 
 def _explain(compiled: CompiledPolicy, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:

@@ -47,6 +47,14 @@ def test_explain_a_prompt():
     assert out.startswith("route=reasoning model=reasoner targets=deepseek-r1 -> deepseek-v4-pro -> deepseek-v4-flash")
 
 
+def test_explain_takes_options_before_or_after_the_prompt():
+    for argv in (("explain", DEFAULT, "--json", "Prove that 17 is prime"), ("explain", "--json", DEFAULT, "Prove that 17 is prime"),
+                 ("explain", DEFAULT, "Prove that 17 is prime", "--json")):
+        code, out = run(*argv)
+        assert code == 0, argv
+        assert json.loads(out)["route"] == "reasoning", argv
+
+
 def test_explain_json_lines_from_stdin(capsys):
     lines = "\n".join(
         [
