@@ -52,20 +52,24 @@ class RedisStore:
         self._client = redis.Redis.from_url(url, socket_connect_timeout=0.25, socket_timeout=1.0)
         self._down_until = 0.0
         self._down = False
+        self._failed_at = 0.0  # when a call last found Redis unreachable (monotonic)
         self._reserve_script = self._client.register_script(_RESERVE)
 
     def _call(self, op):
         if self._down and time.monotonic() < self._down_until:
             raise StoreUnavailable(f"redis at {self.url} is down")
+        began = time.monotonic()
         try:
             result = op(self._client)
         except _FAILURES as exc:
-            self._down_until = time.monotonic() + self.retry_after
+            self._failed_at = time.monotonic()
+            self._down_until = self._failed_at + self.retry_after
             if not self._down:
                 self._down = True
                 log.warning("redis at %s is unreachable (%s); shared state is skipped until it returns", self.url, exc)
             raise StoreUnavailable(str(exc)) from None
-        if self._down:
+        # Calls overlap: one answered just before another found Redis down says nothing about now.
+        if self._down and began > self._failed_at:
             self._down = False
             log.warning("redis at %s is reachable again", self.url)
         return result

@@ -76,6 +76,30 @@ def test_redis_outage_fails_fast_and_recovers(redis_server, redis_url, caplog):
     assert any("reachable again" in r.getMessage() for r in caplog.records)
 
 
+def test_a_call_that_began_before_an_outage_does_not_end_it(redis_server, redis_url, caplog):
+    """Calls overlap (the event loop's worker threads, the sync loop): one whose reply arrived just
+    before Redis went down must not report Redis reachable after another call found it down."""
+    store = open_store("redis", url=redis_url)
+    store.retry_after = 0.0  # every call tries the network: only a real answer may end the outage
+
+    def answered_then_redis_died(client):
+        reply = client.ping()  # this call's answer is in ...
+        redis_server.stop()  # ... then Redis dies, and another caller finds it down
+        with pytest.raises(StoreUnavailable):
+            store.get("k")
+        return reply
+
+    store._call(answered_then_redis_died)
+    with pytest.raises(StoreUnavailable):
+        store.get("k")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("reachable again" in m for m in messages), messages
+    assert sum("unreachable" in m for m in messages) == 1
+    redis_server.start()
+    assert store.get("k") is None
+    assert "reachable again" in caplog.records[-1].getMessage()
+
+
 def test_reserve_is_all_or_nothing(store):
     from router.state.protocol import Ask
 
