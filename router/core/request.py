@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from router.core.params import check_params, check_role
 from router.errors import RequestRejected
 
 _SCOPE_ROLES = {"user": ("user",), "system": ("system", "developer"), "all": None}
@@ -50,6 +51,7 @@ class RequestView:
     def __init__(self, body: object, max_prompt_chars: int, identity: Identity | None = None):
         if not isinstance(body, Mapping):
             raise RequestRejected(400, "the request body must be a JSON object")
+        check_params(body)
         self.model = body.get("model")
         self.identity = identity or Identity()
         self._roles, self._texts = _read_messages(body.get("messages"))
@@ -97,6 +99,7 @@ def _read_messages(messages: object) -> tuple[list[str], list[str]]:
     for i, message in enumerate(messages):
         if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise RequestRejected(400, f"messages[{i}] must be an object with a string `role`")
+        check_role(message["role"], i)
         roles.append(message["role"])
         texts.append(_content_text(message.get("content"), i))
     return roles, texts

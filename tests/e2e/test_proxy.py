@@ -99,8 +99,13 @@ def test_litellm_sdk_as_a_client_of_the_proxy(proxy, sim):
         ({"model": "auto", "messages": [{"content": "hi"}]}, 400, "string `role`"),
         ({"model": "auto", "messages": [{"role": "user", "content": "x" * 2_000_000}]}, 413, "max_prompt_chars"),
         ({"model": "auto", "messages": [{"role": "user", "content": "word " * 180_000}]}, 400, "context window"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "tools": "nope"}, 400, "`tools` must be a list"),
+        ({"model": "qwen3-32b", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role must be one of"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "`temperature`"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, 400, "`stream` must be true"),
     ],
-    ids=["no-messages", "messages-not-a-list", "no-role", "2MB-prompt", "too-long-for-every-model"],
+    ids=["no-messages", "messages-not-a-list", "no-role", "2MB-prompt", "too-long-for-every-model", "tools-not-a-list",
+         "unknown-role-named-model", "temperature-not-a-number", "stream-not-a-boolean"],
 )
 def test_malformed_requests_get_a_4xx_with_a_message(proxy, sim, body, status, fragment):
     response = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30)
