@@ -49,8 +49,14 @@ class Health:
         self._new_holds: dict[str, float] = {}
         self.last_seen: dict[str, float] = {}  # model group -> when this instance last heard from it
         self.in_flight: dict[str, tuple[str, float]] = {}  # attempt (LiteLLM call id) -> (model group, start)
+        self._reported: dict[str, float] = {}  # call ids whose failures the deployment hook reported -> when
         self._loaded: set[str] = set()
         self._lock = threading.Lock()  # the event loop records while the sync thread drains
+
+    def longest_attempt(self) -> float:
+        compiled = self.current()
+        timeouts = [route.timeout for route in compiled.policy.routes if route.timeout is not None]
+        return max([compiled.settings.timeout, *timeouts]) + 2 * BUCKET_SECONDS
 
     @property
     def horizon(self) -> float:
@@ -62,8 +68,24 @@ class Health:
     def begin(self, attempt: str, target: str) -> None:
         self.in_flight[attempt] = (target, self.clock())
 
-    def end(self, attempt: str | None) -> None:
-        self.in_flight.pop(attempt, None)
+    def end(self, attempt: str | None, target: str | None) -> float | None:
+        """The attempt at `target` is over: when it began, or None when it was not in flight.
+
+        The proxy reuses one call id for every retry and fallback of a request, and the attempts
+        run one after another, so the entry is always the latest attempt's."""
+        found = self.in_flight.get(attempt)
+        if found is None or found[0] != target:
+            return None
+        del self.in_flight[attempt]
+        return found[1]
+
+    def mark_reported(self, attempt: str | None) -> None:
+        """The deployment hook counted a failure of this call: its logged failure event is a duplicate."""
+        if attempt:
+            self._reported[attempt] = self.clock()
+
+    def reported(self, attempt: str | None) -> bool:
+        return attempt in self._reported
 
     def record(self, target: str, deployment: str | None, latency: float | None = None, ttft: float | None = None,
                error: bool = False) -> None:
@@ -153,10 +175,15 @@ class Health:
         self._loaded.update(subjects)
         self.mirror.horizon = max(self.horizon, span)
         self.mirror.prune(now)
-        # Attempts whose end was never logged (a client gone mid-stream) are forgotten with the window.
+        # Attempts whose end was never seen (a client gone mid-stream) are forgotten once no attempt
+        # could still be running: each is cut off at its timeout.
+        oldest = now - self.longest_attempt()
         for attempt, (_, start) in list(self.in_flight.items()):
-            if start < now - self.mirror.horizon:
+            if start < oldest:
                 self.in_flight.pop(attempt, None)
+        for attempt, when in list(self._reported.items()):
+            if when < oldest:
+                self._reported.pop(attempt, None)
         return subjects
 
     def _evaluate(self, now: float) -> None:

@@ -101,8 +101,11 @@ class PolicyRouter(CustomLogger):
         await self.runtime.run(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)
 
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
-        """Each failed attempt (LiteLLM logs retries and fallbacks one by one): the model's health."""
         resilience.observe(self.runtime.health, kwargs, kwargs.get("exception"))
+
+    async def async_post_call_failure_deployment_hook(self, request_data, exception, call_type, fallback_depth=None):
+        """Each failed attempt, retries and fallbacks included: the health of the group that made it."""
+        resilience.attempt_failed(self.runtime.health, request_data, exception)
 
     async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict, traceback_str=None):
         decision = decision_of(request_data)

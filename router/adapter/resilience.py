@@ -97,34 +97,57 @@ def unavailable(compiled: CompiledPolicy, exc: BaseException) -> HTTPException:
     return HTTPException(status_code=503, detail=settings.message, headers={"Retry-After": str(max(1, int(wait + 0.999)))})
 
 
-def observe(health, kwargs: dict, exc: BaseException | None = None) -> None:
-    """One finished attempt at a model group: its latency (and time to first token when streamed),
-    or its failure; a 429's retry-after becomes a hold. Cache hits say nothing about a model."""
-    health.end(kwargs.get("litellm_call_id"))
+def observe(health, kwargs: Mapping, exc: BaseException | None = None) -> None:
+    """A logged success or failure event: the end of the attempt that produced it.
+
+    Failures of async calls are taken from `attempt_failed` instead: the proxy logs one failure
+    event per request, whatever the number of attempts, while the deployment hook sees each. Sync
+    SDK calls have no deployment hook; each of their attempts is a call of its own, logged apart."""
     standard = kwargs.get("standard_logging_object") or {}
     group = standard.get("model_group")
-    if not group or standard.get("cache_hit"):
+    attempt = kwargs.get("litellm_call_id")
+    if exc is not None and health.reported(attempt):
         return
-    deployment = standard.get("model_id")
+    began = health.end(attempt, group)
+    if not group or standard.get("cache_hit"):
+        return  # a cache hit says nothing about a model
     start, end, first = standard.get("startTime"), standard.get("endTime"), standard.get("completionStartTime")
+    if began is not None:
+        start = began  # the proxy's event times span the whole request, earlier failed attempts included
     latency = end - start if isinstance(start, (int, float)) and isinstance(end, (int, float)) else None
+    deployment = standard.get("model_id")
     if exc is None:
         ttft = first - start if standard.get("stream") and isinstance(first, (int, float)) and latency is not None else None
         health.record(group, deployment, latency, ttft)
         return
-    if status_of(exc) == 429 and (wait := retry_after(exc)) and _single_deployment(kwargs):
+    size = ((kwargs.get("litellm_params") or {}).get("metadata") or {}).get("model_group_size")
+    _failed(health, group, deployment, latency, exc, size)
+
+
+def attempt_failed(health, request_data: Mapping, exc: BaseException) -> None:
+    """One failed attempt at a deployment (LiteLLM's deployment-level failure hook, which runs for
+    the first attempt, every retry and every fallback of async calls)."""
+    metadata = request_data.get("metadata") or request_data.get("litellm_metadata") or {}
+    group = metadata.get("model_group")
+    attempt = request_data.get("litellm_call_id")
+    if not group:
+        return
+    health.mark_reported(attempt)
+    began = health.end(attempt, group)
+    latency = health.clock() - began if began is not None else None
+    _failed(health, group, (request_data.get("model_info") or {}).get("id"), latency, exc,
+            metadata.get("model_group_size"))
+
+
+def _failed(health, group: str, deployment: str | None, latency: float | None, exc: BaseException,
+            group_size: object) -> None:
+    if status_of(exc) == 429 and (wait := retry_after(exc)) and (not isinstance(group_size, int) or group_size <= 1):
         # A group of several deployments keeps serving: LiteLLM cools the limited one down for the
         # retry-after itself. It exempts single-deployment groups, so those we hold.
         health.hold(group, wait)
     if counts_as_error(exc):
         # A timed-out attempt is also a (very) slow one: it counts toward the latency percentiles.
         health.record(group, deployment, latency if status_of(exc) == 408 else None, error=True)
-
-
-def _single_deployment(kwargs: Mapping) -> bool:
-    metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
-    size = metadata.get("model_group_size")
-    return not isinstance(size, int) or size <= 1
 
 
 def started(health, kwargs: Mapping) -> None:

@@ -183,6 +183,9 @@ class _SdkHooks(CustomLogger):
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
         self.log_failure_event(kwargs, response_obj, start_time, end_time)
 
+    async def async_post_call_failure_deployment_hook(self, request_data, exception, call_type, fallback_depth=None):
+        resilience.attempt_failed(self.runtime.health, request_data, exception)
+
 
 def _tag(response, call: dict):
     """Leave the decision where SDK users can read it: `response._hidden_params["router"]`."""

@@ -138,6 +138,7 @@ def test_a_hung_model_shifts_before_its_attempts_end(setup):
     clock.now += 1.0
     health.tick()
     assert health.states["slow"].phase == "shifted" and "over 10 samples" in health.states["slow"].reason
-    health.end("call-0")  # an attempt that ends leaves the in-flight set
+    assert health.end("call-0", "g-flash") == clock.now - 1.5  # an attempt that ends leaves the in-flight set
+    assert health.end("call-1", "g-pro") is None  # not the group it began at
     health.record("g-flash", None, latency=2.0)
     assert len(health.in_flight) == 9

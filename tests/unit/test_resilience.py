@@ -84,3 +84,59 @@ def test_attempt_parameters_follow_the_route_then_the_settings():
     assert (essay["timeout"], essay["num_retries"], "model_group_retry_policy" in essay) == (5.0, 0, False)
     assert (default["timeout"], default["num_retries"]) == (20.0, 2)
     assert default["model_group_retry_policy"] == {g: {"RateLimitErrorRetries": 0} for g in ("g-small", "g-big")}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def health_on_memory():
+    from router.health import Health
+    from router.state import open_store
+
+    clock = FakeClock()
+    return Health(open_store("memory"), lambda: POLICY, clock=clock), clock
+
+
+def attempt_data(call: str, group: str) -> dict:
+    return {"litellm_call_id": call, "metadata": {"model_group": group, "model_group_size": 1}, "model_info": {"id": "d1"}}
+
+
+def test_each_attempt_ends_once_with_its_own_latency():
+    """The proxy reuses one call id for a request's retries and fallbacks and logs one failure event
+    for all of them: attempts are ended by the deployment hook, and the late event is a duplicate."""
+    health, clock = health_on_memory()
+    server = litellm.InternalServerError("boom", llm_provider="openai", model="m")
+    resilience.started(health, {"litellm_call_id": "c", "litellm_params": {"metadata": {"model_group": "g-small"}}})
+    clock.now += 0.2
+    resilience.attempt_failed(health, attempt_data("c", "g-small"), server)
+    resilience.started(health, {"litellm_call_id": "c", "litellm_params": {"metadata": {"model_group": "g-big"}}})
+    # The request's one failure event arrives late, naming the first attempt's group: ignored.
+    resilience.observe(health, {"litellm_call_id": "c", "standard_logging_object": {"model_group": "g-small"}}, server)
+    assert health.in_flight["c"][0] == "g-big"
+    clock.now += 0.1
+    event = {"model_group": "g-big", "model_id": "d2", "startTime": 999.0, "endTime": clock.now}  # the request's span
+    resilience.observe(health, {"litellm_call_id": "c", "standard_logging_object": event})
+    assert "c" not in health.in_flight
+    pending = health.tally.drain()
+    small = next(f for (subject, _), f in pending.items() if subject == "g-small")
+    big = next(f for (subject, _), f in pending.items() if subject == "g-big")
+    assert (small["n"], small["e"]) == (1, 1)
+    assert big["n"] == 1 and "e" not in big
+    from router.core.windows import summarize
+
+    assert summarize([big]).p50_latency == pytest.approx(0.1, rel=0.03)  # the attempt's, not the request's 1.3 s
+
+
+def test_sync_sdk_failures_come_from_their_own_events():
+    health, clock = health_on_memory()
+    server = litellm.InternalServerError("boom", llm_provider="openai", model="m")
+    for call in ("c1", "c2"):  # a sync retry is a call of its own, logged apart
+        resilience.started(health, {"litellm_call_id": call, "litellm_params": {"metadata": {"model_group": "g-small"}}})
+        resilience.observe(health, {"litellm_call_id": call, "standard_logging_object": {"model_group": "g-small"}}, server)
+    (fields,) = health.tally.drain().values()
+    assert (fields["n"], fields["e"]) == (2, 2) and not health.in_flight
