@@ -53,8 +53,12 @@ def step(rule: Shift, state: ShiftState, figures_since: Callable[[float], Figure
     if state.phase == PROBING:
         figures = figures_since(state.since)
         value, samples = figures.value(metric), figures.samples(metric)
-        if samples < (rule.probe.min_samples or 2 * trigger.min_samples) or value is None:
+        timed_out = now - state.since >= (rule.probe.max_duration or trigger.window)
+        if not timed_out and (samples < (rule.probe.min_samples or 2 * trigger.min_samples) or value is None):
             return state
+        if value is None:
+            return ShiftState(NORMAL, now, 0.0, None, f"no probe traffic in {now - state.since:.0f}s: the shift ends",
+                              state.count)
         if value <= threshold * rule.probe.recover_below:
             return ShiftState(NORMAL, now, 0.0, value, f"recovered: probe {_show(metric, value)} over {samples} samples",
                               state.count)

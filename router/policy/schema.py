@@ -284,6 +284,10 @@ class Probe(Strict):
     # at the threshold (scripts/bench_shift.py), 5 probes ended the shift one time in eight and 20
     # one time in 45; at 40 a false return needs ~38 of 40 probes under 80 % of the threshold.
     min_samples: int | None = Field(None, gt=0)
+    # The longest a probe phase lasts (default: the trigger's window). At low traffic the probe
+    # share may never gather `min_samples`; by then the phase ends on the probes there were (none:
+    # the shift ends, as there is no traffic to protect), so no shift outlives hold + this.
+    max_duration: Duration | None = None
     recover_below: float = Field(0.8, gt=0, le=1)  # hysteresis: return only well under the threshold
 
 

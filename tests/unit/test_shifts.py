@@ -8,7 +8,7 @@ from router import CompiledPolicy, RequestRejected, parse_policy, route_body
 from router.core.shifts import NORMAL, PROBING, SHIFTED, ShiftState, active_shifts, reroute, step
 from router.core.windows import Figures
 
-POLICY = CompiledPolicy(parse_policy("""
+POLICY_TEXT = """
 version: 1
 models:
   flash: {target: g-flash, context: 128k}
@@ -25,7 +25,8 @@ shifts:
     hold: 5m
     probe: {percent: 10, min_samples: 5, recover_below: 0.8}
   - {watch: qwen, when: {error_rate: 0.5, window: 1m, min_samples: 10}, to: pro, percent: 50, hold: 30s}
-"""))
+"""
+POLICY = CompiledPolicy(parse_policy(POLICY_TEXT))
 SLOW, ERRORS = POLICY.policy.shifts
 
 
@@ -56,6 +57,25 @@ def test_breach_hold_probe_and_recovery():
     assert (state.phase, state.since) == (NORMAL, 1620) and "recovered" in state.reason
     state = step(SLOW, state, lambda t: since(t, figures(p95=9.0, n=1)), now=1630)
     assert seen[-1] == 1620 and state.phase == NORMAL  # figures from before the return do not count
+
+
+def test_a_probe_ends_in_bounded_time_at_any_traffic():
+    """At low traffic a probe share may never gather its samples: the phase still ends by
+    `probe.max_duration` (default: the trigger's window), on whatever probes there were."""
+    probing = ShiftState(PROBING, 1000.0, 0.0, 0.6, "hold ended", 1)
+    window = ERRORS.when.window  # 60 s; the rule sets no max_duration
+    assert step(ERRORS, probing, lambda t: figures(n=1, errors=0), now=1000 + window - 1) == probing  # still probing
+    closed = step(ERRORS, probing, lambda t: figures(n=1, errors=0), now=1000 + window)
+    assert closed.phase == NORMAL and "1 samples" in closed.reason
+    reopened = step(ERRORS, probing, lambda t: figures(n=2, errors=2), now=1000 + window)
+    assert (reopened.phase, reopened.until, reopened.count) == (SHIFTED, 1000 + window + 30, 2)
+    quiet = step(ERRORS, probing, lambda t: figures(), now=1000 + window)
+    assert quiet.phase == NORMAL and "no probe" in quiet.reason
+    # A rule's own bound wins over the default.
+    bounded = CompiledPolicy(parse_policy(POLICY_TEXT.replace("min_samples: 5, recover_below", "min_samples: 5, max_duration: 10s, recover_below")))
+    slow = bounded.policy.shifts[0]
+    assert step(slow, probing, lambda t: figures(p95=1.0, n=1), now=1009).phase == PROBING
+    assert step(slow, probing, lambda t: figures(p95=1.0, n=1), now=1010).phase == NORMAL
 
 
 def test_state_round_trips_through_the_store_format():
