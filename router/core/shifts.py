@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from router.core.decide import CompiledPolicy, Decision
+from router.core.decide import EXPLICIT_ROUTE, CompiledPolicy, Decision
 from router.core.windows import Figures
 from router.errors import RequestRejected
 from router.policy.schema import Shift
@@ -89,6 +89,7 @@ class Active:
     probe_percent: float
     phase: str
     reason: str
+    moves_named: bool  # requests that name the watched model move too
 
 
 def active_shifts(rules: tuple[Shift, ...], states: Mapping[str, ShiftState], resolve) -> dict[str, Active]:
@@ -100,7 +101,7 @@ def active_shifts(rules: tuple[Shift, ...], states: Mapping[str, ShiftState], re
         if state is None or state.phase == NORMAL or watch in active:
             continue
         active[watch] = Active(rule.key, watch, tuple(resolve(t) for t in rule.to), rule.percent, rule.probe.percent,
-                               state.phase, state.reason)
+                               state.phase, state.reason, rule.moves_named)
     return active
 
 
@@ -128,7 +129,10 @@ def reroute(compiled: CompiledPolicy, decision: Decision, active: Mapping[str, A
                                        "has no other model", retry_after=wait)
         move = fallbacks[0], f"'{model}' rate limited by its provider (retry-after, {wait:.0f}s left): using '{fallbacks[0]}'"
     else:
-        move = _shift_target(compiled, active.get(model), lambda t: usable(t) and not degraded(t),
+        shift = active.get(model)
+        if shift is not None and decision.route == EXPLICIT_ROUTE and not shift.moves_named:
+            shift = None  # the client named this model and the rule leaves such requests where they are
+        move = _shift_target(compiled, shift, lambda t: usable(t) and not degraded(t),
                              decision.prompt_tokens + decision.max_output_tokens, draw, pick)
     if move is None:
         if fallbacks == chain[1:]:

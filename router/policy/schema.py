@@ -299,10 +299,17 @@ class Shift(Strict):
     percent: float = Field(100.0, gt=0, le=100)
     hold: Duration = 300.0
     probe: Probe = Probe()
+    # Whether requests that name the watched model themselves move too. Default: only for error-rate
+    # rules (a model failing outright would fail them too); a slow model still gives the answer asked for.
+    move_named: bool | None = None
 
     @property
     def key(self) -> str:
         return self.name or f"{self.watch}-{self.when.metric}"
+
+    @property
+    def moves_named(self) -> bool:
+        return self.when.metric == "error_rate" if self.move_named is None else self.move_named
 
 
 class Policy(Strict):

@@ -112,6 +112,9 @@ def test_latency_breach_shifts_traffic_and_it_returns_after_recovery(proxy, sim)
     to_flash_after_breach = sim.count(FLASH) - slow_before
     assert to_flash_after_breach < len(degraded) / 2, (to_flash_after_breach, len(degraded))
     assert "shift 'flash-slow'" in shifted[-1][1].headers["x-router-reason"]
+    named = ask(proxy, "hello, flash itself please", model="flash")  # slow, but the model asked for
+    assert named.status_code == 200 and named.headers["x-router-model"] == FLASH
+    assert "x-router-shifted-from" not in named.headers
 
     sim.set_profile(FLASH, latency_ms=50)
     recovered = drive([proxy], 12)
@@ -163,6 +166,9 @@ def test_error_storm_opens_the_circuit_and_no_request_fails(proxy, sim):
     opened = next(t for t, r in results if r.headers.get("x-router-shifted-from") == GLM)
     later = [r for t, r in results if t > opened + 0.5]
     assert later and {r.headers["x-router-model"] for r in later} == {FLASH}
+    named = ask(proxy, "storm, from glm itself", model="glm")  # failing outright: a named request moves too
+    assert named.status_code == 200 and named.headers["x-router-model"] == FLASH
+    assert named.headers["x-router-shifted-from"] == GLM and named.headers["x-router-route"] == "explicit"
     before = sim.count(GLM)
     again = drive([proxy], 2, content="storm again")
     assert all(r.status_code == 200 for _, r in again)

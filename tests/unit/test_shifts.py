@@ -112,6 +112,24 @@ def test_probing_sends_the_probe_share_back_and_percent_splits_traffic():
     assert reroute(POLICY, named, half, {}, 0, draw=0.7, pick=0).target == "g-qwen"
 
 
+def test_a_named_model_stays_under_a_latency_shift_and_moves_when_its_circuit_opens():
+    slow_flash = active(SHIFTED, NORMAL)
+    named = ask(model="flash")
+    assert reroute(POLICY, named, slow_flash, {}, 0, draw=0.0, pick=0) is named  # slow is still the answer asked for
+    open_qwen = active(NORMAL, SHIFTED)
+    moved = reroute(POLICY, ask(model="qwen"), open_qwen, {}, 0, draw=0.0, pick=0)
+    assert (moved.route, moved.target, moved.shifted_from, moved.fallbacks) == ("explicit", "g-pro", "g-qwen", ("g-qwen",))
+    # Either default can be turned around per rule.
+    flipped = CompiledPolicy(parse_policy(POLICY_TEXT.replace("    hold: 5m\n", "    hold: 5m\n    move_named: true\n")
+                                          .replace("hold: 30s}", "hold: 30s, move_named: false}")))
+    states = {rule.key: ShiftState(SHIFTED, 0, 0, None, "because") for rule in flipped.policy.shifts}
+    both = active_shifts(flipped.policy.shifts, states, flipped.resolve)
+    flash = route_body(flipped, {"model": "flash", "messages": [{"role": "user", "content": "x"}]})
+    qwen = route_body(flipped, {"model": "qwen", "messages": [{"role": "user", "content": "x"}]})
+    assert reroute(flipped, flash, both, {}, 0, draw=0.0, pick=1).target == "g-pro"
+    assert reroute(flipped, qwen, both, {}, 0, draw=0.0, pick=0) is qwen
+
+
 def test_unaffected_requests_keep_their_decision_but_avoid_degraded_fallbacks():
     decision = ask()
     assert reroute(POLICY, decision, {}, {}, 0, 0.0, 0) is decision
