@@ -46,14 +46,18 @@ class PolicyRouter(CustomLogger):
         identity = _identity(user_api_key_dict, data, compiled.settings.trust_request_tags)
         accounting = self.runtime.accounting
         try:
-            decision = self.runtime.health.reroute(route_body(compiled, data, identity))
-            decision, notes = await self.runtime.run(accounting.admit, decision, data, identity)
+            decision = route_body(compiled, data, identity)
         except RequestRejected as exc:
+            raise HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None) from None
+        try:
+            decision = self.runtime.health.reroute(decision)
+            decision, notes = await self.runtime.run(accounting.admit, decision, data, identity)
+        except RequestRejected as exc:  # its model is held and it has no other
+            _refused(decision, data, exc.message)
             raise HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None) from None
         except BudgetExceeded as exc:
             accounting.rejected(decision, identity, exc.exceeded)
-            apply_decision(decision, data)  # so the 429 still says which route and model it was for
-            decision_of(data).update(settled=True, reasons=[*decision.reasons, str(exc)])
+            _refused(decision, data, str(exc))
             raise _budget_error(exc) from None
         apply_decision(decision, data)
         _ask_for_stream_usage(data)
@@ -112,11 +116,21 @@ class PolicyRouter(CustomLogger):
         if decision is None:
             return None
         await self.runtime.run(self.runtime.accounting.on_failure, decision)
-        if resilience.is_upstream_failure(original_exception):
-            log.warning("route %s: every model failed (last: %s); answering 503", decision["route"],
-                        type(original_exception).__name__)
-            return resilience.unavailable(self.policy.current, original_exception)
-        return None
+        if not resilience.is_upstream_failure(original_exception):
+            return None
+        limited = resilience.rate_limited(decision, original_exception)
+        if limited is not None:
+            return limited
+        log.warning("route %s: every model failed (last: %s); answering 503", decision["route"],
+                    type(original_exception).__name__)
+        return resilience.unavailable(self.policy.current, original_exception)
+
+
+def _refused(decision: Decision, data: dict, why: str) -> None:
+    """Record a refused request's decision, so its answer still says which route and model it was
+    for; nothing was reserved, so there is nothing to settle."""
+    apply_decision(decision, data)
+    decision_of(data).update(settled=True, reasons=[*decision.reasons, why])
 
 
 def _retry_body(compiled, data: dict, decision: Decision, notes: dict) -> dict:

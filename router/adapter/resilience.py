@@ -23,11 +23,11 @@ def attempt_params(compiled: CompiledPolicy, decision: Mapping, data: dict) -> N
     timeout = route.timeout if route is not None and route.timeout is not None else settings.timeout
     data.setdefault("timeout", timeout)
     data["num_retries"] = route.retries if route is not None and route.retries is not None else settings.retries
-    if decision["fallbacks"]:
-        # LiteLLM retries a rate-limited single-deployment group after sleeping its retry-after; with
-        # a fallback ready, move on at once (the model is held for the time it asked for).
-        data["model_group_retry_policy"] = {group: {"RateLimitErrorRetries": 0}
-                                            for group in (decision["target"], *decision["fallbacks"])}
+    # LiteLLM retries a rate-limited single-deployment group after sleeping its retry-after. Never
+    # sleep on the request path: move to the next model at once, or answer 429 when there is none
+    # (the group is held for the time its provider asked for).
+    data["model_group_retry_policy"] = {group: {"RateLimitErrorRetries": 0}
+                                        for group in (decision["target"], *decision["fallbacks"])}
 
 
 def truncation_retry(compiled: CompiledPolicy, decision: Mapping, data: Mapping, response: object,
@@ -87,6 +87,15 @@ def counts_as_error(exc: BaseException) -> bool:
     provider pacing us and is honoured as a hold instead."""
     status = status_of(exc)
     return is_upstream_failure(exc) and status != 429
+
+
+def rate_limited(decision: Mapping, exc: BaseException) -> HTTPException | None:
+    """Our 429 with the provider's Retry-After, for a request whose only model was rate limited."""
+    if decision["fallbacks"] or status_of(exc) != 429:
+        return None
+    wait = max(1, int((retry_after(exc) or 1.0) + 0.999))
+    return HTTPException(status_code=429, headers={"Retry-After": str(wait)},
+                         detail=f"'{decision['target']}' was rate limited by its provider; retry after {wait}s")
 
 
 def unavailable(compiled: CompiledPolicy, exc: BaseException) -> HTTPException:

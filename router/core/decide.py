@@ -70,10 +70,14 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
     if requested == compiled.settings.auto_model:
         return _route(compiled, view)
     name = compiled.resolve(requested)
-    if name is None:
+    if name is not None:
+        reason = f"the request names model '{requested}'" + (f" (alias of '{name}')" if name != requested else "")
+    elif (name := compiled.model_serving(requested)) is not None:
+        # A group the policy lists is its model: priced, budgeted, held and shifted like it.
+        reason = f"the request names model group '{requested}' (model '{name}')"
+    else:
         return Decision(EXPLICIT_ROUTE, None, requested, (), (f"the request names model '{requested}'",), view.prompt_tokens,
                         view.max_output_tokens)
-    reason = f"the request names model '{requested}'" + (f" (alias of '{name}')" if name != requested else "")
     return Decision(EXPLICIT_ROUTE, name, compiled.spec(name).target, (), (reason,), view.prompt_tokens, view.max_output_tokens)
 
 

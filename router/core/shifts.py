@@ -125,8 +125,8 @@ def reroute(compiled: CompiledPolicy, decision: Decision, active: Mapping[str, A
     if not usable(model):
         wait = held[compiled.spec(model).target] - now
         if not fallbacks:
-            raise RequestRejected(429, f"'{model}' is rate limited by its provider for {wait:.0f}s more and its route "
-                                       "has no other model", retry_after=wait)
+            raise RequestRejected(429, f"'{model}' is rate limited by its provider (held for {wait:.0f}s more) and "
+                                       "the request has no other model", retry_after=wait)
         move = fallbacks[0], f"'{model}' rate limited by its provider (retry-after, {wait:.0f}s left): using '{fallbacks[0]}'"
     else:
         shift = active.get(model)

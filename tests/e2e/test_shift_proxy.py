@@ -202,6 +202,26 @@ def test_rate_limited_model_is_not_called_before_its_retry_after(proxy, sim):
     assert "rate limited" in named.json()["error"]["message"]
 
 
+def test_a_named_group_rate_limited_by_its_provider_gets_our_429_at_once(proxy, sim):
+    """No sleeping retries and no 503: each request either gets its answer or a 429 with the
+    provider's Retry-After, and while the group is held nothing is sent to it."""
+    time.sleep(2.1)  # an earlier test's 2 s hold on qwen ends
+    sim.set_profile(QWEN, rate_limit_rate=0.5, retry_after=1)
+    answers = []
+    for i in range(40):  # over about four seconds: several 1 s holds begin and end
+        answers.append(ask(proxy, f"named and limited {i}", model=QWEN))
+        time.sleep(0.1)
+    statuses = [r.status_code for r in answers]
+    assert set(statuses) <= {200, 429} and 200 in statuses and 429 in statuses, statuses
+    limited = [r for r in answers if r.status_code == 429]
+    assert all(int(r.headers["retry-after"]) >= 1 for r in limited)
+    assert all("rate limited" in r.json()["error"]["message"] for r in limited)
+    assert all(r.headers["x-router-route"] == "explicit" for r in answers)
+    # One upstream call at most per request (no retry after a 429), none while the hold lasts.
+    assert sim.count(QWEN) <= len(answers) - sum("held" in r.json()["error"]["message"] for r in limited)
+    assert sim.count(QWEN) == statuses.count(200) + sim.count(QWEN, "rate_limited")
+
+
 def test_timeouts_fall_back_and_everything_down_gives_the_configured_503(proxy, sim):
     sim.set_profile(QWEN, latency_ms=2000)
     sim.set_profile(PRO, latency_ms=20)

@@ -55,6 +55,14 @@ def test_which_failures_are_the_providers():
     assert not resilience.is_upstream_failure(ValueError("a bug of ours"))
 
 
+def test_a_rate_limited_request_with_no_other_model_gets_our_429():
+    alone = {"target": "g-small", "fallbacks": []}
+    answer = resilience.rate_limited(alone, rate_limited("3"))
+    assert (answer.status_code, answer.headers) == (429, {"Retry-After": "3"}) and "rate limited" in answer.detail
+    assert resilience.rate_limited({**alone, "fallbacks": ["g-big"]}, rate_limited("3")) is None  # the chain failed: 503
+    assert resilience.rate_limited(alone, litellm.InternalServerError("boom", llm_provider="openai", model="m")) is None
+
+
 def test_the_503_answer_takes_the_longer_wait():
     answer = resilience.unavailable(POLICY, rate_limited("60"))
     assert (answer.status_code, answer.detail, answer.headers) == (503, "busy", {"Retry-After": "60"})
@@ -81,7 +89,8 @@ def test_attempt_parameters_follow_the_route_then_the_settings():
     essay, default = {}, {}
     resilience.attempt_params(POLICY, {"route": "essay", "target": "g-small", "fallbacks": []}, essay)
     resilience.attempt_params(POLICY, {"route": "default", "target": "g-small", "fallbacks": ["g-big"]}, default)
-    assert (essay["timeout"], essay["num_retries"], "model_group_retry_policy" in essay) == (5.0, 0, False)
+    assert (essay["timeout"], essay["num_retries"]) == (5.0, 0)
+    assert essay["model_group_retry_policy"] == {"g-small": {"RateLimitErrorRetries": 0}}  # no sleeping retry, ever
     assert (default["timeout"], default["num_retries"]) == (20.0, 2)
     assert default["model_group_retry_policy"] == {g: {"RateLimitErrorRetries": 0} for g in ("g-small", "g-big")}
 
