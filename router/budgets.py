@@ -1,6 +1,9 @@
 """Budgets over the state store: reserve a request's worst case before the call, settle to its real
 cost after, release on failure. Reservations are atomic in the store (a SQLite transaction, a Redis
 Lua script), so concurrent requests on any number of instances cannot slip past a limit together.
+The store records each reservation, and settles it in one step: a store that lost its data (a
+Redis restarted empty) has no record, and gets the real cost added, not a delta that would drive
+its counters below zero and open the budget.
 
 When the store is unreachable, requests are admitted unchecked rather than refused, and their
 spend is kept in a backlog that is written as soon as the store answers again: spend is never lost.
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -20,7 +24,7 @@ from router.core.budgets import ZERO, Amounts, applies, limits, scopes, window_s
 from router.core.decide import CompiledPolicy
 from router.core.request import Identity
 from router.policy.schema import Budget
-from router.state.protocol import Ask, Reserved, StateStore, StoreUnavailable
+from router.state.protocol import Ask, Reserved, Settlement, StateStore, StoreUnavailable
 
 log = logging.getLogger("router")
 
@@ -32,9 +36,21 @@ class Hold:
     amount: float  # what was reserved; 0 when the store was down and nothing could be
     ttl: float
 
+
+@dataclass(frozen=True)
+class Reservation:
+    """What one admission reserved: the store's record of it (`id`) and each counter's amount."""
+
+    id: str | None = None  # None when nothing was recorded (the store was down, or no budget applies)
+    holds: tuple[Hold, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "holds": [asdict(h) for h in self.holds]}
+
     @classmethod
-    def from_dict(cls, data: dict) -> Hold:
-        return cls(**data)
+    def from_dict(cls, data: dict | None) -> Reservation:
+        data = data or {}
+        return cls(data.get("id"), tuple(Hold(**h) for h in data.get("holds", ())))
 
 
 @dataclass(frozen=True)
@@ -59,7 +75,7 @@ class Exceeded:
 @dataclass
 class Admission:
     model: str | None  # the policy model that will serve: the decision's, or a downgrade
-    holds: list[Hold] = field(default_factory=list)
+    reservation: Reservation = Reservation()
     warnings: list[str] = field(default_factory=list)  # budgets over their limit that only warn
     downgraded_from: str | None = None
     rejected: Exceeded | None = None
@@ -70,7 +86,7 @@ class Admission:
 class BudgetBook:
     def __init__(self, store: StateStore):
         self.store = store
-        self._backlog: deque[tuple[str, float, float]] = deque()
+        self._backlog: deque[tuple[str | None, list[Settlement]]] = deque()  # settlements the store missed
         self._lock = threading.Lock()
 
     def admit(self, compiled: CompiledPolicy, route: str, model: str | None, identity: Identity,
@@ -112,23 +128,24 @@ class BudgetBook:
                     owners.append((budget, unit, span))
         if not asks:
             return Admission(model)
+        hold = uuid.uuid4().hex
         try:
-            reserved = self.store.reserve(asks)
+            reserved = self.store.reserve(asks, hold)
         except StoreUnavailable:  # admit unchecked; the settlement still finds the counters
-            holds = [Hold(ask.keys[-1], unit, 0.0, ask.ttl) for ask, (_, unit, _) in zip(asks, owners)]
-            return Admission(model, holds=holds, unchecked=True)
+            holds = tuple(Hold(ask.keys[-1], unit, 0.0, ask.ttl) for ask, (_, unit, _) in zip(asks, owners))
+            return Admission(model, reservation=Reservation(None, holds), unchecked=True)
         if reserved.refused is not None:
             budget, unit, span = owners[reserved.refused]
             ask = asks[reserved.refused]
             return Admission(model, rejected=Exceeded(budget, unit, ask.limit, reserved.totals[reserved.refused], span.reset_at))
-        return self._admitted(model, asks, owners, reserved)
+        return self._admitted(model, hold, asks, owners, reserved)
 
     @staticmethod
-    def _admitted(model: str, asks: list[Ask], owners: list, reserved: Reserved) -> Admission:
-        admission = Admission(model)
+    def _admitted(model: str, hold: str, asks: list[Ask], owners: list, reserved: Reserved) -> Admission:
+        holds = tuple(Hold(ask.keys[-1], unit, ask.amount, ask.ttl) for ask, (_, unit, _) in zip(asks, owners))
+        admission = Admission(model, reservation=Reservation(hold, holds))
         closest = 2.0
         for ask, (budget, unit, _), total, over in zip(asks, owners, reserved.totals, reserved.over):
-            admission.holds.append(Hold(ask.keys[-1], unit, ask.amount, ask.ttl))
             if over and budget.name not in admission.warnings:
                 admission.warnings.append(budget.name)
             share = (ask.limit - total) / ask.limit
@@ -136,34 +153,31 @@ class BudgetBook:
                 closest, admission.tightest = share, (budget.name, unit, ask.limit - total)
         return admission
 
-    def settle(self, holds: list[Hold], actual: Amounts) -> None:
-        """Turn each reservation into the real spend."""
-        self._apply([(h.key, actual.of(h.unit) - h.amount, h.ttl) for h in holds])
+    def settle(self, reservation: Reservation, actual: Amounts) -> None:
+        """Turn a reservation into the real spend."""
+        if reservation.holds:
+            self._apply((reservation.id, [Settlement(h.key, h.amount, actual.of(h.unit), h.ttl)
+                                          for h in reservation.holds]))
 
-    def release(self, holds: list[Hold]) -> None:
-        """Give reservations back: the call failed and cost nothing."""
-        self.settle(holds, ZERO)
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back: the call failed and cost nothing."""
+        self.settle(reservation, ZERO)
 
-    def _apply(self, changes: list[tuple[str, float, float]]) -> None:
+    def _apply(self, settlement: tuple[str | None, list[Settlement]] | None) -> None:
         with self._lock:
-            self._backlog.extend(c for c in changes if c[1])
-            if not self._backlog:
-                return
-            pending = list(self._backlog)
-            try:
-                self.store.add(pending)
-            except StoreUnavailable:
-                return  # kept for the next call; the store logged the outage
-            self._backlog.clear()
+            if settlement is not None:
+                self._backlog.append(settlement)
+            while self._backlog:
+                try:
+                    self.store.settle(*self._backlog[0])
+                except StoreUnavailable:
+                    return  # kept for the next call; the store logged the outage
+                self._backlog.popleft()
 
     def flush(self) -> None:
         """Write spend kept while the store was down (called periodically)."""
-        self._apply([])
+        self._apply(None)
 
     @property
     def backlog(self) -> int:
         return len(self._backlog)
-
-
-def holds_to_dicts(holds: list[Hold]) -> list[dict]:
-    return [asdict(h) for h in holds]

@@ -128,3 +128,10 @@ class RedisServer:
         if self.proc is not None:
             stop(self.proc)
             self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: gone at once, with nothing saved (a crash); start() brings it back empty."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(5)
+            self.proc = None

@@ -1,7 +1,7 @@
 """Spend accounting on LiteLLM's request lifecycle: budgets admitted before the call, settled to
 the policy's price of the real usage after it, released when it fails; one ledger record each.
 
-The decision dict in the request metadata carries what the later steps need (holds, identity,
+The decision dict in the request metadata carries what the later steps need (reservation, identity,
 reasoning cap), and a `settled` mark makes settlement happen once however many events arrive.
 """
 
@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 
 from router.adapter import common
-from router.budgets import BudgetBook, Exceeded, Hold, holds_to_dicts
+from router.budgets import BudgetBook, Exceeded, Reservation
 from router.core.budgets import ZERO, Amounts, spent
 from router.core.decide import CompiledPolicy, Decision
 from router.core.pricing import token_counts
@@ -54,7 +54,7 @@ class Accounting:
         if admission.downgraded_from is not None:
             decision = _downgrade(compiled, decision, admission.model)
             notes["downgraded_from"] = admission.downgraded_from
-        notes["holds"] = holds_to_dicts(admission.holds)
+        notes["reservation"] = admission.reservation.to_dict()
         if admission.tightest:
             notes["budget"] = dict(zip(("name", "unit", "remaining"), admission.tightest))
         if admission.warnings:
@@ -98,7 +98,7 @@ class Accounting:
         usage = dict(response.get("usage") or {})
         reasoning_text = common.reasoning_text(response)
         actual = ZERO if cache_hit else _actual(compiled, model, usage, reasoning_text, litellm_cost)
-        self.book.settle([Hold.from_dict(h) for h in decision.get("holds", [])], actual)
+        self.book.settle(Reservation.from_dict(decision.get("reservation")), actual)
         record = self._record(decision, "ok", latency, served, model)
         record.update(cost_usd=actual.usd, litellm_cost_usd=litellm_cost, cache=decision.get("cache", "off"),
                       tokens=_tokens(usage, reasoning_text), priced_by="policy" if model else "litellm")
@@ -114,7 +114,7 @@ class Accounting:
         if decision is None or decision.get("settled"):
             return
         decision["settled"] = True
-        self.book.release([Hold.from_dict(h) for h in decision.get("holds", [])])
+        self.book.release(Reservation.from_dict(decision.get("reservation")))
         self.ledger.write(self._record(decision, outcome, None, None, None))
 
     def rejected(self, decision: Decision, identity: Identity, exceeded: Exceeded) -> None:

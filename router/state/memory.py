@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 
-from router.state.protocol import Ask, Reserved, settle_asks
+from router.state.protocol import Ask, Reserved, Settlement, hold_key, hold_ttl, settle_asks
 
 
 class MemoryStore:
@@ -55,20 +55,26 @@ class MemoryStore:
             return self._add(key, amount, ttl)
 
     def _add(self, key: str, amount: float, ttl: float | None) -> float:
-        value = self._number(key) + amount
+        value = max(0.0, self._number(key) + amount)
         expires = time.time() + ttl if ttl is not None else float("inf")
         self._numbers[key] = (value, expires)
         return value
 
-    def reserve(self, asks: list[Ask]) -> Reserved:
+    def reserve(self, asks: list[Ask], hold: str | None = None) -> Reserved:
         with self._lock:
-            return settle_asks(asks, [sum(self._number(k) for k in ask.keys) for ask in asks],
-                               lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl))
+            reserved = settle_asks(asks, [sum(self._number(k) for k in ask.keys) for ask in asks],
+                                   lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl))
+            if hold is not None and reserved.refused is None:
+                self.set(hold_key(hold), b"1", hold_ttl(asks))
+            return reserved
 
-    def add(self, changes: list[tuple[str, float, float]]) -> None:
+    def settle(self, hold: str | None, changes: list[Settlement]) -> None:
         with self._lock:
-            for key, amount, ttl in changes:
-                self._add(key, amount, ttl)
+            held = hold is not None and self.get(hold_key(hold)) is not None
+            if hold is not None:
+                self._values.pop(hold_key(hold), None)
+            for change in changes:
+                self._add(change.key, change.actual - (change.reserved if held else 0.0), change.ttl)
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         with self._lock:

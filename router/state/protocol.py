@@ -28,6 +28,16 @@ class Ask:
 
 
 @dataclass(frozen=True)
+class Settlement:
+    """One counter of a reservation turned into real spend."""
+
+    key: str
+    reserved: float  # what the reservation added to the counter
+    actual: float  # what the request really spent
+    ttl: float
+
+
+@dataclass(frozen=True)
 class Reserved:
     refused: int | None  # the index of the first hard ask over its limit: then nothing was added
     totals: list[float]  # each ask's window total, after the additions when they were made
@@ -48,13 +58,17 @@ class StateStore(Protocol):
         """Add `amount` to a number (0 when absent) atomically, keeping it `ttl` seconds more when
         given (forever otherwise); return the new value."""
 
-    def reserve(self, asks: list[Ask]) -> Reserved:
+    def reserve(self, asks: list[Ask], hold: str | None = None) -> Reserved:
         """All or nothing, in one step: when no hard ask goes over its limit, add every amount to its
-        current bucket (kept `ttl` seconds); else add nothing. Budgets use it so that concurrent
-        requests cannot overrun a limit between a check and an add, in one round trip."""
+        current bucket (kept `ttl` seconds) and, when `hold` is given, record that reservation; else
+        add nothing. Budgets use it so that concurrent requests cannot overrun a limit between a
+        check and an add, in one round trip."""
 
-    def add(self, changes: list[tuple[str, float, float]]) -> None:
-        """Add (key, amount, ttl) to each number, in one round trip."""
+    def settle(self, hold: str | None, changes: list[Settlement]) -> None:
+        """Turn reservation `hold` into real spend, in one step: while the store still records it,
+        add `actual - reserved` to each counter; when it does not (the store lost its data, or
+        nothing was reserved), add `actual` alone. Forget the reservation; no counter goes below 0.
+        Settling twice therefore cannot take a reservation back twice."""
 
     def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
         """Add to named fields of counter groups (key -> field -> amount), each group kept `ttl`
@@ -70,6 +84,15 @@ class StateStore(Protocol):
         """Entries after id `after` (from the oldest kept when None), oldest first."""
 
     def close(self) -> None: ...
+
+
+def hold_key(hold: str) -> str:
+    return f"budget:hold:{hold}"
+
+
+def hold_ttl(asks: list[Ask]) -> float:
+    """A reservation is recorded as long as its longest-lived counter: it cannot outlive them."""
+    return max(ask.ttl for ask in asks)
 
 
 def settle_asks(asks: list[Ask], totals: list[float], apply) -> Reserved:

@@ -10,16 +10,16 @@ from collections.abc import Mapping
 
 import redis
 
-from router.state.protocol import Ask, Reserved, StoreUnavailable
+from router.state.protocol import Ask, Reserved, Settlement, StoreUnavailable, hold_key, hold_ttl
 
 log = logging.getLogger("router")
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
 # All of a request's reservations, checked and added in one step on the server: concurrent requests
-# from any number of instances see each other's amounts. ARGV: the number of asks, then per ask its
-# key count, amount, limit ('' for none), ttl in ms and soft flag. Numbers go back as strings (Lua
-# would cut them to integers).
+# from any number of instances see each other's amounts. ARGV: the hold's ttl in ms ('' for no hold,
+# whose key is then the last of KEYS), the number of asks, then per ask its key count, amount, limit
+# ('' for none), ttl in ms and soft flag. Numbers go back as strings (Lua would cut them to integers).
 _RESERVE = """
-local count, a, k = tonumber(ARGV[1]), 2, 1
+local hold_ttl, count, a, k = ARGV[1], tonumber(ARGV[2]), 3, 1
 local asks, refused = {}, 0
 for i = 1, count do
   local nkeys, amount, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
@@ -30,6 +30,7 @@ for i = 1, count do
   asks[i] = {KEYS[k + nkeys - 1], ARGV[a + 1], ARGV[a + 3], total, over}
   a, k = a + 5, k + nkeys
 end
+if refused == 0 and hold_ttl ~= '' then redis.call('SET', KEYS[#KEYS], '1', 'PX', hold_ttl) end
 local out = {tostring(refused)}
 for i = 1, count do
   local ask = asks[i]
@@ -43,6 +44,20 @@ for i = 1, count do
 end
 return out
 """
+# A reservation turned into real spend: KEYS[1] is the hold's record, the rest its counters; ARGV per
+# counter: the actual amount, the reserved amount negated, ttl in ms. Without the record (a store that
+# lost its data, or nothing reserved) only the actual amount is added. No counter goes below 0.
+_SETTLE = """
+local held = redis.call('DEL', KEYS[1]) == 1
+for i = 2, #KEYS do
+  local a = (i - 2) * 3 + 1
+  local value = tonumber(redis.call('INCRBYFLOAT', KEYS[i], ARGV[a]))
+  if held then value = tonumber(redis.call('INCRBYFLOAT', KEYS[i], ARGV[a + 1])) end
+  if value < 0 then redis.call('SET', KEYS[i], '0') end
+  redis.call('PEXPIRE', KEYS[i], ARGV[a + 2])
+end
+return 1
+"""
 
 
 class RedisStore:
@@ -54,6 +69,7 @@ class RedisStore:
         self._down = False
         self._failed_at = 0.0  # when a call last found Redis unreachable (monotonic)
         self._reserve_script = self._client.register_script(_RESERVE)
+        self._settle_script = self._client.register_script(_SETTLE)
 
     def _call(self, op):
         if self._down and time.monotonic() < self._down_until:
@@ -78,7 +94,7 @@ class RedisStore:
         return self._call(lambda r: r.get(key))
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
-        self._call(lambda r: r.set(key, value, px=max(1, int(ttl * 1000))))
+        self._call(lambda r: r.set(key, value, px=_ms(ttl)))
 
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return self._call(lambda r: r.mget(keys)) if keys else []
@@ -89,7 +105,7 @@ class RedisStore:
             for key, fields in counts.items():
                 for field, amount in fields.items():
                     pipe.hincrbyfloat(key, field, amount)
-                pipe.pexpire(key, max(1, int(ttl * 1000)))
+                pipe.pexpire(key, _ms(ttl))
             pipe.execute()
 
         if counts:
@@ -110,30 +126,28 @@ class RedisStore:
             pipe = r.pipeline()
             pipe.incrbyfloat(key, amount)
             if ttl is not None:
-                pipe.pexpire(key, max(1, int(ttl * 1000)))
+                pipe.pexpire(key, _ms(ttl))
             return pipe.execute()[0]
 
         return float(self._call(op))
 
-    def reserve(self, asks: list[Ask]) -> Reserved:
+    def reserve(self, asks: list[Ask], hold: str | None = None) -> Reserved:
         keys = [key for ask in asks for key in ask.keys]
-        args: list = [len(asks)]
+        args: list = ["", len(asks)]
+        if hold is not None:
+            keys.append(hold_key(hold))
+            args[0] = _ms(hold_ttl(asks))
         for ask in asks:
             limit = "" if ask.limit is None else repr(ask.limit)
-            args += [len(ask.keys), repr(ask.amount), limit, max(1, int(ask.ttl * 1000)), int(ask.soft)]
+            args += [len(ask.keys), repr(ask.amount), limit, _ms(ask.ttl), int(ask.soft)]
         reply = self._call(lambda r: self._reserve_script(keys=keys, args=args, client=r))
         refused = int(reply[0])
         return Reserved(refused - 1 if refused else None, [float(v) for v in reply[1::2]], [v == b"1" for v in reply[2::2]])
 
-    def add(self, changes: list[tuple[str, float, float]]) -> None:
-        def op(r):
-            pipe = r.pipeline(transaction=False)
-            for key, amount, ttl in changes:
-                pipe.incrbyfloat(key, amount)
-                pipe.pexpire(key, max(1, int(ttl * 1000)))
-            pipe.execute()
-
-        self._call(op)
+    def settle(self, hold: str | None, changes: list[Settlement]) -> None:
+        keys = [hold_key(hold) if hold is not None else hold_key("")] + [c.key for c in changes]
+        args = [item for c in changes for item in (repr(c.actual), repr(-c.reserved), _ms(c.ttl))]
+        self._call(lambda r: self._settle_script(keys=keys, args=args, client=r))
 
     def append(self, log_name: str, payload: bytes, max_len: int) -> str:
         entry_id = self._call(lambda r: r.xadd(log_name, {"p": payload}, maxlen=max_len, approximate=True))
@@ -146,3 +160,7 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from router.state.protocol import Ask, Reserved, settle_asks
+from router.state.protocol import Ask, Reserved, Settlement, hold_key, hold_ttl, settle_asks
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
@@ -105,20 +105,34 @@ class SQLiteStore:
             return self._add(key, amount, ttl, time.time())
 
     def _add(self, key: str, amount: float, ttl: float | None, now: float) -> float:
-        # An expired number counts as 0: the upsert restarts it rather than adding to it.
+        # An expired number counts as 0: the upsert restarts it rather than adding to it. No
+        # number goes below 0 (a settlement can take back more than a store that lost data holds).
         expires = now + ttl if ttl is not None else None
         return self._db.execute(
-            "INSERT INTO numbers (key, value, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
-            "value = CASE WHEN expires IS NOT NULL AND expires < ? THEN excluded.value ELSE value + excluded.value END, "
+            "INSERT INTO numbers (key, value, expires) VALUES (?1, MAX(0, ?2), ?3) ON CONFLICT(key) DO UPDATE SET "
+            "value = MAX(0, CASE WHEN expires IS NOT NULL AND expires < ?4 THEN ?2 ELSE value + ?2 END), "
             "expires = COALESCE(excluded.expires, expires) RETURNING value",
             (key, amount, expires, now),
         ).fetchone()[0]
 
-    def reserve(self, asks: list[Ask]) -> Reserved:
+    def reserve(self, asks: list[Ask], hold: str | None = None) -> Reserved:
         now = time.time()
         with self._transaction():
             totals = [self._window_total(ask.keys, now) for ask in asks]
-            return settle_asks(asks, totals, lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl, now))
+            reserved = settle_asks(asks, totals, lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl, now))
+            if hold is not None and reserved.refused is None:
+                self._db.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                                 (hold_key(hold), b"1", now + hold_ttl(asks)))
+            return reserved
+
+    def settle(self, hold: str | None, changes: list[Settlement]) -> None:
+        now = time.time()
+        with self._transaction():
+            row = None if hold is None else self._db.execute(
+                "DELETE FROM kv WHERE key = ? RETURNING expires", (hold_key(hold),)).fetchone()
+            held = row is not None and row[0] >= now
+            for change in changes:
+                self._add(change.key, change.actual - (change.reserved if held else 0.0), change.ttl, now)
 
     def _window_total(self, keys: tuple[str, ...], now: float) -> float:
         marks = ",".join("?" * len(keys))
@@ -126,12 +140,6 @@ class SQLiteStore:
             f"SELECT COALESCE(SUM(value), 0) FROM numbers WHERE key IN ({marks}) AND (expires IS NULL OR expires >= ?)",
             (*keys, now),
         ).fetchone()[0]
-
-    def add(self, changes: list[tuple[str, float, float]]) -> None:
-        now = time.time()
-        with self._transaction():
-            for key, amount, ttl in changes:
-                self._add(key, amount, ttl, now)
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         with self._lock:

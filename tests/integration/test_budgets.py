@@ -51,23 +51,23 @@ def admit(book, route, who=ALICE, prompt=100, output=400):
 def test_reserve_then_settle_to_the_real_cost(store):
     book = BudgetBook(store)
     first = admit(book, "strict")  # worst case (100 + 400) tokens at $10/M = $0.005
-    assert first.rejected is None and first.holds[0].amount == pytest.approx(0.005)
+    assert first.rejected is None and first.reservation.holds[0].amount == pytest.approx(0.005)
     assert first.tightest == ("strict-key", "usd", pytest.approx(0.005))
     second = admit(book, "strict")
     assert second.rejected is None and second.tightest[2] == pytest.approx(0.0)
     third = admit(book, "strict")
     assert third.rejected is not None and third.rejected.spent == pytest.approx(0.01)
-    book.settle(first.holds, Amounts(0.001, 150, 0))  # the first call really cost $0.001: $0.006 now
+    book.settle(first.reservation, Amounts(0.001, 150, 0))  # the first call really cost $0.001: $0.006 now
     assert admit(book, "strict").rejected is not None  # $0.006 + $0.005 worst case is still too much
-    book.settle(second.holds, Amounts(0.001, 150, 0))  # $0.002
+    book.settle(second.reservation, Amounts(0.001, 150, 0))  # $0.002
     assert admit(book, "strict").rejected is None
 
 
 def test_a_failed_call_gives_its_reservation_back(store):
     book = BudgetBook(store)
-    holds = [admit(book, "strict").holds, admit(book, "strict").holds]
+    reservations = [admit(book, "strict").reservation, admit(book, "strict").reservation]
     assert admit(book, "strict").rejected is not None
-    book.release(holds[0])
+    book.release(reservations[0])
     assert admit(book, "strict").rejected is None
 
 
@@ -83,7 +83,7 @@ def test_downgrade_walks_the_ladder(store):
     book = BudgetBook(store)
     first = admit(book, "ladder")
     assert first.model == "big"
-    book.settle(first.holds, Amounts(0.004, 0, 0))
+    book.settle(first.reservation, Amounts(0.004, 0, 0))
     assert admit(book, "ladder", BOB).model == "big"  # same team budget: $0.009 held now
     third = admit(book, "ladder")  # big would need $0.005 more; mid fits in the $0.001 left
     assert (third.model, third.downgraded_from) == ("mid", "big")
@@ -110,7 +110,7 @@ def test_rejection_details(store):
 def test_sqlite_spend_survives_a_restart(tmp_path):
     path = str(tmp_path / "state.db")
     book = BudgetBook(open_store("sqlite", path=path))
-    book.settle(admit(book, "strict").holds, Amounts(0.009, 0, 0))
+    book.settle(admit(book, "strict").reservation, Amounts(0.009, 0, 0))
     restarted = BudgetBook(open_store("sqlite", path=path))
     assert admit(restarted, "strict").rejected is not None  # $0.009 spent + $0.005 worst case > $0.01
 
@@ -130,7 +130,7 @@ def hammer(books: list[BudgetBook], requests: int, real_cost: float) -> tuple[in
                 return
             admitted += 1
         time.sleep(0.001)
-        book.settle(admission.holds, Amounts(real_cost, 0, 0))
+        book.settle(admission.reservation, Amounts(real_cost, 0, 0))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(requests)]
     for t in threads:
@@ -170,7 +170,7 @@ def test_a_store_outage_admits_unchecked_and_keeps_the_spend(redis_server, redis
     redis_server.stop()
     admission = admit(book, "strict")
     assert admission.unchecked and admission.rejected is None
-    book.settle(admission.holds, Amounts(0.004, 0, 0))
+    book.settle(admission.reservation, Amounts(0.004, 0, 0))
     assert book.backlog == 1
     redis_server.start()
     time.sleep(0.15)
@@ -182,9 +182,9 @@ def test_a_store_outage_admits_unchecked_and_keeps_the_spend(redis_server, redis
 def test_a_model_outside_the_policy_cannot_escape_the_budgets(store):
     book = BudgetBook(store)
     unpriced = book.admit(COMPILED, "explicit", None, ALICE, (), 100, 400)
-    assert unpriced.rejected is None and unpriced.holds == []  # `strict-key` is for the strict route only
+    assert unpriced.rejected is None and unpriced.reservation.holds == ()  # `strict-key` is for the strict route only
     everyone = CompiledPolicy(parse_policy(POLICY.replace(", routes: [strict]}", "}"), env={}))
     first = book.admit(everyone, "explicit", None, ALICE, (), 100, 400)
-    assert first.rejected is None and [h.amount for h in first.holds] == [0.0]  # no price: nothing reserved...
-    book.settle(first.holds, Amounts(0.02, 0, 0))  # ...but the spend, at LiteLLM's price, counts
+    assert first.rejected is None and [h.amount for h in first.reservation.holds] == [0.0]  # no price: nothing reserved...
+    book.settle(first.reservation, Amounts(0.02, 0, 0))  # ...but the spend, at LiteLLM's price, counts
     assert book.admit(everyone, "explicit", None, ALICE, (), 100, 400).rejected is not None

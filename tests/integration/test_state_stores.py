@@ -7,6 +7,7 @@ import time
 import pytest
 
 from router.state import StoreUnavailable, open_store
+from router.state.protocol import Ask, Settlement
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -101,21 +102,44 @@ def test_a_call_that_began_before_an_outage_does_not_end_it(redis_server, redis_
 
 
 def test_reserve_is_all_or_nothing(store):
-    from router.state.protocol import Ask
-
     a, b = Ask(("a:1", "a:2"), 3.0, 5.0, 60), Ask(("b:1",), 1.0, 10.0, 60)
     first = store.reserve([a, b])
     assert first.refused is None and first.totals == [3.0, 1.0] and first.over == [False, False]
     second = store.reserve([b, a])  # a would reach 6 > 5: nothing is added, b included
     assert second.refused == 1 and second.totals == [1.0, 3.0]
     assert store.reserve([Ask(("b:1",), 0.0, None, 60)]).totals == [1.0]
-    store.add([("a:1", 1.0, 60)])  # an older bucket of a's window counts too
+    store.settle(None, [Settlement("a:1", 0.0, 1.0, 60)])  # an older bucket of a's window counts too
     assert store.reserve([Ask(("a:1", "a:2"), 1.5, 5.0, 60)]).refused == 0
 
 
-def test_a_soft_ask_is_added_over_its_limit_and_says_so(store):
-    from router.state.protocol import Ask
+def test_settle_turns_a_recorded_reservation_into_the_real_spend(store):
+    assert store.reserve([Ask(("spend",), 5.0, 10.0, 60)], hold="h1").totals == [5.0]
+    store.settle("h1", [Settlement("spend", 5.0, 2.0, 60)])
+    assert store.incr("spend", 0) == 2.0
+    # Settled again (a retry after a lost reply): the record is gone, so the real cost is added and
+    # the reservation is not taken back a second time: an over-count, never an under-count.
+    store.settle("h1", [Settlement("spend", 5.0, 2.0, 60)])
+    assert store.incr("spend", 0) == 4.0
 
+
+def test_settle_without_the_record_adds_the_real_cost_and_never_goes_below_zero(store):
+    """A store that lost its data (Redis restarted empty) no longer holds the reservation."""
+    store.settle("never-recorded", [Settlement("spend", 5.0, 2.0, 60)])
+    assert store.incr("spend", 0) == 2.0
+    store.reserve([Ask(("elsewhere",), 5.0, None, 60)], hold="h2")
+    store.settle("h2", [Settlement("lost-counter", 5.0, 2.0, 60)])  # the record survived, its counter did not
+    assert store.incr("lost-counter", 0) == 0.0
+    assert store.reserve([Ask(("spend",), 1.0, 10.0, 60)]).refused is None  # no other hold recorded: nothing to settle
+
+
+def test_a_refused_reservation_records_nothing(store):
+    store.reserve([Ask(("spend",), 9.0, 10.0, 60)], hold="ok")
+    assert store.reserve([Ask(("spend",), 5.0, 10.0, 60)], hold="refused").refused == 0
+    store.settle("refused", [Settlement("spend", 5.0, 0.0, 60)])  # released by a confused caller: nothing taken back
+    assert store.incr("spend", 0) == 9.0
+
+
+def test_a_soft_ask_is_added_over_its_limit_and_says_so(store):
     result = store.reserve([Ask(("w",), 2.0, 1.0, 60, soft=True)])
     assert result.refused is None and result.over == [True] and result.totals == [2.0]
 
@@ -142,12 +166,12 @@ def test_sqlite_write_that_fails_half_way_leaves_nothing_behind(tmp_path):
     import sqlite3
 
     store = open_store("sqlite", path=str(tmp_path / "state.db"))
-    with pytest.raises(sqlite3.IntegrityError):
-        store.add([("spend:a", 1.0, 60), ("spend:b", None, 60)])  # the second change cannot be stored
+    with pytest.raises(TypeError):  # the second change cannot be computed
+        store.settle(None, [Settlement("spend:a", 0.0, 1.0, 60), Settlement("spend:b", 0.0, None, 60)])
     with pytest.raises(sqlite3.IntegrityError):
         store.tally({"win:g": {"n": 1, "bad": None}}, ttl=60)
     assert store.incr("spend:a", 0) == 0
     assert store.tallies(["win:g"]) == [{}]
-    store.add([("spend:a", 1.0, 60)])  # and the connection is usable afterwards
+    store.settle(None, [Settlement("spend:a", 0.0, 1.0, 60)])  # and the connection is usable afterwards
     assert store.incr("spend:a", 0) == 1.0
     store.close()
