@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
-from router.core.budgets import ZERO, Amounts, applies, limits, scopes, window_span, worst_case
+from router.core.budgets import ZERO, Amounts, applies, limits, output_estimate, scopes, window_span, worst_case
 from router.core.decide import CompiledPolicy
 from router.core.request import Identity
 from router.policy.schema import Budget
@@ -83,19 +83,51 @@ class Admission:
     unchecked: bool = False  # the store was down: admitted without a check
 
 
+class OutputHistory:
+    """Each route and model's recent output sizes (tokens, reasoning included), on this instance:
+    what a budget reserves for the next request, once there are enough of them."""
+
+    KEEP = 200
+    MIN_SAMPLES = 20
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], deque[int]] = {}
+        self._estimates: dict[tuple[str, str, str], int] = {}  # dropped when a new output arrives
+
+    def observe(self, route: str, model: str, tokens: int) -> None:
+        self._seen.setdefault((route, model), deque(maxlen=self.KEEP)).append(tokens)
+        for how in ("mean", "p90", "p95", "p99"):
+            self._estimates.pop((route, model, how), None)
+
+    def estimate(self, route: str, model: str, how: str) -> int | None:
+        """None until MIN_SAMPLES outputs were seen."""
+        key = (route, model, how)
+        found = self._estimates.get(key)
+        if found is None:
+            seen = self._seen.get((route, model))
+            if seen is None or len(seen) < self.MIN_SAMPLES:
+                return None
+            found = self._estimates[key] = output_estimate(list(seen), how)
+        return found
+
+
 class BudgetBook:
     def __init__(self, store: StateStore):
         self.store = store
+        self.outputs = OutputHistory()
         self._backlog: deque[tuple[str | None, list[Settlement]]] = deque()  # settlements the store missed
         self._lock = threading.Lock()
 
     def admit(self, compiled: CompiledPolicy, route: str, model: str | None, identity: Identity,
-              tags: tuple[str, ...], prompt_tokens: int, max_output: int, now: float | None = None) -> Admission:
-        """Reserve the request's worst case in every budget that applies, downgrading or rejecting as told."""
+              tags: tuple[str, ...], prompt_tokens: int, max_tokens: int | None, now: float | None = None) -> Admission:
+        """Reserve what the request is expected to spend in every budget that applies (its prompt, and
+        the output `reserve_output` says, bounded by the client's `max_tokens`), downgrading or
+        rejecting as told."""
         now = time.time() if now is None else now
         tried = [model]
         while True:
-            admission = self._reserve_all(compiled, route, tried[-1], identity, tags, prompt_tokens, max_output, now)
+            output = self._output(compiled, route, tried[-1], max_tokens)
+            admission = self._reserve_all(compiled, route, tried[-1], identity, tags, prompt_tokens, output, now)
             exceeded = admission.rejected
             if exceeded is None or exceeded.budget.on_exceed != "downgrade":
                 break
@@ -107,6 +139,13 @@ class BudgetBook:
         if len(tried) > 1 and admission.rejected is None:
             admission.downgraded_from = tried[0]
         return admission
+
+    def _output(self, compiled: CompiledPolicy, route: str, model: str | None, max_tokens: int | None) -> int:
+        how = compiled.settings.reserve_output
+        learned = None if how == "worst_case" or model is None else self.outputs.estimate(route, model, how)
+        if learned is None:
+            return max_tokens or compiled.settings.default_output_tokens
+        return min(learned, max_tokens) if max_tokens else learned
 
     def _reserve_all(self, compiled, route, model, identity, tags, prompt_tokens, max_output, now) -> Admission:
         """One atomic reservation across every budget, scope and unit that applies to `model`.

@@ -39,16 +39,15 @@ class Accounting:
 
     # -- before the call ---------------------------------------------------------------------------
 
-    def admit(self, decision: Decision, request: Mapping, identity: Identity) -> tuple[Decision, dict]:
+    def admit(self, decision: Decision, identity: Identity) -> tuple[Decision, dict]:
         """Reserve the budgets that apply; the decision to serve (downgraded when a budget says so) and
         what to remember about it. Raises BudgetExceeded for a request a budget rejects."""
         compiled = self.policy.current
         notes: dict = {"identity": dataclasses.asdict(identity)}
         if not compiled.policy.budgets:
             return decision, notes
-        max_output = request.get("max_completion_tokens") or request.get("max_tokens") or compiled.settings.default_output_tokens
         admission = self.book.admit(compiled, decision.route, decision.model, identity, identity.tags,
-                                    decision.prompt_tokens, max_output)
+                                    decision.prompt_tokens, decision.max_output_tokens or None)
         if admission.rejected is not None:
             raise BudgetExceeded(admission.rejected)
         if admission.downgraded_from is not None:
@@ -99,6 +98,8 @@ class Accounting:
         reasoning_text = common.reasoning_text(response)
         actual = ZERO if cache_hit else _actual(compiled, model, usage, reasoning_text, litellm_cost)
         self.book.settle(Reservation.from_dict(decision.get("reservation")), actual)
+        if model is not None and not cache_hit:
+            self.book.outputs.observe(decision["route"], model, token_counts(usage, reasoning_text).completion)
         record = self._record(decision, "ok", latency, served, model)
         record.update(cost_usd=actual.usd, litellm_cost_usd=litellm_cost, cache=decision.get("cache", "off"),
                       tokens=_tokens(usage, reasoning_text), priced_by="policy" if model else "litellm")

@@ -51,7 +51,7 @@ class PolicyRouter(CustomLogger):
             raise HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None) from None
         try:
             decision = self.runtime.health.reroute(decision)
-            decision, notes = await self.runtime.run(accounting.admit, decision, data, identity)
+            decision, notes = await self.runtime.run(accounting.admit, decision, identity)
         except RequestRejected as exc:  # its model is held and it has no other
             _refused(decision, data, exc.message)
             raise HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None) from None
@@ -80,7 +80,7 @@ class PolicyRouter(CustomLogger):
             return None
         identity = Identity(**{**decision["identity"], "tags": tuple(decision["identity"].get("tags") or ())})
         try:
-            retry, notes = await self.runtime.run(self.runtime.accounting.admit, retry, data, identity)
+            retry, notes = await self.runtime.run(self.runtime.accounting.admit, retry, identity)
             longer = await _proxy_router().acompletion(**_retry_body(compiled, data, retry, notes))
         except Exception as exc:  # the truncated answer is still an answer
             log.warning("route %s: retrying a truncated answer on '%s' failed: %s", decision["route"], retry.model, exc)

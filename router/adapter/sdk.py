@@ -92,7 +92,7 @@ class PolicyProvider(CustomLLM):
         accounting = self.runtime.accounting
         try:
             decision = self.runtime.health.reroute(route_body(compiled, body, self.identity))
-            decision, notes = accounting.admit(decision, body, self.identity)
+            decision, notes = accounting.admit(decision, self.identity)
         except RequestRejected as exc:
             raise CustomLLMError(status_code=exc.status, message=exc.message) from None
         except BudgetExceeded as exc:
@@ -122,7 +122,7 @@ class PolicyProvider(CustomLLM):
         if retry is None:
             return None
         try:
-            retry, notes = self.runtime.accounting.admit(retry, call, self.identity)
+            retry, notes = self.runtime.accounting.admit(retry, self.identity)
         except BudgetExceeded:
             return None
         again = {k: v for k, v in call.items() if k not in ("fallbacks", "model_group_retry_policy")}

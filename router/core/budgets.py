@@ -3,7 +3,8 @@ may cost (worst case before the call, actual after it)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -79,6 +80,16 @@ def scopes(budget: Budget, identity: Identity, route: str, model: str | None, ta
         return list(dict.fromkeys(tags))
     found = value[budget.per]
     return [found] if found else []
+
+
+def output_estimate(samples: Sequence[int], how: str) -> int:
+    """The output a request is expected to produce, from its route and model's recent outputs:
+    their mean, or a percentile ("p90"), rounded up."""
+    if how == "mean":
+        return math.ceil(sum(samples) / len(samples))
+    ordered = sorted(samples)
+    rank = math.ceil(int(how[1:]) / 100 * len(ordered)) - 1
+    return ordered[min(max(rank, 0), len(ordered) - 1)]
 
 
 def worst_case(price: Price, prompt_tokens: int, max_output: int) -> Amounts:

@@ -218,6 +218,9 @@ class Settings(Strict):
     max_prompt_chars: int = Field(1_000_000, gt=0)
     timezone: Annotated[str, AfterValidator(_timezone)] = "UTC"  # where calendar budget windows begin
     default_output_tokens: int = Field(1024, gt=0)  # the output a budget reserves for when max_tokens is unset
+    # What a budget reserves for a request's output: an estimate from the route and model's recent
+    # answers (bounded by max_tokens), or always max_tokens (default_output_tokens without it).
+    reserve_output: Literal["mean", "p90", "p95", "p99", "worst_case"] = "mean"
     trust_request_tags: bool = False  # let `metadata.tags` sent by clients count for per-tag budgets
     timeout: Duration = 60.0  # seconds per attempt before a model counts as failed
     retries: int = Field(1, ge=0, le=10)  # retries of the same model (5xx, timeouts) before its fallbacks

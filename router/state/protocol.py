@@ -95,10 +95,16 @@ def hold_ttl(asks: list[Ask]) -> float:
     return max(ask.ttl for ask in asks)
 
 
+def limit_of(ask: Ask) -> float | None:
+    """The limit an ask is checked against: a hair above the policy's, so that float sums (ten
+    reservations of 0.001 make 0.010000000000000002) do not refuse the request that fills it."""
+    return None if ask.limit is None else ask.limit * (1 + 1e-9)
+
+
 def settle_asks(asks: list[Ask], totals: list[float], apply) -> Reserved:
     """The reservation rule for stores that run it in Python: `totals` are the windows' current
     sums; `apply(ask)` adds one ask. Called with the store's lock (or transaction) held."""
-    over = [ask.limit is not None and total + ask.amount > ask.limit for ask, total in zip(asks, totals)]
+    over = [ask.limit is not None and total + ask.amount > limit_of(ask) for ask, total in zip(asks, totals)]
     refused = next((i for i, (ask, o) in enumerate(zip(asks, over)) if o and not ask.soft), None)
     if refused is not None:
         return Reserved(refused, totals, over)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import redis
 
-from router.state.protocol import Ask, Reserved, Settlement, StoreUnavailable, hold_key, hold_ttl
+from router.state.protocol import Ask, Reserved, Settlement, StoreUnavailable, hold_key, hold_ttl, limit_of
 
 log = logging.getLogger("router")
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -138,7 +138,7 @@ class RedisStore:
             keys.append(hold_key(hold))
             args[0] = _ms(hold_ttl(asks))
         for ask in asks:
-            limit = "" if ask.limit is None else repr(ask.limit)
+            limit = "" if ask.limit is None else repr(limit_of(ask))
             args += [len(ask.keys), repr(ask.amount), limit, _ms(ask.ttl), int(ask.soft)]
         reply = self._call(lambda r: self._reserve_script(keys=keys, args=args, client=r))
         refused = int(reply[0])

@@ -188,3 +188,70 @@ def test_a_model_outside_the_policy_cannot_escape_the_budgets(store):
     assert first.rejected is None and [h.amount for h in first.reservation.holds] == [0.0]  # no price: nothing reserved...
     book.settle(first.reservation, Amounts(0.02, 0, 0))  # ...but the spend, at LiteLLM's price, counts
     assert book.admit(everyone, "explicit", None, ALICE, (), 100, 400).rejected is not None
+
+
+ESTIMATED = """\
+version: 1
+settings: {reserve_output: %s}
+models:
+  m: {target: m, context: 100k, price: {input: 0, output: 1}}
+routes:
+  - {name: default, use: m}
+budgets:
+  - {name: cap, per: global, window: day, limit_usd: 0.01}
+"""
+
+
+def burst_until_refused(book, compiled, max_tokens=1000) -> list:
+    """Admit requests that all stay in flight until one is refused: their reservations."""
+    held = []
+    while True:
+        admission = book.admit(compiled, "default", "m", ALICE, (), 0, max_tokens)
+        if admission.rejected is not None:
+            return held
+        held.append(admission.reservation)
+
+
+def test_the_estimate_needs_enough_history_and_stays_under_max_tokens():
+    compiled = CompiledPolicy(parse_policy(ESTIMATED % "mean", env={}))
+    book = BudgetBook(open_store("memory"))
+
+    def reserved(max_tokens):
+        return book.admit(compiled, "default", "m", ALICE, (), 0, max_tokens).reservation.holds[0].amount
+
+    assert reserved(1000) == pytest.approx(0.001) and reserved(None) == pytest.approx(0.001024)  # default_output_tokens
+    for _ in range(19):
+        book.outputs.observe("default", "m", 100)
+    assert reserved(1000) == pytest.approx(0.001)  # 19 answers are not enough to go by
+    book.outputs.observe("default", "m", 100)
+    assert reserved(1000) == pytest.approx(0.0001) and reserved(None) == pytest.approx(0.0001)
+    assert reserved(40) == pytest.approx(0.00004)  # never more than the client allows
+
+
+def test_estimated_reservations_spend_the_limit_and_overrun_only_by_what_outruns_the_estimate(store):
+    compiled = CompiledPolicy(parse_policy(ESTIMATED % "mean", env={}))
+    book = BudgetBook(store)
+    for _ in range(20):
+        book.outputs.observe("default", "m", 100)
+    held = burst_until_refused(book, compiled)
+    assert len(held) == 100  # the recent answers' 100 tokens each: the whole limit is usable
+    for reservation in held[:50]:  # answers like the recent ones
+        book.settle(reservation, Amounts(0.0001, 100, 0))
+    # The documented bound: requests in flight together pass the limit only by what they produce
+    # beyond their estimate, at most max_tokens - estimate each. Here the other 50 run to max_tokens.
+    for reservation in held[50:]:
+        book.settle(reservation, Amounts(0.001, 1000, 0))
+    spent = book.admit(compiled, "default", "m", ALICE, (), 0, 1).rejected.spent
+    assert spent == pytest.approx(0.01 + 50 * (1000 - 100) * 1e-6)
+
+
+def test_worst_case_reservations_never_pass_the_limit(store):
+    compiled = CompiledPolicy(parse_policy(ESTIMATED % "worst_case", env={}))
+    book = BudgetBook(store)
+    for _ in range(50):
+        book.outputs.observe("default", "m", 100)
+    held = burst_until_refused(book, compiled)
+    assert len(held) == 10
+    for reservation in held:
+        book.settle(reservation, Amounts(0.001, 1000, 0))  # every answer runs to max_tokens
+    assert book.admit(compiled, "default", "m", ALICE, (), 0, 1).rejected.spent == pytest.approx(0.01)

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from router import Identity
-from router.core.budgets import ROLLING_BUCKETS, applies, limits, scopes, spent, window_span, worst_case
+from router.core.budgets import ROLLING_BUCKETS, applies, limits, output_estimate, scopes, spent, window_span, worst_case
 from router.policy.schema import Budget, Price
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -74,3 +74,10 @@ def test_spent_counts_reasoning_text_when_usage_omits_it():
     counted = spent(price, usage, reasoning_text="x" * 160)  # ~40 tokens of reasoning
     assert plain.reasoning == 0 and counted.reasoning == 40
     assert counted.usd == pytest.approx((100 * 1 + 20 * 2 + 40 * 4) / 1e6)
+
+
+def test_output_estimates_round_up():
+    samples = list(range(1, 101))  # 1..100 tokens
+    assert output_estimate(samples, "mean") == 51  # 50.5, rounded up
+    assert (output_estimate(samples, "p90"), output_estimate(samples, "p95"), output_estimate(samples, "p99")) == (90, 95, 99)
+    assert output_estimate([7] * 20, "p99") == 7
