@@ -129,13 +129,13 @@ def ledger(policy: Path) -> list[dict]:
 
 
 def auth_config(workdir: Path) -> Path:
-    """config.yaml plus router.adapter.auth as custom_auth, with two tenant keys besides the master key."""
+    """config.yaml with two tenant keys for its custom_auth (router.adapter.auth) besides the master key."""
     import yaml
 
     keys = workdir / "keys.yaml"
     keys.write_text(yaml.safe_dump({"keys": [{"key": k, "team": t} for k, t in TENANT_KEYS.items()]}))
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    config["general_settings"]["custom_auth"] = "router.adapter.auth.authenticate"
+    assert config["general_settings"]["custom_auth"] == "router.adapter.auth.authenticate"
     config["callback_settings"]["router"]["keys"] = str(keys)
     path = workdir / "config-auth.yaml"
     path.write_text(yaml.safe_dump(config))

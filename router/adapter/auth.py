@@ -41,13 +41,22 @@ def _key_table(path: str) -> dict[str, dict]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _keys_file() -> str | None:
+    """Read once: the proxy's settings do not change while it runs."""
+    return RouterSettings(**(litellm.callback_settings or {}).get("router", {})).keys
+
+
 async def authenticate(request, api_key: str) -> UserAPIKeyAuth:
-    digest = _sha256(api_key or "")
+    if not api_key:
+        raise ProxyException(message="no API key: send 'Authorization: Bearer <key>'", type="auth_error",
+                             param="api_key", code=401)
+    digest = _sha256(api_key)
     master = os.environ.get("LITELLM_MASTER_KEY")
     if master and digest == _sha256(master):
         return UserAPIKeyAuth(api_key=digest, user_role=LitellmUserRoles.PROXY_ADMIN)
-    settings = RouterSettings(**(litellm.callback_settings or {}).get("router", {}))
-    identity = _key_table(settings.keys).get(digest) if settings.keys else None
+    keys = _keys_file()
+    identity = _key_table(keys).get(digest) if keys else None
     if identity is None:
         raise ProxyException(message="invalid API key", type="auth_error", param="api_key", code=401)
     return UserAPIKeyAuth(api_key=digest, **identity)

@@ -11,7 +11,7 @@ from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
-from router.adapter import resilience
+from router.adapter import body_guard, resilience
 from router.adapter.accounting import BudgetExceeded
 from router.adapter.common import (apply_decision, as_served, decision_headers, decision_of, metadata_key,
                                    response_cost_headers, served_group)
@@ -180,6 +180,7 @@ def _identity(auth: UserAPIKeyAuth | None, data: dict, trust_request_tags: bool)
 def build_handler() -> PolicyRouter:
     settings = RouterSettings(**(litellm.callback_settings or {}).get("router", {}))
     _ensure_log_output()
+    body_guard.install()
     for note in fill_upstream_defaults(settings.simulator_url):
         log.info(note)
     policy = PolicyFile(settings.policy, interval=settings.reload_interval)

@@ -114,6 +114,30 @@ def test_malformed_requests_get_a_4xx_with_a_message(proxy, sim, body, status, f
     assert sim.stats() == {}
 
 
+@pytest.mark.parametrize("path,body", [
+    ("/v1/chat/completions", b"[1,2,3]"), ("/v1/chat/completions", b' "hello"'), ("/v1/chat/completions", b"7"),
+    ("/v1/embeddings", b"[1]"), ("/v1/completions", b"null"),
+], ids=["array", "string", "number", "embeddings-array", "completions-null"])
+def test_a_body_that_is_not_a_json_object_gets_400(proxy, sim, path, body):
+    response = httpx.post(f"{proxy.url}{path}", content=body, timeout=30,
+                          headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["message"] == "the request body must be a JSON object"
+    assert sim.stats() == {}
+
+
+@pytest.mark.parametrize("headers,fragment", [({}, "no API key"), ({"Authorization": "Bearer sk-wrong"}, "invalid API key")],
+                         ids=["missing", "wrong"])
+def test_a_missing_or_wrong_key_gets_401(proxy, sim, headers, fragment):
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    for path in ("/v1/chat/completions", "/v1/models"):
+        response = (httpx.post(f"{proxy.url}{path}", json=body, headers=headers, timeout=30) if path.endswith("completions")
+                    else httpx.get(f"{proxy.url}{path}", headers=headers, timeout=30))
+        assert response.status_code == 401, (path, response.text)
+        assert fragment in response.json()["error"]["message"]
+    assert sim.stats() == {}
+
+
 def wait_for_route(client: OpenAI, content: str, model: str, timeout: float = 5.0) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
