@@ -1,4 +1,4 @@
-"""Command line: `python -m router validate POLICY`, `python -m router explain POLICY [--json] [PROMPT]`,
+"""Command line: `python -m router validate POLICY [--config config.yaml]`, `python -m router explain POLICY [--json] [PROMPT]`,
 `python -m router report [--policy POLICY] [--window day] [--by route]` and
 `python -m router status [--policy POLICY] [--window 5m] [--json]`."""
 
@@ -12,7 +12,7 @@ from typing import TextIO
 from router.core.decide import CompiledPolicy, Decision, route_body
 from router.errors import PolicyError, RequestRejected
 from router.ledger import records
-from router.policy.loader import load_policy
+from router.policy.loader import load_policy, read_model_groups
 from router import status
 from router.policy.schema import duration, parse_window
 from router.report import GROUPS, report
@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
     out = stdout or sys.stdout
     args.policy = args.policy or RouterSettings().policy
     try:
-        compiled = CompiledPolicy(load_policy(args.policy))
+        groups = read_model_groups(args.config) if getattr(args, "config", None) else None
+        compiled = CompiledPolicy(load_policy(args.policy, groups=groups))
     except PolicyError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -80,6 +81,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check a policy file; exit 1 listing every problem")
     validate.add_argument("policy")
+    validate.add_argument("--config", help="a LiteLLM proxy config: every model's target must be one of its model groups")
     explain = commands.add_parser(
         "explain", help="print the decision for PROMPT, or for each JSON chat request body read from stdin (one a line)"
     )

@@ -4,7 +4,10 @@ and explain every decision in response headers."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
+from typing import NoReturn
 
 import litellm
 from fastapi import HTTPException
@@ -19,7 +22,8 @@ from router.adapter.runtime import Runtime, build_runtime
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import Decision, route_body
 from router.core.request import Identity
-from router.errors import RequestRejected
+from router.errors import PolicyError, RequestRejected
+from router.policy.loader import Groups, read_model_groups
 from router.policy.reload import PolicyFile
 from router.settings import RouterSettings
 
@@ -183,10 +187,29 @@ def build_handler() -> PolicyRouter:
     body_guard.install()
     for note in fill_upstream_defaults(settings.simulator_url):
         log.info(note)
-    policy = PolicyFile(settings.policy, interval=settings.reload_interval)
+    try:
+        policy = PolicyFile(settings.policy, interval=settings.reload_interval, groups=_proxy_groups())
+    except PolicyError as exc:
+        _refuse_to_start(f"policy {settings.policy}", exc)
     policy.watch()
     log.info("policy %s loaded: %d routes, %d models", settings.policy, len(policy.current.routes), len(policy.current.policy.models))
     return PolicyRouter(policy, build_runtime(policy, _proxy_router))
+
+
+def _proxy_groups() -> Groups | None:
+    """The model groups of the config file the proxy was started with: every target must be one."""
+    from litellm.proxy import proxy_server
+
+    path = proxy_server.user_config_file_path
+    return read_model_groups(path) if path else None
+
+
+def _refuse_to_start(what: str, exc: PolicyError) -> NoReturn:
+    """Stop the proxy with the problems as the last lines it prints. Raising would have LiteLLM
+    print a traceback and its start-up log after them (hundreds of lines) instead."""
+    sys.stdout.flush()
+    print(f"router: the proxy cannot start: {what} is invalid.\n{exc}", file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def _proxy_router():

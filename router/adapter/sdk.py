@@ -27,6 +27,7 @@ from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import route_body
 from router.core.request import Identity
 from router.errors import RequestRejected
+from router.policy.loader import Groups
 from router.policy.reload import PolicyFile
 from router.settings import RouterSettings
 
@@ -208,12 +209,14 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
     Calling it again replaces the earlier installation.
     """
     settings = RouterSettings()
-    source = PolicyFile(policy if policy is not None else settings.policy, interval=settings.reload_interval)
-    if watch:
-        source.watch()
     if config is not None:
         fill_upstream_defaults(settings.simulator_url)
         model_list = _read_model_list(config)
+    groups = Groups(str(config or "model_list"), tuple(m["model_name"] for m in model_list)) if model_list else None
+    source = PolicyFile(policy if policy is not None else settings.policy, interval=settings.reload_interval,
+                        groups=groups)
+    if watch:
+        source.watch()
     provider = PolicyProvider(source, litellm.Router(model_list=model_list) if model_list else None, identity or Identity())
     provider.runtime = build_runtime(source, lambda: provider.router)
     auto = source.current.settings.auto_model

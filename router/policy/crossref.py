@@ -7,6 +7,7 @@ reported together with the schema's) when some other part of the file is broken.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 
 from router.policy.schema import token_count
 
@@ -32,6 +33,21 @@ def check(data: object) -> list[Finding]:
     shifts = data.get("shifts")
     if isinstance(shifts, list):
         findings += _shift_refs(shifts, known)
+    return findings
+
+
+def target_refs(data: object, source: str, groups: tuple[str, ...]) -> list[Finding]:
+    """Every model's target must be a model group of the proxy (a wildcard group such as
+    `openai/*` serves what it matches): a typo would otherwise fail each request on its route."""
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict) or not groups:
+        return []
+    findings = []
+    for name, spec in models.items():
+        target = spec.get("target") if isinstance(spec, dict) else None
+        if isinstance(target, str) and not any(fnmatchcase(target, group) for group in groups):
+            shown = ", ".join(groups[:12]) + (", ..." if len(groups) > 12 else "")
+            findings.append((("models", name, "target"), f"'{target}' is not a model group of {source} ({shown})"))
     return findings
 
 

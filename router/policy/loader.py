@@ -6,7 +6,9 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path as FsPath
+from typing import NamedTuple
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from router.errors import PolicyError, PolicyIssue
@@ -14,17 +16,36 @@ from router.policy import crossref, source
 from router.policy.schema import Policy
 
 
-def load_policy(path: str | FsPath, env: Mapping[str, str] | None = None) -> Policy:
-    """Read and validate the policy at `path`; raise PolicyError naming file, line and key path."""
+class Groups(NamedTuple):
+    """The model groups a proxy serves, and where they were read (for messages)."""
+
+    source: str
+    names: tuple[str, ...]
+
+
+def load_policy(path: str | FsPath, env: Mapping[str, str] | None = None, groups: Groups | None = None) -> Policy:
+    """Read and validate the policy at `path`; raise PolicyError naming file, line and key path.
+    With `groups` (the model groups the proxy serves), every model's target must be one of them."""
     file = str(path)
     try:
         text = FsPath(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([PolicyIssue(file, None, (), f"cannot read the policy file: {exc}")]) from None
-    return parse_policy(text, file, env)
+    return parse_policy(text, file, env, groups)
 
 
-def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None) -> Policy:
+def read_model_groups(config: str | FsPath) -> Groups:
+    """The model groups (`model_name`s) of a LiteLLM proxy config's `model_list`."""
+    try:
+        data = yaml.safe_load(FsPath(config).read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise PolicyError([PolicyIssue(str(config), None, (), f"cannot read the proxy config: {exc}")]) from None
+    entries = data.get("model_list") if isinstance(data, dict) else None
+    return Groups(str(config), tuple(e["model_name"] for e in entries or () if isinstance(e, dict) and "model_name" in e))
+
+
+def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None,
+                 groups: Groups | None = None) -> Policy:
     located = source.parse(text, file, env)
     issues = list(located.issues)
     if located.data is None and not issues:
@@ -36,7 +57,10 @@ def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | Non
         policy = Policy.model_validate(located.data)
     except ValidationError as exc:
         issues += [_issue_from_pydantic(err, located, file) for err in exc.errors()]
-    issues += [PolicyIssue(file, located.line_of(path), path, msg) for path, msg in crossref.check(located.data)]
+    findings = crossref.check(located.data)
+    if groups is not None:
+        findings += crossref.target_refs(located.data, groups.source, groups.names)
+    issues += [PolicyIssue(file, located.line_of(path), path, msg) for path, msg in findings]
     if issues or policy is None:
         raise PolicyError(issues)
     return policy

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from router.core.decide import CompiledPolicy
 from router.errors import PolicyError
-from router.policy.loader import load_policy
+from router.policy.loader import Groups, load_policy
 
 log = logging.getLogger("router")
 
@@ -20,12 +20,13 @@ class PolicyFile:
     A reader takes `current` once per request, so a swap never mixes two policies in one decision.
     """
 
-    def __init__(self, path: str | os.PathLike, interval: float = 0.5):
+    def __init__(self, path: str | os.PathLike, interval: float = 0.5, groups: Groups | None = None):
         self.path = Path(path)
         self.interval = interval
+        self.groups = groups  # the model groups every target must name (the proxy's model_list)
         self.last_error: PolicyError | None = None
         self._stamp = self._read_stamp()
-        self._current = CompiledPolicy(load_policy(self.path))
+        self._current = CompiledPolicy(load_policy(self.path, groups=groups))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -43,7 +44,7 @@ class PolicyFile:
             log.warning("policy file %s is missing; the last good policy keeps serving", self.path)
             return False
         try:
-            compiled = CompiledPolicy(load_policy(self.path))
+            compiled = CompiledPolicy(load_policy(self.path, groups=self.groups))
         except PolicyError as exc:
             self.last_error = exc
             log.error("policy %s was not reloaded; the last good policy keeps serving. %s", self.path, exc)

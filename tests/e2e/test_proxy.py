@@ -3,6 +3,8 @@ driven by the official openai client and by litellm.completion."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +13,8 @@ import litellm
 import pytest
 from openai import OpenAI
 
-from conftest import MASTER_KEY, start_proxy, write_policy
+import procs
+from conftest import MASTER_KEY, ROOT, start_proxy, write_policy
 
 pytestmark = pytest.mark.e2e
 DEBUG = "Please debug this code: def f(x): return 1/x"
@@ -138,6 +141,26 @@ def test_a_missing_or_wrong_key_gets_401(proxy, sim, headers, fragment):
     assert sim.stats() == {}
 
 
+@pytest.mark.parametrize("old,new,problem", [
+    ("target: deepseek-v4-pro", "target: deepseek-v4-pr0",
+     "models.pro.target: 'deepseek-v4-pr0' is not a model group of"),
+    ("use: reasoner", "use: reasonr", "routes[0].use: unknown model 'reasonr'"),
+], ids=["target-not-in-config", "unknown-model"])
+def test_a_policy_the_proxy_cannot_serve_stops_it_with_the_problems_last(simulator, tmp_path, old, new, problem):
+    policy = write_policy(tmp_path)
+    policy.write_text(policy.read_text().replace(old, new))
+    env = procs.clean_env(LITELLM_MASTER_KEY=MASTER_KEY, ROUTER_POLICY=str(policy), ROUTER_SIMULATOR_URL=f"{simulator.url}/v1")
+    args = [str(Path(sys.executable).parent / "litellm"), "--config", str(ROOT / "config.yaml"), "--port",
+            str(procs.free_port()), "--num_workers", "1"]
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    output = (done.stdout + done.stderr).strip()
+    assert done.returncode != 0
+    assert "Traceback" not in output
+    last = done.stderr.strip().splitlines()
+    assert last[-3] == f"router: the proxy cannot start: policy {policy} is invalid."
+    assert last[-2] == "invalid policy (1 problem):" and problem in last[-1] and f"{policy}:" in last[-1]
+
+
 def wait_for_route(client: OpenAI, content: str, model: str, timeout: float = 5.0) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
@@ -159,6 +182,10 @@ def test_hot_reload_follows_a_valid_change_and_ignores_an_invalid_one(client, pr
         log = proxy.log.read_text()
         assert "was not reloaded; the last good policy keeps serving" in log
         assert "routes[0].use: unknown model 'no-such-model'" in log
+        policy_copy.write_text(original.replace("use: reasoner", "use: gpt4o").replace("target: gpt-4o", "target: gpt-40"))
+        time.sleep(1.5)
+        assert ask(client, DEBUG)[0]["x-router-model"] == "gpt-4o"  # a target the proxy does not serve: not taken
+        assert "models.gpt4o.target: 'gpt-40' is not a model group of" in proxy.log.read_text()
     finally:
         policy_copy.write_text(original)
     wait_for_route(client, DEBUG, "deepseek-r1")

@@ -92,3 +92,22 @@ def test_the_watcher_picks_up_a_change_within_two_seconds(policy_path):
         assert target(policy) == "group-b"
     finally:
         policy.close()
+
+
+def test_a_target_outside_the_proxys_model_groups_is_refused_at_load_and_reload(tmp_path):
+    from router.policy.loader import Groups
+
+    path = tmp_path / "policy.yaml"
+    groups = Groups("config.yaml", ("group-a", "group-b"))
+    write(path, POLICY.replace("DEFAULT_MODEL", "b").replace("target: group-b", "target: group-c"))
+    with pytest.raises(PolicyError) as caught:
+        PolicyFile(path, groups=groups)
+    assert f"{path}:4: models.b.target: 'group-c' is not a model group of config.yaml (group-a, group-b)" in str(caught.value)
+    write(path, POLICY.replace("DEFAULT_MODEL", "b"))
+    policy = PolicyFile(path, groups=groups)
+    write(path, POLICY.replace("DEFAULT_MODEL", "b").replace("target: group-a", "target: group-typo"))
+    assert policy.refresh() is False and target(policy, "special") == "group-a"  # the last good policy serves
+    assert "'group-typo' is not a model group" in str(policy.last_error)
+    wildcard = Groups("config.yaml", ("openai/*",))
+    write(path, POLICY.replace("DEFAULT_MODEL", "b").replace("group-a", "openai/gpt-x").replace("group-b", "openai/y"))
+    assert target(PolicyFile(path, groups=wildcard), "special") == "openai/gpt-x"

@@ -36,6 +36,16 @@ def test_validate_lists_every_problem_and_exits_1(tmp_path, capsys):
     assert f"{bad}:6: routes[1].name: duplicate route name 'x'" in err
 
 
+def test_validate_checks_targets_against_a_proxy_config(tmp_path, capsys):
+    config = str(ROOT / "config.yaml")
+    assert run("validate", DEFAULT, "--config", config)[0] == 0
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(Path(DEFAULT).read_text().replace("target: deepseek-v4-pro", "target: deepseek-v4-pr0"))
+    assert run("validate", str(typo))[0] == 0  # without the config the target cannot be checked
+    code, _ = run("validate", str(typo), "--config", config)
+    assert code == 1 and "models.pro.target: 'deepseek-v4-pr0' is not a model group of" in capsys.readouterr().err
+
+
 def test_validate_a_missing_file(tmp_path, capsys):
     code, _ = run("validate", str(tmp_path / "nope.yaml"))
     assert code == 1 and "cannot read the policy file" in capsys.readouterr().err
