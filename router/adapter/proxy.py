@@ -16,6 +16,7 @@ from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 
 from router.adapter import body_guard, resilience
 from router.adapter.accounting import BudgetExceeded
+from router.adapter.failure_log import FailureLog
 from router.adapter.common import (apply_decision, as_served, decision_headers, decision_of, metadata_key,
                                    response_cost_headers, served_group)
 from router.adapter.runtime import Runtime, build_runtime
@@ -41,6 +42,7 @@ class PolicyRouter(CustomLogger):
         super().__init__()
         self.policy = policy
         self.runtime = runtime
+        self.failures = FailureLog()
 
     # The proxy calls this only when the class itself defines it (LITELLM.md), so it stays here.
     async def async_pre_call_hook(self, user_api_key_dict: UserAPIKeyAuth, cache, data: dict, call_type):
@@ -105,6 +107,7 @@ class PolicyRouter(CustomLogger):
         resilience.started(self.runtime.health, kwargs)
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        self.failures.forget(kwargs.get("litellm_call_id"))
         resilience.observe(self.runtime.health, kwargs)
         await self.runtime.run(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)
 
@@ -114,20 +117,21 @@ class PolicyRouter(CustomLogger):
     async def async_post_call_failure_deployment_hook(self, request_data, exception, call_type, fallback_depth=None):
         """Each failed attempt, retries and fallbacks included: the health of the group that made it."""
         resilience.attempt_failed(self.runtime.health, request_data, exception)
+        self.failures.attempt_failed(request_data.get("litellm_call_id"), resilience.group_of(request_data), exception)
 
     async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict, traceback_str=None):
         decision = decision_of(request_data)
         if decision is None:
             return None
         await self.runtime.run(self.runtime.accounting.on_failure, decision)
+        request = request_data.get("litellm_call_id")
         if not resilience.is_upstream_failure(original_exception):
+            self.failures.forget(request)
             return None
-        limited = resilience.rate_limited(decision, original_exception)
-        if limited is not None:
-            return limited
-        log.warning("route %s: every model failed (last: %s); answering 503", decision["route"],
-                    type(original_exception).__name__)
-        return resilience.unavailable(self.policy.current, original_exception)
+        answer = resilience.rate_limited(decision, original_exception) or resilience.unavailable(
+            self.policy.current, original_exception)
+        self.failures.failed(request, decision["route"], str(answer.status_code))
+        return answer
 
 
 def _refused(decision: Decision, data: dict, why: str) -> None:
@@ -193,7 +197,9 @@ def build_handler() -> PolicyRouter:
         _refuse_to_start(f"policy {settings.policy}", exc)
     policy.watch()
     log.info("policy %s loaded: %d routes, %d models", settings.policy, len(policy.current.routes), len(policy.current.policy.models))
-    return PolicyRouter(policy, build_runtime(policy, _proxy_router))
+    handler = PolicyRouter(policy, build_runtime(policy, _proxy_router))
+    handler.failures.install_filter()
+    return handler
 
 
 def _proxy_groups() -> Groups | None:

@@ -136,7 +136,7 @@ def observe(health, kwargs: Mapping, exc: BaseException | None = None) -> None:
 def attempt_failed(health, request_data: Mapping, exc: BaseException) -> None:
     """One failed attempt at a deployment (LiteLLM's deployment-level failure hook, which runs for
     the first attempt, every retry and every fallback of async calls)."""
-    metadata = request_data.get("metadata") or request_data.get("litellm_metadata") or {}
+    metadata = _attempt_metadata(request_data)
     group = metadata.get("model_group")
     attempt = request_data.get("litellm_call_id")
     if not group:
@@ -146,6 +146,15 @@ def attempt_failed(health, request_data: Mapping, exc: BaseException) -> None:
     latency = health.clock() - began if began is not None else None
     _failed(health, group, (request_data.get("model_info") or {}).get("id"), latency, exc,
             metadata.get("model_group_size"))
+
+
+def group_of(request_data: Mapping) -> str | None:
+    """The model group an attempt went to."""
+    return _attempt_metadata(request_data).get("model_group")
+
+
+def _attempt_metadata(request_data: Mapping) -> Mapping:
+    return request_data.get("metadata") or request_data.get("litellm_metadata") or {}
 
 
 def _failed(health, group: str, deployment: str | None, latency: float | None, exc: BaseException,

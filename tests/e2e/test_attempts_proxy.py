@@ -88,3 +88,12 @@ def test_when_every_model_fails_each_attempt_is_an_error_of_its_own_group(proxy,
         assert figures["p95_latency"] is None  # a 500 says nothing about how fast the model answers
     time.sleep(3)  # long enough for attempts left "in flight" to look slow, had their ends been lost
     assert [s["phase"] for s in status(proxy)["shifts"]] == ["normal"]
+    # One log line per failed request, naming it and every attempt; no traceback.
+    log = proxy.log.read_text()
+    lines = [line for line in log.splitlines() if "every model failed" in line]
+    assert len(lines) == 10
+    for answer in answers:
+        (line,) = [line for line in lines if f"request {answer.headers['x-litellm-call-id']}, route default" in line]
+        assert line.endswith("answering 503: deepseek-r1 InternalServerError 500 x2; deepseek-v4-pro InternalServerError "
+                             "500 x2; deepseek-v4-flash InternalServerError 500 x2")
+    assert "Traceback" not in log and "Error occurred while trying to do fallbacks" not in log
