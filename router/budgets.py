@@ -220,3 +220,12 @@ class BudgetBook:
     @property
     def backlog(self) -> int:
         return len(self._backlog)
+
+    def pending(self) -> list[dict]:
+        """The settlements the store has not taken, as JSON (kept across a restart by `spill`)."""
+        with self._lock:
+            return [{"hold": hold, "changes": [asdict(c) for c in changes]} for hold, changes in self._backlog]
+
+    def restore(self, pending: list[dict]) -> None:
+        with self._lock:
+            self._backlog.extend((p["hold"], [Settlement(**c) for c in p["changes"]]) for p in pending)

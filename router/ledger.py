@@ -34,6 +34,19 @@ class Ledger:
         with self._lock:
             self._drain()
 
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    def pending(self) -> list[str]:
+        """The records the store has not taken, as JSON (kept across a restart by `spill`)."""
+        with self._lock:
+            return [raw.decode() for raw in self._backlog]
+
+    def restore(self, pending: list[str]) -> None:
+        with self._lock:
+            self._backlog.extend(raw.encode() for raw in pending)
+
     def _drain(self) -> None:
         while self._backlog:
             try:

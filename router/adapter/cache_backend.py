@@ -35,6 +35,12 @@ class PolicyCache(BaseCache):
         self.service = service
         self.policy = policy
         self._rules: tuple[CompiledPolicy | None, dict[str, CacheRule]] = (None, {})
+        self.on_disconnect = None  # the runtime's shutdown: LiteLLM's one call at the proxy's shutdown is ours
+
+    async def disconnect(self):
+        """LiteLLM calls this when the proxy shuts down (the default BaseCache raises)."""
+        if self.on_disconnect is not None:
+            await self.on_disconnect()
 
     # LiteLLM calls both forms; the work is blocking (store, embedding), so async runs it in a thread.
     async def async_get_cache(self, key, **kwargs):

@@ -4,14 +4,18 @@ ledger and model health, and the background loop that keeps them in step with th
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import litellm
 from litellm.caching.caching import Cache, CacheMode
+from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
 
+from router import spill
 from router.adapter.accounting import Accounting
 from router.adapter.cache_backend import PolicyCache
 from router.budgets import BudgetBook
@@ -23,6 +27,7 @@ from router.state import StateStore, open_store
 
 log = logging.getLogger("router")
 SYNC_INTERVAL = 0.5  # seconds between replays of shared cache entries and flushes of held-back writes
+SHUTDOWN_WAIT = 10.0  # seconds the shutdown waits for LiteLLM's last success events
 
 
 class KeepAlive:
@@ -62,6 +67,8 @@ class Runtime:
     health: Health
     keepalive: KeepAlive
     remote: bool = False  # the store is across a network: keep its calls off the event loop
+    spill_to: Path | None = None  # where what the store cannot take at the end waits for the next start
+    closed: threading.Event = field(default_factory=threading.Event)
 
     async def run(self, fn, *args):
         """Call `fn` on a worker thread when the store is remote; inline when it is local (SQLite and
@@ -80,12 +87,43 @@ class Runtime:
         threading.Thread(target=self._loop, name="router-state-sync", daemon=True).start()
 
     def _loop(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(SYNC_INTERVAL):
+        while not self.closed.wait(SYNC_INTERVAL):
             try:
                 self.tick()
             except Exception:  # the loop must outlive one bad entry or store hiccup
                 log.exception("state sync failed; retrying")
+
+    async def shutdown(self) -> None:
+        """The proxy is stopping (its requests in flight have finished): let LiteLLM's queued success
+        events settle their spend, then write everything out."""
+        try:
+            await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), SHUTDOWN_WAIT)
+        except asyncio.TimeoutError:
+            log.warning("shutdown: LiteLLM's success events did not all arrive within %.0fs", SHUTDOWN_WAIT)
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """Stop the sync loop, write pending figures, spend and ledger records to the store (to a
+        file for the next start when it cannot take them), close it. Once; also at exit."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        book, ledger = self.accounting.book, self.accounting.ledger
+        spend, records = book.backlog, ledger.backlog
+        try:
+            self.tick()
+        except Exception:  # a failing store must not stop the rest of the shutdown
+            log.exception("shutdown: the last write to the state store failed")
+        kept = spill.save(self.spill_to, book, ledger)
+        if kept is not None:
+            log.warning("shutdown: the state store is unreachable: %d spend changes and %d ledger records are kept in "
+                        "%s and written at the next start", book.backlog, ledger.backlog, kept)
+        elif book.backlog or ledger.backlog:
+            log.error("shutdown: %d spend changes and %d ledger records could not be written", book.backlog, ledger.backlog)
+        else:
+            log.info("shutdown: figures, spend and ledger written to the state store (%d held back by an outage); "
+                     "store closed", spend + records)
+        self.store.close()
 
 
 def build_runtime(policy: PolicyFile, router_of=lambda: None) -> Runtime:
@@ -94,9 +132,16 @@ def build_runtime(policy: PolicyFile, router_of=lambda: None) -> Runtime:
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     health = Health(store, lambda: policy.current)
     runtime = Runtime(store, Accounting(policy, BudgetBook(store), Ledger(store)), _build_cache(policy, store, router_of),
-                      health, KeepAlive(policy, health, router_of), remote=spec.state.backend == "redis")
+                      health, KeepAlive(policy, health, router_of), remote=spec.state.backend == "redis",
+                      spill_to=spill.directory(spec.state.backend, spec.state.path))
+    spill.restore(runtime.spill_to, runtime.accounting.book, runtime.accounting.ledger)
     runtime.tick()
     runtime.start()
+    # The proxy's shutdown reaches us through the cache backend's disconnect(); a process that ends
+    # otherwise (the SDK's, or a proxy without a response cache) writes out at exit.
+    atexit.register(runtime.close)
+    if runtime.cache is not None:
+        runtime.cache.on_disconnect = runtime.shutdown
     _install_cache(runtime.cache)
     log.info("state on %s; %d budgets; response cache %s", spec.state.backend, len(spec.budgets),
              "off" if runtime.cache is None else "on")

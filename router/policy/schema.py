@@ -168,6 +168,8 @@ class CacheConfig(Strict):
 
 class StateConfig(Strict):
     backend: Literal["memory", "sqlite", "redis"] = "sqlite"
+    # The SQLite file; for every backend, spend the store could not take at shutdown waits in
+    # `pending/` beside it until the next start.
     path: str = ".router/state.db"
     url: str | None = None
 

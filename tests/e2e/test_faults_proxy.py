@@ -3,6 +3,7 @@ restarted empty. No request fails, nothing crashes, and the budgets still hold a
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +12,7 @@ import httpx
 import pytest
 
 import procs
-from conftest import MASTER_KEY, start_proxy, write_policy
+from conftest import MASTER_KEY, ledger, start_proxy, write_policy
 
 pytestmark = pytest.mark.e2e
 GLM = "glm-4-plus"
@@ -78,4 +79,64 @@ def test_redis_killed_under_load_and_restarted_empty(simulator, sim, tmp_path):
     finally:
         if proxy is not None:
             proxy.stop()
+        redis.stop()
+
+
+def sigterm_under_load(proxy, sim, content: str, count: int = 10) -> list[httpx.Response]:
+    """`count` requests that take 1.5 s each, and a SIGTERM while they are all in flight."""
+    sim.set_profile("deepseek-v4-flash", latency_ms=1500)
+    with ThreadPoolExecutor(count) as pool:
+        answers = [pool.submit(post, proxy, f"{content} {i}") for i in range(count)]
+        procs.wait_until(lambda: sim.count("deepseek-v4-flash") == count, 10, "requests in flight")
+        proxy.proc.send_signal(signal.SIGTERM)
+        return [a.result() for a in answers]
+
+
+def stopped_cleanly(proxy) -> bool:
+    """Uvicorn ends by re-raising the SIGTERM once it has shut down."""
+    return proxy.proc.wait(30) in (0, -signal.SIGTERM) and "Application shutdown complete." in proxy.log.read_text()
+
+
+def test_a_rolling_restart_finishes_requests_in_flight_and_writes_everything(simulator, sim, tmp_path):
+    policy = write_policy(tmp_path)
+    proxy = start_proxy(simulator, policy, tmp_path)
+    try:
+        answers = sigterm_under_load(proxy, sim, "hello before the restart")
+        assert [r.status_code for r in answers] == [200] * 10
+        assert stopped_cleanly(proxy)
+    finally:
+        proxy.stop()
+    log = proxy.log.read_text()
+    assert "Application shutdown failed" not in log and "Traceback" not in log
+    assert "shutdown: figures, spend and ledger written to the state store" in log
+    records = [r for r in ledger(policy) if r["outcome"] == "ok" and r["route"] == "default"]
+    assert len(records) == 10 and all(r["cost_usd"] > 0 for r in records)
+
+
+def test_spend_kept_through_an_outage_survives_a_shutdown_and_reaches_redis_after(simulator, sim, tmp_path):
+    import redis as redis_client
+
+    redis = procs.RedisServer(tmp_path)
+    redis.start()
+    budgets = "  - {name: all-day, per: global, window: day, limit_usd: 5}"
+    policy = write_policy(tmp_path, state=f'{{backend: redis, url: "{redis.url}", path: {tmp_path / "state.db"}}}',
+                          budgets=budgets)
+    first = start_proxy(simulator, policy, tmp_path)
+    try:
+        redis.stop()  # down: requests are admitted unchecked and their spend waits in memory
+        answers = sigterm_under_load(first, sim, "hello while redis is down")
+        assert [r.status_code for r in answers] == [200] * 10
+        assert stopped_cleanly(first)
+        assert f"10 spend changes and 10 ledger records are kept in {tmp_path / 'pending'}" in first.log.read_text()
+        redis.start()  # empty, and the next proxy writes what the first one kept
+        second = start_proxy(simulator, policy, tmp_path)
+        try:
+            key = next(k for k in redis_client.Redis.from_url(redis.url).scan_iter("budget:all-day:usd:*"))
+            spent = float(redis_client.Redis.from_url(redis.url).get(key))
+            assert spent == pytest.approx(sum(cost(r) for r in answers), rel=1e-6)
+            assert len([r for r in ledger(policy) if r["outcome"] == "ok"]) == 10
+        finally:
+            second.stop()
+    finally:
+        first.stop()
         redis.stop()
