@@ -74,10 +74,14 @@ class PolicyCache(BaseCache):
         self.service.save(request, response_json, json.loads(response_json))
 
     def opt_in(self, decision: dict, request: dict) -> None:
-        """Before routing: let the request use the cache when the policy allows it, and say so."""
-        if self._rule(decision["route"], keys.answer_params(request)) is None:
+        """Before routing: let the request use the cache when the policy allows it, and say so. The
+        parameters that make its key ride with the decision: LiteLLM's sync lookup hands the backend
+        only the messages and the metadata."""
+        params = keys.answer_params(request)
+        if self._rule(decision["route"], params) is None:
             decision["cache"] = "off"
             return
+        decision["cache_params"] = params
         controls = request.get("cache")
         if controls is None:
             request["cache"] = controls = {}
@@ -100,7 +104,7 @@ class PolicyCache(BaseCache):
         metadata = _metadata(kwargs)
         decision = metadata.get("router") if isinstance(metadata.get("router"), dict) else None
         route = decision["route"] if decision else RESERVED_ROUTE
-        params = keys.answer_params(kwargs)
+        params = decision["cache_params"] if decision and "cache_params" in decision else keys.answer_params(kwargs)
         rule = self._rule(route, params)
         if rule is None:
             return None, decision

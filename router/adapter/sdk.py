@@ -217,8 +217,13 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
                         groups=groups)
     if watch:
         source.watch()
-    provider = PolicyProvider(source, litellm.Router(model_list=model_list) if model_list else None, identity or Identity())
+    provider = PolicyProvider(source, None, identity or Identity())
     provider.runtime = build_runtime(source, lambda: provider.router)
+    if model_list:
+        # After the runtime has installed the response cache: a Router asked to cache responses
+        # while litellm.cache is unset installs a cache of its own. Without cache_responses it
+        # sends `caching=False` with every call, and no call would ever be looked up.
+        provider.router = litellm.Router(model_list=model_list, cache_responses=provider.runtime.cache is not None)
     auto = source.current.settings.auto_model
     litellm.custom_provider_map = [p for p in litellm.custom_provider_map if p["provider"] != PROVIDER]
     litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": provider})

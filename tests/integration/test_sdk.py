@@ -149,3 +149,37 @@ def test_a_truncated_answer_is_retried_on_the_larger_model(installed, sim):
     decision = response._hidden_params["router"]
     assert decision["truncated_on"] == "deepseek-v4-flash" and "retried on 'pro'" in decision["reasons"][-1]
     assert sim.count("deepseek-v4-flash") == 1 and sim.count("deepseek-v4-pro") == 1
+
+
+def stored(installed, answers: int) -> None:
+    """LiteLLM stores an answer in the cache just after it returns it: wait until `answers` are in."""
+    from procs import wait_until
+
+    wait_until(lambda: len(installed.runtime.cache.service.lru) >= answers, 10, "the cache write")
+
+
+def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async(installed, sim):
+    question = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
+    reworded = [{"role": "user", "content": "At sea level, what is the boiling point of water?"}]
+    before = len(installed.runtime.cache.service.lru)
+    first = litellm.completion(model="auto", messages=question, temperature=0)
+    assert first._hidden_params["router"]["cache"] == "miss"
+    stored(installed, before + 1)
+    again = litellm.completion(model="auto", messages=question, temperature=0)
+    assert again._hidden_params["router"]["cache"] == "exact" and again._hidden_params.get("cache_hit") is True
+    assert again.choices[0].message.content == first.choices[0].message.content
+    similar = litellm.completion(model="auto", messages=reworded, temperature=0)
+    assert similar._hidden_params["router"]["cache"].startswith("semantic;score=")
+    streamed = "".join(c.choices[0].delta.content or "" for c in litellm.completion(
+        model="auto", messages=question, temperature=0, stream=True) if c.choices)
+    assert streamed == first.choices[0].message.content
+
+    async def go():
+        response = await litellm.acompletion(model="auto", messages=question, temperature=0)
+        stream = await litellm.acompletion(model="auto", messages=reworded, temperature=0, stream=True)
+        return response, "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    response, text = anyio.run(go)
+    assert response._hidden_params["router"]["cache"] == "exact"
+    assert text == first.choices[0].message.content
+    assert sim.count("deepseek-v4-flash") == 1  # one upstream call for all six answers
