@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from litellm.caching.base_cache import BaseCache
 
+from router.adapter import common
 from router.cache import keys
 from router.cache.rules import CacheRule, cache_rules
 from router.cache.service import CacheRequest, ResponseCache
@@ -62,6 +63,10 @@ class PolicyCache(BaseCache):
             decision["cache"] = hit.label if hit else "miss"
         if hit is None:
             return None
+        if decision is not None and '"reasoning_content"' in hit.response:
+            # LiteLLM streams a hit without it (its async stream conversion keeps content and tool
+            # calls only): kept here, the adapter streams it first.
+            decision["cached_reasoning"] = common.reasoning_text(json.loads(hit.response))
         return {"timestamp": hit.stored_at, "response": hit.response}  # the ledger records the saving
 
     def set_cache(self, key, value, **kwargs):

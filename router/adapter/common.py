@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from router.core.decide import CompiledPolicy, Decision
 from router.core.pricing import cost_usd
@@ -103,3 +103,18 @@ def _field(item: object, name: str) -> object:
     if item is None:
         return None
     return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+
+
+async def reasoning_first(stream: AsyncIterator, reasoning: str | None) -> AsyncIterator:
+    """A streamed cache hit, with the stored answer's reasoning (which LiteLLM's async replay of a
+    cached answer drops) as a chunk of its own before the answer."""
+    async for chunk in stream:
+        choices = getattr(chunk, "choices", None)
+        if reasoning and choices and not getattr(choices[0].delta, "reasoning_content", None):
+            lead = chunk.model_copy(deep=True)
+            lead.choices[0].delta.content = None
+            lead.choices[0].delta.reasoning_content = reasoning
+            lead.choices[0].finish_reason = None
+            yield lead
+        reasoning = None
+        yield chunk

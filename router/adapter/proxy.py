@@ -18,7 +18,7 @@ from router.adapter import body_guard, resilience
 from router.adapter.accounting import BudgetExceeded
 from router.adapter.failure_log import FailureLog
 from router.adapter.common import (apply_decision, as_served, decision_headers, decision_of, metadata_key,
-                                   response_cost_headers, served_group)
+                                   reasoning_first, response_cost_headers, served_group)
 from router.adapter.runtime import Runtime, build_runtime
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import Decision, route_body
@@ -102,6 +102,11 @@ class PolicyRouter(CustomLogger):
             return None
         decision = as_served(decision, response)
         return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
+
+    async def async_post_call_streaming_iterator_hook(self, user_api_key_dict, response, request_data):
+        decision = decision_of(request_data)
+        async for chunk in reasoning_first(response, decision.get("cached_reasoning") if decision else None):
+            yield chunk
 
     def log_pre_api_call(self, model, messages, kwargs):
         resilience.started(self.runtime.health, kwargs)

@@ -21,7 +21,7 @@ from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
 from router.adapter import resilience
 from router.adapter.accounting import BudgetExceeded
-from router.adapter.common import served_group
+from router.adapter.common import reasoning_first, served_group
 from router.adapter.runtime import Runtime, build_runtime
 from router.adapter.upstreams import fill_upstream_defaults
 from router.core.decide import route_body
@@ -81,7 +81,7 @@ class PolicyProvider(CustomLLM):
         call = self._prepare(messages, optional_params, stream=True)
         with self._released_on_failure(call):
             stream = await self._async()(**call)
-        async for chunk in stream:
+        async for chunk in reasoning_first(stream, call["metadata"]["router"].get("cached_reasoning")):
             yield chunk
 
     def _prepare(self, messages: list, optional_params: Mapping | None, stream: bool) -> dict:

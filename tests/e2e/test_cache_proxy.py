@@ -101,6 +101,27 @@ def test_a_streamed_answer_is_stored_and_a_hit_is_streamed(proxy, sim):
     assert headers["x-router-cache"] == "exact" and second == first and sim.count(FLASH) == 1
 
 
+def test_a_streamed_hit_keeps_the_reasoning(proxy, sim):
+    sim.set_profile("deepseek-reasoner", reasoning_tokens=30)
+
+    def stream():
+        raw = client(proxy).chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": "Prove step by step that 7 is prime."}], temperature=0,
+            stream=True)
+        chunks = [c for c in raw.parse() if c.choices]
+        reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks)
+        return raw.headers, reasoning, "".join(c.choices[0].delta.content or "" for c in chunks)
+
+    headers, reasoning, text = stream()
+    assert headers["x-router-cache"] == "miss" and len(reasoning.split()) == 30
+    stored()
+    headers, again, text_again = stream()
+    assert headers["x-router-cache"] == "exact" and (again, text_again) == (reasoning, text)
+    _, whole = ask(proxy, "Prove step by step that 7 is prime.")  # the same answer, not streamed
+    assert whole.choices[0].message.reasoning_content == reasoning
+    assert sim.count("deepseek-reasoner") == 1
+
+
 def test_requests_that_may_not_be_cached(proxy, sim):
     ask(proxy, "Tell me a fun fact about owls.", temperature=0.7)
     headers, _ = ask(proxy, "Tell me a fun fact about owls.", temperature=0.7)

@@ -183,3 +183,19 @@ def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async
     assert response._hidden_params["router"]["cache"] == "exact"
     assert text == first.choices[0].message.content
     assert sim.count("deepseek-v4-flash") == 1  # one upstream call for all six answers
+
+
+def test_an_async_streamed_hit_keeps_the_reasoning(installed, sim):
+    sim.set_profile("deepseek-reasoner", reasoning_tokens=12)
+    proof = [{"role": "user", "content": "Prove step by step that 11 is prime."}]
+
+    async def streamed():
+        stream = await litellm.acompletion(model="auto", messages=proof, temperature=0, stream=True)
+        chunks = [c async for c in stream if c.choices]
+        return "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks)
+
+    before = len(installed.runtime.cache.service.lru)
+    first = anyio.run(streamed)
+    stored(installed, before + 1)
+    assert len(first.split()) == 12 and anyio.run(streamed) == first
+    assert sim.count("deepseek-reasoner") == 1
