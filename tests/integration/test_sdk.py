@@ -186,7 +186,7 @@ def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async
 
 
 def test_an_async_streamed_hit_keeps_the_reasoning(installed, sim):
-    sim.set_profile("deepseek-reasoner", reasoning_tokens=12)
+    sim.set_profile("*", reasoning_tokens=12)  # whichever model serves (an earlier test may have shifted the reasoner)
     proof = [{"role": "user", "content": "Prove step by step that 11 is prime."}]
 
     async def streamed():
@@ -198,4 +198,4 @@ def test_an_async_streamed_hit_keeps_the_reasoning(installed, sim):
     first = anyio.run(streamed)
     stored(installed, before + 1)
     assert len(first.split()) == 12 and anyio.run(streamed) == first
-    assert sim.count("deepseek-reasoner") == 1
+    assert sum(counts.get("requests", 0) for counts in sim.stats().values()) == 1
