@@ -228,11 +228,17 @@ def test_the_estimate_needs_enough_history_and_stays_under_max_tokens():
     assert reserved(40) == pytest.approx(0.00004)  # never more than the client allows
 
 
-def test_estimated_reservations_spend_the_limit_and_overrun_only_by_what_outruns_the_estimate(store):
-    compiled = CompiledPolicy(parse_policy(ESTIMATED % "mean", env={}))
+def with_history(store, reserve_output: str, answers: int):
+    """A policy reserving by `reserve_output`, and a book that has seen `answers` answers of 100 tokens."""
+    compiled = CompiledPolicy(parse_policy(ESTIMATED % reserve_output, env={}))
     book = BudgetBook(store)
-    for _ in range(20):
+    for _ in range(answers):
         book.outputs.observe("default", "m", 100)
+    return compiled, book
+
+
+def test_estimated_reservations_spend_the_limit_and_overrun_only_by_what_outruns_the_estimate(store):
+    compiled, book = with_history(store, "mean", 20)
     held = burst_until_refused(book, compiled)
     assert len(held) == 100  # the recent answers' 100 tokens each: the whole limit is usable
     for reservation in held[:50]:  # answers like the recent ones
@@ -246,10 +252,7 @@ def test_estimated_reservations_spend_the_limit_and_overrun_only_by_what_outruns
 
 
 def test_worst_case_reservations_never_pass_the_limit(store):
-    compiled = CompiledPolicy(parse_policy(ESTIMATED % "worst_case", env={}))
-    book = BudgetBook(store)
-    for _ in range(50):
-        book.outputs.observe("default", "m", 100)
+    compiled, book = with_history(store, "worst_case", 50)
     held = burst_until_refused(book, compiled)
     assert len(held) == 10
     for reservation in held:
