@@ -104,8 +104,8 @@ class PolicyRouter(CustomLogger):
         return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
 
     async def async_post_call_streaming_iterator_hook(self, user_api_key_dict, response, request_data):
-        decision = decision_of(request_data)
-        async for chunk in reasoning_first(response, decision.get("cached_reasoning") if decision else None):
+        reasoning = (decision_of(request_data) or {}).get("cached_reasoning")
+        async for chunk in reasoning_first(response, reasoning) if reasoning else response:
             yield chunk
 
     def log_pre_api_call(self, model, messages, kwargs):

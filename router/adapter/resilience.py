@@ -136,8 +136,7 @@ def observe(health, kwargs: Mapping, exc: BaseException | None = None) -> None:
 def attempt_failed(health, request_data: Mapping, exc: BaseException) -> None:
     """One failed attempt at a deployment (LiteLLM's deployment-level failure hook, which runs for
     the first attempt, every retry and every fallback of async calls)."""
-    metadata = _attempt_metadata(request_data)
-    group = metadata.get("model_group")
+    group = group_of(request_data)
     attempt = request_data.get("litellm_call_id")
     if not group:
         return
@@ -145,7 +144,7 @@ def attempt_failed(health, request_data: Mapping, exc: BaseException) -> None:
     began = health.end(attempt, group)
     latency = health.clock() - began if began is not None else None
     _failed(health, group, (request_data.get("model_info") or {}).get("id"), latency, exc,
-            metadata.get("model_group_size"))
+            _attempt_metadata(request_data).get("model_group_size"))
 
 
 def group_of(request_data: Mapping) -> str | None:
