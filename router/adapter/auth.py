@@ -42,6 +42,12 @@ def _key_table(path: str) -> dict[str, dict]:
 
 
 @lru_cache(maxsize=1)
+def _master_digest() -> str | None:
+    master = os.environ.get("LITELLM_MASTER_KEY")
+    return _sha256(master) if master else None
+
+
+@lru_cache(maxsize=1)
 def _keys_file() -> str | None:
     """Read once: the proxy's settings do not change while it runs."""
     return RouterSettings(**(litellm.callback_settings or {}).get("router", {})).keys
@@ -52,8 +58,8 @@ async def authenticate(request, api_key: str) -> UserAPIKeyAuth:
         raise ProxyException(message="no API key: send 'Authorization: Bearer <key>'", type="auth_error",
                              param="api_key", code=401)
     digest = _sha256(api_key)
-    master = os.environ.get("LITELLM_MASTER_KEY")
-    if master and digest == _sha256(master):
+    master = _master_digest()
+    if master and digest == master:
         return UserAPIKeyAuth(api_key=digest, user_role=LitellmUserRoles.PROXY_ADMIN)
     keys = _keys_file()
     identity = _key_table(keys).get(digest) if keys else None
