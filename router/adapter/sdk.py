@@ -212,7 +212,7 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
     if config is not None:
         fill_upstream_defaults(settings.simulator_url)
         model_list = _read_model_list(config)
-    groups = Groups(str(config or "model_list"), tuple(m["model_name"] for m in model_list)) if model_list else None
+    groups = Groups.of(str(config or "model_list"), model_list) if model_list else None
     source = PolicyFile(policy if policy is not None else settings.policy, interval=settings.reload_interval,
                         groups=groups)
     if watch:

@@ -22,6 +22,12 @@ class Groups(NamedTuple):
     source: str
     names: tuple[str, ...]
 
+    @classmethod
+    def of(cls, source: str, model_list: object) -> Groups:
+        """The `model_name`s of a LiteLLM `model_list`."""
+        entries = model_list if isinstance(model_list, list) else ()
+        return cls(source, tuple(e["model_name"] for e in entries if isinstance(e, dict) and "model_name" in e))
+
 
 def load_policy(path: str | FsPath, env: Mapping[str, str] | None = None, groups: Groups | None = None) -> Policy:
     """Read and validate the policy at `path`; raise PolicyError naming file, line and key path.
@@ -40,8 +46,7 @@ def read_model_groups(config: str | FsPath) -> Groups:
         data = yaml.safe_load(FsPath(config).read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PolicyError([PolicyIssue(str(config), None, (), f"cannot read the proxy config: {exc}")]) from None
-    entries = data.get("model_list") if isinstance(data, dict) else None
-    return Groups(str(config), tuple(e["model_name"] for e in entries or () if isinstance(e, dict) and "model_name" in e))
+    return Groups.of(str(config), data.get("model_list") if isinstance(data, dict) else None)
 
 
 def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None,
