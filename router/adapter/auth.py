@@ -8,8 +8,11 @@ ROUTER_KEYS (or `callback_settings.router.keys`) names:
       - {key: "${TEAM_A_KEY}", team: team-a, user: alice}
       - {key_sha256: 9f86d0..., team: team-b}
 
-The master key (LITELLM_MASTER_KEY) stays valid. Budgets and cache scopes then key on the team and
-on the key's hash, which the client cannot choose.
+The master key (LITELLM_MASTER_KEY) stays valid and reaches every route. Tenant keys reach only the
+routes the policy governs (TENANT_ROUTES): every other LiteLLM route either spends money outside the
+policy (text completions, embeddings, responses, messages, images, audio, pass-through) or manages
+the proxy. Budgets and cache scopes key on the team and on the key's hash, which the client cannot
+choose.
 """
 
 from __future__ import annotations
@@ -20,9 +23,24 @@ from functools import lru_cache
 
 import litellm
 from litellm.proxy._types import LitellmUserRoles, ProxyException, UserAPIKeyAuth
+from litellm.proxy.auth.auth_utils import get_request_route, get_request_route_template
 
 from router.policy.source import parse as parse_yaml
 from router.settings import RouterSettings
+
+
+CHAT_ROUTES = ("/v1/chat/completions", "/chat/completions", "/openai/deployments/{model:path}/chat/completions",
+               "/engines/{model:path}/chat/completions")
+# FastAPI route templates: chat completions, which the policy routes, budgets and records, and the
+# list of model names.
+TENANT_ROUTES = frozenset({*CHAT_ROUTES, "/v1/models", "/models"})
+_REFUSED = (" is not governed by the routing policy: tenant keys may use only POST "
+            + ", ".join(r.replace(":path", "") for r in CHAT_ROUTES) + " and GET /v1/models")
+# LiteLLM's management APIs that live in its database: without one they fail with a 500.
+_DATABASE_ROUTES = ("/key/", "/user/", "/team/", "/organization/", "/customer/", "/end_user/", "/spend/",
+                    "/global/spend", "/budget/")
+# LiteLLM's cache APIs that only its Redis cache supports: any other answers them with a 500.
+_REDIS_CACHE_ROUTES = frozenset({"/cache/delete", "/cache/redis/info", "/cache/flushall"})
 
 
 def _sha256(key: str) -> str:
@@ -59,10 +77,28 @@ async def authenticate(request, api_key: str) -> UserAPIKeyAuth:
                              param="api_key", code=401)
     digest = _sha256(api_key)
     master = _master_digest()
+    route = get_request_route_template(request) or get_request_route(request)
     if master and digest == master:
+        _check_supported(route)
         return UserAPIKeyAuth(api_key=digest, user_role=LitellmUserRoles.PROXY_ADMIN)
     keys = _keys_file()
     identity = _key_table(keys).get(digest) if keys else None
     if identity is None:
         raise ProxyException(message="invalid API key", type="auth_error", param="api_key", code=401)
+    if route not in TENANT_ROUTES:
+        raise ProxyException(message=route + _REFUSED, type="auth_error", param="route", code=403)
     return UserAPIKeyAuth(api_key=digest, **identity)
+
+
+def _check_supported(route: str) -> None:
+    """Refuse, as a client error, the admin routes this proxy cannot serve (LiteLLM answers 500)."""
+    from litellm.proxy import proxy_server
+
+    if proxy_server.prisma_client is None and route.startswith(_DATABASE_ROUTES):
+        raise ProxyException(message=f"{route} needs LiteLLM's database (DATABASE_URL), and this proxy runs without one: "
+                                     "its API keys are the master key and the file ROUTER_KEYS names",
+                             type="not_found_error", param="route", code=404)
+    if route in _REDIS_CACHE_ROUTES and litellm.cache is not None and litellm.cache.type != "redis":
+        raise ProxyException(message=f"{route} works with LiteLLM's Redis cache only; this proxy's response cache is "
+                                     f"'{litellm.cache.type}' (the router's: its entries expire after the policy's cache ttl)",
+                             type="invalid_request_error", param="route", code=400)

@@ -1,45 +1,106 @@
-"""A JSON request body that is not an object (`[1,2,3]`, `"hi"`, `7`) gets a 400 before the proxy reads it.
+"""Every JSON request body is checked as it arrives, before LiteLLM reads it: a clear 4xx instead
+of LiteLLM's 500s, and no work for bodies no answer could come from.
 
-LiteLLM 1.106.2 reads every body as a dict in its first authentication checks
-(`pre_db_read_auth_checks`: `request_data.get("model")`), before any hook a plugin can register
-runs, custom_auth included: such a body is a 500 with a traceback. No setting reaches that step,
-so this ASGI guard sits in front of the proxy's app. It looks only at the first byte of the body
-that is not white space, and hands the body on unread and unchanged.
+- Larger than `settings.limits.max_body_bytes`: 413, read no further.
+- Not a JSON object (`[1,2,3]`, `"hi"`, `7`) or not JSON: 400. LiteLLM 1.106.2 reads every body as
+  a dict in its first authentication checks (`pre_db_read_auth_checks`), before any hook a plugin
+  can register runs, custom_auth included: such a body was a 500 with a traceback.
+- Too many messages or parts, or nested too deep (`settings.limits`): 413/400 before LiteLLM
+  spends seconds on it or recurses into it (router.core.limits).
+- A field LiteLLM forbids in a body (`api_base`, `base_url`, `user_config`, ...): LiteLLM's own
+  check (`is_request_body_safe`), run here, so that its refusal is a 400: raised where LiteLLM
+  raises it, its error handler needs the `prisma` module and answers 500.
+
+No setting reaches those steps, so this ASGI guard sits in front of the proxy's app. It hands the
+body on unchanged.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+
+import orjson
+
+from router.core.limits import check_shape
+from router.errors import RequestRejected
+from router.policy.schema import Limits
 
 _BLANK = b" \t\r\n"
 # LiteLLM parses every other body as JSON, whatever its content type says.
 _NOT_JSON = (b"multipart/form-data", b"application/x-www-form-urlencoded", b"application/octet-stream")
 _BINARY = (b"audio/", b"image/", b"video/")
-_ERROR = json.dumps({"error": {"message": "the request body must be a JSON object", "type": "invalid_request_error",
-                               "param": None, "code": "400"}}).encode()
 
 
-class JsonObjectGuard:
-    def __init__(self, app):
+Vet = Callable[[dict, str], None]  # a further check of a parsed body and its route; raises RequestRejected
+
+
+class RequestGuard:
+    def __init__(self, app, limits: Callable[[], Limits] = Limits, vet: Vet | None = None):
         self.app = app
+        self.limits = limits
+        self.vet = vet
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or not _read_as_json(scope):
             return await self.app(scope, receive, send)
-        read = []  # the messages taken from `receive` to find the first byte, handed on in order
+        limits = self.limits()
+        too_large = RequestRejected(413, f"the request body is larger than {limits.max_body_bytes} bytes "
+                                         "(policy settings.limits.max_body_bytes)")
+        if _content_length(scope) > limits.max_body_bytes:
+            return await _refuse(send, too_large)
+        read, size = [], 0  # the messages taken from `receive`, handed on in order
         while True:
             message = await receive()
             read.append(message)
-            first = message.get("body", b"").lstrip(_BLANK)[:1]
-            if first or message["type"] != "http.request" or not message.get("more_body"):
+            size += len(message.get("body", b""))
+            if size > limits.max_body_bytes:
+                return await _refuse(send, too_large)
+            if message["type"] != "http.request" or not message.get("more_body"):
                 break
-        if first and first != b"{":
-            return await _refuse(send)
+        try:
+            body = parse_body(b"".join(m.get("body", b"") for m in read), limits)
+            if body is not None and self.vet is not None:
+                self.vet(body, scope.get("path", ""))
+        except RequestRejected as exc:
+            return await _refuse(send, exc)
 
         async def replay():
             return read.pop(0) if read else await receive()
 
         await self.app(scope, replay, send)
+
+
+def parse_body(raw: bytes, limits: Limits) -> dict | None:
+    """The body as a checked JSON object (None when empty: LiteLLM answers that itself); raises
+    RequestRejected for a body the proxy must not take in."""
+    text = raw.lstrip(_BLANK)
+    if not text:
+        return None
+    if text[:1] != b"{":
+        raise RequestRejected(400, "the request body must be a JSON object")
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise RequestRejected(400, f"the request body is not valid JSON: {exc}") from None
+    check_shape(body, limits)
+    return body
+
+
+def litellm_body_check(body: dict, route: str) -> None:
+    """LiteLLM's own refusal of fields a client must not set, as a 400."""
+    from litellm.proxy import proxy_server
+    from litellm.proxy.auth.auth_utils import is_request_body_safe
+
+    try:
+        is_request_body_safe(body, proxy_server.general_settings, proxy_server.llm_router, body.get("model", ""), route=route)
+    except ValueError as exc:
+        raise RequestRejected(400, str(exc)) from None
+
+
+def _content_length(scope) -> int:
+    value = next((v for k, v in scope["headers"] if k == b"content-length"), b"0")
+    return int(value) if value.isdigit() else 0
 
 
 def _read_as_json(scope) -> bool:
@@ -48,13 +109,15 @@ def _read_as_json(scope) -> bool:
     return media not in _NOT_JSON and not media.startswith(_BINARY)
 
 
-async def _refuse(send) -> None:
-    await send({"type": "http.response.start", "status": 400,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(_ERROR)).encode())]})
-    await send({"type": "http.response.body", "body": _ERROR})
+async def _refuse(send, exc: RequestRejected) -> None:
+    body = json.dumps({"error": {"message": exc.message, "type": "invalid_request_error", "param": None,
+                                 "code": str(exc.status)}}).encode()
+    await send({"type": "http.response.start", "status": exc.status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
-def install() -> None:
+def install(limits: Callable[[], Limits]) -> None:
     """Put the guard in front of the proxy's app. The proxy loads its callbacks while it starts,
     after Starlette has built the app's middleware (add_middleware is refused then), so the guard
     wraps that stack: the outermost layer, as an added middleware would be."""
@@ -62,6 +125,6 @@ def install() -> None:
 
     app = proxy_server.app
     if app.middleware_stack is None:
-        app.add_middleware(JsonObjectGuard)
-    elif not isinstance(app.middleware_stack, JsonObjectGuard):
-        app.middleware_stack = JsonObjectGuard(app.middleware_stack)
+        app.add_middleware(RequestGuard, limits=limits, vet=litellm_body_check)
+    elif not isinstance(app.middleware_stack, RequestGuard):
+        app.middleware_stack = RequestGuard(app.middleware_stack, limits, litellm_body_check)

@@ -30,13 +30,44 @@ log = logging.getLogger("router")
 SDK_PROVIDER_PREFIX = "policy/"
 
 
+class _Parts:
+    """What the backend works with, kept out of LiteLLM's sight. Its `/cache/ping` masks and
+    serialises `vars()` of the cache object recursively: through the embedder, the LRU, the vector
+    index and the runtime that took minutes and gigabytes while the proxy stopped answering. An
+    object without `__dict__` is shown by its repr instead."""
+
+    __slots__ = ("service", "policy", "rules", "on_disconnect")
+
+    def __init__(self, service: ResponseCache, policy: PolicyFile):
+        self.service = service
+        self.policy = policy
+        self.rules: tuple[CompiledPolicy | None, dict[str, CacheRule]] = (None, {})
+        self.on_disconnect = None  # the runtime's shutdown: LiteLLM's one call at the proxy's shutdown is ours
+
+    def __repr__(self) -> str:
+        return "<router response cache>"
+
+
 class PolicyCache(BaseCache):
     def __init__(self, service: ResponseCache, policy: PolicyFile):
         super().__init__()
-        self.service = service
-        self.policy = policy
-        self._rules: tuple[CompiledPolicy | None, dict[str, CacheRule]] = (None, {})
-        self.on_disconnect = None  # the runtime's shutdown: LiteLLM's one call at the proxy's shutdown is ours
+        self._parts = _Parts(service, policy)
+
+    @property
+    def service(self) -> ResponseCache:
+        return self._parts.service
+
+    @property
+    def policy(self) -> PolicyFile:
+        return self._parts.policy
+
+    @property
+    def on_disconnect(self):
+        return self._parts.on_disconnect
+
+    @on_disconnect.setter
+    def on_disconnect(self, shutdown) -> None:
+        self._parts.on_disconnect = shutdown
 
     async def disconnect(self):
         """LiteLLM calls this when the proxy shuts down (the default BaseCache raises)."""
@@ -117,9 +148,9 @@ class PolicyCache(BaseCache):
         return CacheRequest(f"{route}:{target}", _identity(decision, metadata), messages, params, rule), decision
 
     def _rules_for(self, compiled: CompiledPolicy) -> dict[str, CacheRule]:
-        if self._rules[0] is not compiled:
-            self._rules = (compiled, cache_rules(compiled.policy))
-        return self._rules[1]
+        if self._parts.rules[0] is not compiled:
+            self._parts.rules = (compiled, cache_rules(compiled.policy))
+        return self._parts.rules[1]
 
 
 def _metadata(kwargs: Mapping) -> dict:

@@ -12,7 +12,7 @@ from typing import NoReturn
 import litellm
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
-from litellm.proxy._types import ProxyException, UserAPIKeyAuth
+from litellm.proxy._types import LitellmUserRoles, ProxyException, UserAPIKeyAuth
 
 from router.adapter import body_guard, resilience
 from router.adapter.accounting import BudgetExceeded
@@ -47,6 +47,7 @@ class PolicyRouter(CustomLogger):
     # The proxy calls this only when the class itself defines it (LITELLM.md), so it stays here.
     async def async_pre_call_hook(self, user_api_key_dict: UserAPIKeyAuth, cache, data: dict, call_type):
         if call_type not in _CHAT_CALLS:
+            _only_for_admins(user_api_key_dict, call_type)
             return data
         compiled = self.policy.current
         identity = _identity(user_api_key_dict, data, compiled.settings.trust_request_tags)
@@ -139,6 +140,16 @@ class PolicyRouter(CustomLogger):
         return answer
 
 
+def _only_for_admins(auth: UserAPIKeyAuth | None, call_type) -> None:
+    """Calls other than chat (embeddings, text completions, responses, ...) spend money the policy
+    neither prices nor budgets: only the proxy's admins may make them. With the key-file auth a
+    tenant key never gets here (router.adapter.auth refuses the route); with LiteLLM's own keys
+    this is where they are stopped."""
+    if auth is None or auth.user_role != LitellmUserRoles.PROXY_ADMIN:
+        raise HTTPException(status_code=403, detail=f"'{call_type}' calls are not governed by the routing policy: "
+                                                    "this key may make chat completions only")
+
+
 def _refused(decision: Decision, data: dict, why: str) -> None:
     """Record a refused request's decision, so its answer still says which route and model it was
     for; nothing was reserved, so there is nothing to settle."""
@@ -193,7 +204,6 @@ def _identity(auth: UserAPIKeyAuth | None, data: dict, trust_request_tags: bool)
 def build_handler() -> PolicyRouter:
     settings = RouterSettings(**(litellm.callback_settings or {}).get("router", {}))
     _ensure_log_output()
-    body_guard.install()
     for note in fill_upstream_defaults(settings.simulator_url):
         log.info(note)
     try:
@@ -201,6 +211,7 @@ def build_handler() -> PolicyRouter:
     except PolicyError as exc:
         _refuse_to_start(f"policy {settings.policy}", exc)
     policy.watch()
+    body_guard.install(lambda: policy.current.settings.limits)
     log.info("policy %s loaded: %d routes, %d models", settings.policy, len(policy.current.routes), len(policy.current.policy.models))
     handler = PolicyRouter(policy, build_runtime(policy, _proxy_router))
     handler.failures.install_filter()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from router.core.limits import check_shape
 from router.core.matchers import Condition, KeywordIndex
 from router.core.request import Identity, RequestView
 from router.errors import RequestRejected
@@ -50,6 +52,10 @@ class CompiledPolicy:
         """The model a name or alias refers to, or None."""
         return self._names.get(name)
 
+    def names(self) -> set[str]:
+        """Every name a request may use for a policy model: its name, aliases and target."""
+        return set(self._names) | set(self._by_target)
+
     def model_serving(self, target: str) -> str | None:
         """The policy model whose target is this model group (or LiteLLM model), or None."""
         return self._by_target.get(target)
@@ -60,6 +66,8 @@ class CompiledPolicy:
 
 def route_body(compiled: CompiledPolicy, body: object, identity: Identity | None = None) -> Decision:
     """Check a chat request body and decide; raises RequestRejected for a request the policy will not serve."""
+    if isinstance(body, Mapping):
+        check_shape(body, compiled.settings.limits)
     return decide(compiled, RequestView(body, compiled.settings.max_prompt_chars, identity))
 
 
@@ -76,9 +84,23 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
         # A group the policy lists is its model: priced, budgeted, held and shifted like it.
         reason = f"the request names model group '{requested}' (model '{name}')"
     else:
+        _check_unlisted(compiled, requested)
         return Decision(EXPLICIT_ROUTE, None, requested, (), (f"the request names model '{requested}'",), view.prompt_tokens,
                         view.max_output_tokens)
     return Decision(EXPLICIT_ROUTE, name, compiled.spec(name).target, (), (reason,), view.prompt_tokens, view.max_output_tokens)
+
+
+def _check_unlisted(compiled: CompiledPolicy, requested: str) -> None:
+    """A name the policy does not know would reach LiteLLM unpriced and unreserved: LiteLLM serves
+    a provider-qualified name (`openai/gpt-4o`) on the proxy's own provider keys, and answers a
+    comma-separated list with one call per model, billed once."""
+    shown = requested if len(requested) <= 80 else requested[:77] + "..."
+    if "," in requested:
+        raise RequestRejected(400, f"`model` must name one model, not a list ({shown!r})")
+    if compiled.settings.unlisted_models == "refuse":
+        names = ", ".join(sorted(compiled.names()))
+        raise RequestRejected(400, f"model {shown!r} is not in the routing policy: name '{compiled.settings.auto_model}' "
+                                   f"or one of {names}")
 
 
 def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:

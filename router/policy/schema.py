@@ -215,6 +215,17 @@ class Unavailable(Strict):
     retry_after: Duration = 30.0
 
 
+class Limits(Strict):
+    """What one request may hold, refused before any work (LiteLLM's own included) so that no
+    request can stall the proxy for others: 10,000 messages cost LiteLLM ~2 s of CPU before a hook
+    runs, and values nested 1,000 deep exhaust the recursion of whatever walks them."""
+
+    max_body_bytes: TokenCount = 16_000_000  # "16m"; answered 413
+    max_messages: int = Field(2000, gt=0)  # answered 413
+    max_parts: int = Field(4000, gt=0)  # content parts of all messages together; answered 413
+    max_depth: int = Field(32, gt=1)  # nesting of JSON objects and lists in the body; answered 400
+
+
 class Settings(Strict):
     auto_model: Name = "auto"
     max_prompt_chars: int = Field(1_000_000, gt=0)
@@ -227,6 +238,10 @@ class Settings(Strict):
     timeout: Duration = 60.0  # seconds per attempt before a model counts as failed
     retries: int = Field(1, ge=0, le=10)  # retries of the same model (5xx, timeouts) before its fallbacks
     unavailable: Unavailable = Unavailable()
+    limits: Limits = Limits()
+    # A model name the policy does not list (nor its aliases or targets): `refuse` answers 400;
+    # `allow` passes it to LiteLLM unreserved, priced by LiteLLM after the call.
+    unlisted_models: Literal["refuse", "allow"] = "refuse"
 
 
 class Budget(Strict):

@@ -128,9 +128,59 @@ def test_a_policy_model_or_alias_is_served_as_asked():
     assert "alias of 'small'" in decision.reason
 
 
-def test_a_model_group_unknown_to_the_policy_passes_through():
-    decision = ask(SMALL, "alpha and beta", model="gpt-4o")
+@pytest.mark.parametrize("model", ["gpt-4o", "openai/gpt-4o", "small-group "])
+def test_a_model_name_unknown_to_the_policy_is_refused(model):
+    with pytest.raises(RequestRejected) as caught:
+        ask(SMALL, "alpha and beta", model=model)
+    assert caught.value.status == 400
+    assert "not in the routing policy" in caught.value.message and "small-group" in caught.value.message
+
+
+def test_a_policy_that_allows_unlisted_models_passes_them_through():
+    allowing = CompiledPolicy(SMALL.policy.model_copy(update={"settings": SMALL.settings.model_copy(update={"unlisted_models": "allow"})}))
+    decision = ask(allowing, "alpha and beta", model="gpt-4o")
     assert (decision.route, decision.model, decision.target, decision.fallbacks) == ("explicit", None, "gpt-4o", ())
+
+
+@pytest.mark.parametrize("unlisted", ["refuse", "allow"])
+def test_a_list_of_models_is_refused_whatever_the_policy(unlisted):
+    compiled = CompiledPolicy(SMALL.policy.model_copy(update={"settings": SMALL.settings.model_copy(update={"unlisted_models": unlisted})}))
+    with pytest.raises(RequestRejected) as caught:
+        ask(compiled, "alpha", model="small-group,mid-group")
+    assert caught.value.status == 400 and "one model, not a list" in caught.value.message
+
+
+@pytest.mark.parametrize("field", ["fallbacks", "context_window_fallbacks", "specific_deployment", "mock_response",
+                                   "mock_testing_rate_limit_error", "api_base", "api_key", "custom_llm_provider"])
+def test_fields_the_policy_owns_are_refused(field):
+    with pytest.raises(RequestRejected) as caught:
+        ask(SMALL, "alpha", model="smart", **{field: ["small-group"]})
+    assert caught.value.status == 400 and f"`{field}`" in caught.value.message
+
+
+def nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+def test_the_body_shape_is_bounded_by_the_policy_limits():
+    limits = SMALL.settings.limits
+    many = [{"role": "user", "content": "hi"}] * (limits.max_messages + 1)
+    with pytest.raises(RequestRejected, match="max_messages") as caught:
+        route_body(SMALL, {"model": "smart", "messages": many})
+    assert caught.value.status == 413
+    parts = [{"type": "text", "text": "hi"}] * (limits.max_parts + 1)
+    with pytest.raises(RequestRejected, match="max_parts"):
+        ask(SMALL, parts, model="smart")
+    # The body is depth 1, messages 2, a message 3, its content 4, a part 5, so `extra` may hold depth - 5 more.
+    ask(SMALL, [{"type": "text", "text": "hi", "extra": nested(limits.max_depth - 5)}], model="smart")
+    with pytest.raises(RequestRejected, match=r"more than 32 deep \(at \.\.\.\[0\]") as caught:
+        ask(SMALL, [{"type": "text", "text": "hi", "extra": nested(limits.max_depth - 4)}], model="smart")
+    assert caught.value.status == 400
+    with pytest.raises(RequestRejected, match="max_depth"):  # far past Python's recursion limit
+        ask(SMALL, [{"type": "text", "text": "hi", "extra": nested(100_000)}], model="smart")
 
 
 @pytest.mark.parametrize(
