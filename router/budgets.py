@@ -119,14 +119,15 @@ class BudgetBook:
         self._lock = threading.Lock()
 
     def admit(self, compiled: CompiledPolicy, route: str, model: str | None, identity: Identity,
-              tags: tuple[str, ...], prompt_tokens: int, max_tokens: int | None, now: float | None = None) -> Admission:
+              tags: tuple[str, ...], prompt_tokens: int, max_tokens: int | None, now: float | None = None,
+              answers: int = 1) -> Admission:
         """Reserve what the request is expected to spend in every budget that applies (its prompt, and
-        the output `reserve_output` says, bounded by the client's `max_tokens`), downgrading or
-        rejecting as told."""
+        the output `reserve_output` says, bounded by the client's `max_tokens`, for each of its
+        `answers`), downgrading or rejecting as told."""
         now = time.time() if now is None else now
         tried = [model]
         while True:
-            output = self._output(compiled, route, tried[-1], max_tokens)
+            output = self._output(compiled, route, tried[-1], max_tokens) * answers
             admission = self._reserve_all(compiled, route, tried[-1], identity, tags, prompt_tokens, output, now)
             exceeded = admission.rejected
             if exceeded is None or exceeded.budget.on_exceed != "downgrade":

@@ -47,7 +47,7 @@ class Accounting:
         if not compiled.policy.budgets:
             return decision, notes
         admission = self.book.admit(compiled, decision.route, decision.model, identity, identity.tags,
-                                    decision.prompt_tokens, decision.max_output_tokens or None)
+                                    decision.prompt_tokens, decision.max_output_tokens or None, answers=decision.answers)
         if admission.rejected is not None:
             raise BudgetExceeded(admission.rejected)
         if admission.downgraded_from is not None:
@@ -99,7 +99,8 @@ class Accounting:
         actual = ZERO if cache_hit else _actual(compiled, model, usage, reasoning_text, litellm_cost)
         self.book.settle(Reservation.from_dict(decision.get("reservation")), actual)
         if model is not None and not cache_hit:
-            self.book.outputs.observe(decision["route"], model, token_counts(usage, reasoning_text).completion)
+            answer = token_counts(usage, reasoning_text).completion // max(1, decision.get("answers", 1))
+            self.book.outputs.observe(decision["route"], model, answer)
         record = self._record(decision, "ok", latency, served, model)
         record.update(cost_usd=actual.usd, litellm_cost_usd=litellm_cost, cache=decision.get("cache", "off"),
                       tokens=_tokens(usage, reasoning_text), priced_by="policy" if model else "litellm")

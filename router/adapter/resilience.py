@@ -48,7 +48,7 @@ def truncation_retry(compiled: CompiledPolicy, decision: Mapping, data: Mapping,
         return None
     return Decision(decision["route"], larger, compiled.spec(larger).target, (),
                     (f"'{first}' cut its answer off (finish_reason length): retried on '{larger}'",),
-                    decision["prompt_tokens"], decision.get("max_output_tokens", 0))
+                    decision["prompt_tokens"], decision.get("max_output_tokens", 0), answers=decision.get("answers", 1))
 
 
 def retry_after(exc: BaseException) -> float | None:

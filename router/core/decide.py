@@ -23,6 +23,7 @@ class Decision:
     prompt_tokens: int
     max_output_tokens: int = 0
     shifted_from: str | None = None  # the target a shift or a provider's retry-after moved the request away from
+    answers: int = 1  # the request's `n`: budgets reserve output for each answer
 
     @property
     def reason(self) -> str:
@@ -86,8 +87,9 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
     else:
         _check_unlisted(compiled, requested)
         return Decision(EXPLICIT_ROUTE, None, requested, (), (f"the request names model '{requested}'",), view.prompt_tokens,
-                        view.max_output_tokens)
-    return Decision(EXPLICIT_ROUTE, name, compiled.spec(name).target, (), (reason,), view.prompt_tokens, view.max_output_tokens)
+                        view.max_output_tokens, answers=view.answers)
+    return Decision(EXPLICIT_ROUTE, name, compiled.spec(name).target, (), (reason,), view.prompt_tokens, view.max_output_tokens,
+                    answers=view.answers)
 
 
 def _check_unlisted(compiled: CompiledPolicy, requested: str) -> None:
@@ -110,7 +112,8 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
         if reasons is not None:
             model, fallbacks = _fit_context(compiled, route, view, reasons)
             targets = tuple(compiled.spec(m).target for m in fallbacks)
-            return Decision(route.name, model, compiled.spec(model).target, targets, tuple(reasons), view.prompt_tokens, view.max_output_tokens)
+            return Decision(route.name, model, compiled.spec(model).target, targets, tuple(reasons), view.prompt_tokens,
+                            view.max_output_tokens, answers=view.answers)
     raise AssertionError("a validated policy ends with a route that matches every request")
 
 

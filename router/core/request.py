@@ -46,7 +46,7 @@ def estimate_tokens(text: str) -> int:
 class RequestView:
     """The parts of an OpenAI chat request body that routing reads, checked once."""
 
-    __slots__ = ("model", "max_output_tokens", "prompt_chars", "prompt_tokens", "identity", "_roles", "_texts", "_cache")
+    __slots__ = ("model", "max_output_tokens", "answers", "prompt_chars", "prompt_tokens", "identity", "_roles", "_texts", "_cache")
 
     def __init__(self, body: object, max_prompt_chars: int, identity: Identity | None = None):
         if not isinstance(body, Mapping):
@@ -63,6 +63,8 @@ class RequestView:
                 f"{max_prompt_chars} (policy settings.max_prompt_chars)",
             )
         self.max_output_tokens = _max_output_tokens(body)
+        n = body.get("n")
+        self.answers = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1  # `n` answers, each billed
         self.prompt_tokens = sum(estimate_tokens(t) for t in self._texts) + _PER_MESSAGE_TOKENS * len(self._texts)
         self._cache: dict[str, str] = {}
 

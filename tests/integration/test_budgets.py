@@ -63,6 +63,16 @@ def test_reserve_then_settle_to_the_real_cost(store):
     assert admit(book, "strict").rejected is None
 
 
+def test_a_request_for_several_answers_reserves_output_for_each(store):
+    book = BudgetBook(store)
+    one = book.admit(COMPILED, "strict", "big", ALICE, (), 100, 200)  # (100 + 200) tokens at $10/M
+    assert one.reservation.holds[0].amount == pytest.approx(0.003)
+    book.release(one.reservation)
+    three = book.admit(COMPILED, "strict", "big", ALICE, (), 100, 200, answers=3)  # the prompt once, 3 answers
+    assert three.reservation.holds[0].amount == pytest.approx(0.007)
+    assert book.admit(COMPILED, "strict", "big", ALICE, (), 100, 200, answers=3).rejected is not None  # $0.014 > $0.01
+
+
 def test_a_failed_call_gives_its_reservation_back(store):
     book = BudgetBook(store)
     reservations = [admit(book, "strict").reservation, admit(book, "strict").reservation]

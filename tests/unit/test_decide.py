@@ -212,3 +212,8 @@ def test_a_huge_prompt_is_refused_with_413():
 def test_content_parts_are_read():
     body = {"model": "auto", "messages": [{"role": "user", "content": [{"type": "text", "text": "Write a poem"}, {"type": "image_url", "image_url": {"url": "x"}}]}]}
     assert route_body(DEFAULT, body).route == "creative"
+
+
+def test_a_request_for_several_answers_says_how_many():
+    assert ask(SMALL, "alpha", model="smart", n=3).answers == 3
+    assert ask(SMALL, "alpha", model="smart").answers == 1
