@@ -14,14 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from bench_proxy import KEY, plain_config
-from procs import ROOT, clean_env, start_proxy, start_simulator, stop
+from bench_proxy import KEY, two_proxies
 
 SMALL = "What is the capital of France?"
 
@@ -63,23 +60,9 @@ def main() -> None:
     parser.add_argument("--flooders", type=int, default=2, help="clients sending huge requests at once")
     parser.add_argument("--messages", type=int, default=10_000, help="messages in a huge request")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        sim, sim_url = start_simulator(workdir / "simulator.log")
-        upstream = {f"{p}_API_BASE": f"{sim_url}/v1" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
-        upstream |= {f"{p}_API_KEY": "sk-sim" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
-        env = clean_env(LITELLM_MASTER_KEY=KEY, **upstream)
-        procs = []
-        try:
-            plain_proc, plain_url = start_proxy(plain_config(workdir), env, workdir / "plain.log")
-            procs.append(plain_proc)
-            plugin_proc, plugin_url = start_proxy(ROOT / "config.yaml", env, workdir / "plugin.log")
-            procs.append(plugin_proc)
-            results = {"plain LiteLLM": asyncio.run(measure(plain_url, "deepseek-v4-flash", args)),
-                       "with router": asyncio.run(measure(plugin_url, "auto", args))}
-        finally:
-            for proc in procs + [sim]:
-                stop(proc)
+    with two_proxies() as ((_, plain_url), (_, plugin_url)):
+        results = {"plain LiteLLM": asyncio.run(measure(plain_url, "deepseek-v4-flash", args)),
+                   "with router": asyncio.run(measure(plugin_url, "auto", args))}
     print(f"small requests one at a time, {args.requests} per measurement; {args.flooders} clients sending "
           f"{args.messages}-message requests meanwhile")
     print(f"{'':<14} {'p50 alone':>10} {'p50 flooded':>12} {'p95 flooded':>12} {'ratio p50':>10}  huge requests answered")

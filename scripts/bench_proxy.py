@@ -22,8 +22,11 @@ import argparse
 import asyncio
 import os
 import statistics
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -50,6 +53,28 @@ def plain_config(workdir: Path) -> Path:
     path = workdir / "plain.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+@contextmanager
+def two_proxies() -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subprocess.Popen, str]]]:
+    """Plain LiteLLM and the plugin's proxy on config.yaml's model list, one worker each, both on one
+    simulator: ((process, url) of plain LiteLLM, (process, url) with the router). All stop at the end."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        sim, sim_url = start_simulator(workdir / "simulator.log")
+        upstream = {f"{p}_API_BASE": f"{sim_url}/v1" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
+        upstream |= {f"{p}_API_KEY": "sk-sim" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
+        env = clean_env(LITELLM_MASTER_KEY=KEY, **upstream)
+        procs = [sim]
+        try:
+            plain = start_proxy(plain_config(workdir), env, workdir / "plain.log")
+            procs.append(plain[0])
+            plugin = start_proxy(ROOT / "config.yaml", env, workdir / "plugin.log")
+            procs.append(plugin[0])
+            yield plain, plugin
+        finally:
+            for proc in procs:
+                stop(proc)
 
 
 def body_for(side: str, model: str, n: int) -> dict:
@@ -87,41 +112,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sides", default="plain LiteLLM,with router,cache miss,cache hit", help="comma-separated")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        sim, sim_url = start_simulator(workdir / "simulator.log")
-        upstream = {f"{p}_API_BASE": f"{sim_url}/v1" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
-        upstream |= {f"{p}_API_KEY": "sk-sim" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
-        env = clean_env(LITELLM_MASTER_KEY=KEY, **upstream)
-        procs = []
-        try:
-            plain_proc, plain_url = start_proxy(plain_config(workdir), env, workdir / "plain.log")
-            procs.append(plain_proc)
-            plugin_proc, plugin_url = start_proxy(ROOT / "config.yaml", env, workdir / "plugin.log")
-            procs.append(plugin_proc)
-            sides = {
-                "plain LiteLLM": (plain_url, "deepseek-v4-flash", plain_proc.pid),
-                "with router": (plugin_url, "auto", plugin_proc.pid),
-                "cache miss": (plugin_url, "auto", plugin_proc.pid),
-                "cache hit": (plugin_url, "auto", plugin_proc.pid),
-            }
-            sides = {name: sides[name] for name in args.sides.split(",")}
-            totals = {name: [0.0, [], 0.0] for name in sides}
-            for name, (url, model, _) in sides.items():  # warm up: imports, connection pools, the cached answer
-                asyncio.run(load(url, name, model, 100, args.concurrency))
-            for round_no in range(args.rounds):
-                order = list(sides.items())[:: 1 if round_no % 2 == 0 else -1]  # ABBA: who goes first alternates
-                for name, (url, model, pid) in order:
-                    cpu_before = cpu_seconds(pid)
-                    elapsed, latencies = asyncio.run(load(url, name, model, args.requests, args.concurrency))
-                    totals[name][0] += elapsed
-                    totals[name][1] += latencies
-                    totals[name][2] += cpu_seconds(pid) - cpu_before
-                    print(f"round {round_no + 1} {name:<14} {args.requests / elapsed:7.1f} req/s")
-            report(totals, args)
-        finally:
-            for proc in procs + [sim]:
-                stop(proc)
+    with two_proxies() as ((plain_proc, plain_url), (plugin_proc, plugin_url)):
+        sides = {
+            "plain LiteLLM": (plain_url, "deepseek-v4-flash", plain_proc.pid),
+            "with router": (plugin_url, "auto", plugin_proc.pid),
+            "cache miss": (plugin_url, "auto", plugin_proc.pid),
+            "cache hit": (plugin_url, "auto", plugin_proc.pid),
+        }
+        sides = {name: sides[name] for name in args.sides.split(",")}
+        totals = {name: [0.0, [], 0.0] for name in sides}
+        for name, (url, model, _) in sides.items():  # warm up: imports, connection pools, the cached answer
+            asyncio.run(load(url, name, model, 100, args.concurrency))
+        for round_no in range(args.rounds):
+            order = list(sides.items())[:: 1 if round_no % 2 == 0 else -1]  # ABBA: who goes first alternates
+            for name, (url, model, pid) in order:
+                cpu_before = cpu_seconds(pid)
+                elapsed, latencies = asyncio.run(load(url, name, model, args.requests, args.concurrency))
+                totals[name][0] += elapsed
+                totals[name][1] += latencies
+                totals[name][2] += cpu_seconds(pid) - cpu_before
+                print(f"round {round_no + 1} {name:<14} {args.requests / elapsed:7.1f} req/s")
+        report(totals, args)
 
 
 def report(totals: dict, args: argparse.Namespace) -> None:
