@@ -20,33 +20,36 @@ def check_shape(body: Mapping, limits: Limits) -> None:
         if len(messages) > limits.max_messages:
             raise RequestRejected(413, f"the request has {len(messages)} messages; this router accepts at most "
                                        f"{limits.max_messages} (policy settings.limits.max_messages)")
-        parts = sum(len(m["content"]) for m in messages if isinstance(m, Mapping) and isinstance(m.get("content"), list))
+        parts = sum(len(m["content"]) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list))
         if parts > limits.max_parts:
             raise RequestRejected(413, f"the messages have {parts} content parts; this router accepts at most "
                                        f"{limits.max_parts} (policy settings.limits.max_parts)")
-    deepest = _depth_beyond(body, limits.max_depth)
+    deepest = _depth_beyond(dict(body), limits.max_depth)
     if deepest is not None:
         raise RequestRejected(400, f"the request nests objects and lists more than {limits.max_depth} deep "
                                    f"(at {deepest}; policy settings.limits.max_depth)")
 
 
 def _depth_beyond(body: Mapping, limit: int) -> str | None:
-    """The path of the first value nested deeper than `limit` (the body itself is depth 1), or None."""
-    stack: list[tuple[object, int, tuple]] = [(body, 1, ())]
-    while stack:
-        value, depth, path = stack.pop()
-        if depth > limit:
-            return _path(path)
-        if isinstance(value, Mapping):
-            stack.extend((child, depth + 1, (*path[-2:], key)) for key, child in value.items()
-                         if isinstance(child, (Mapping, list)))
-        elif isinstance(value, list):
-            stack.extend((child, depth + 1, (*path[-2:], i)) for i, child in enumerate(value)
-                         if isinstance(child, (Mapping, list)))
-    return None
+    """Where a value is nested deeper than `limit` (the body itself is depth 1), or None. Levels are
+    walked whole, which is cheap; the path is traced only for a body that fails."""
+    level: list = [body]
+    for _ in range(limit):
+        deeper = []
+        for value in level:  # dict and list, not the ABCs: isinstance against those is ~5x slower
+            deeper.extend(c for c in (value.values() if isinstance(value, dict) else value) if isinstance(c, (dict, list)))
+        if not deeper:
+            return None
+        level = deeper
+    return _path_beyond(body, limit)
 
 
-def _path(path: tuple) -> str:
-    """The last steps of a path, enough to find it: `...extra[0][0]`."""
-    text = "".join(f"[{step}]" if isinstance(step, int) else f".{step}" for step in path).lstrip(".")
-    return "..." + text
+def _path_beyond(body: Mapping, limit: int) -> str:
+    """The last steps of the path to the first value nested deeper than `limit`: `...extra[0][0]`."""
+    stack: list[tuple[object, tuple]] = [(body, ())]
+    while True:
+        value, path = stack.pop()
+        if len(path) >= limit:
+            return "..." + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path[-3:])
+        steps = value.items() if isinstance(value, dict) else enumerate(value)
+        stack.extend((child, (*path, step)) for step, child in steps if isinstance(child, (dict, list)))
