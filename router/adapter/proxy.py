@@ -53,7 +53,10 @@ class PolicyRouter(CustomLogger):
         identity = _identity(user_api_key_dict, data, compiled.settings.trust_request_tags)
         accounting = self.runtime.accounting
         try:
-            decision = route_body(compiled, data, identity)
+            # The request guard checked the client's body as it arrived. Walking it again here would
+            # cost twice as much, and would count what LiteLLM has added since (a copy of the whole
+            # body under `proxy_server_request`, its metadata) against the client's limits.
+            decision = route_body(compiled, data, identity, shape_checked=True)
         except RequestRejected as exc:
             raise HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None) from None
         try:

@@ -65,9 +65,10 @@ class CompiledPolicy:
         return self.policy.models[self._names[name]]
 
 
-def route_body(compiled: CompiledPolicy, body: object, identity: Identity | None = None) -> Decision:
-    """Check a chat request body and decide; raises RequestRejected for a request the policy will not serve."""
-    if isinstance(body, Mapping):
+def route_body(compiled: CompiledPolicy, body: object, identity: Identity | None = None, shape_checked: bool = False) -> Decision:
+    """Check a chat request body and decide; raises RequestRejected for a request the policy will not serve.
+    `shape_checked`: the body's size and nesting were already checked against the policy's limits."""
+    if isinstance(body, Mapping) and not shape_checked:
         check_shape(body, compiled.settings.limits)
     return decide(compiled, RequestView(body, compiled.settings.max_prompt_chars, identity))
 
