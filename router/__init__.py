@@ -9,9 +9,9 @@ Pure:  `load_policy`, `CompiledPolicy` and `route_body` decide without LiteLLM o
 
 from router.core.decide import CompiledPolicy, Decision, decide, route_body
 from router.core.request import Identity, RequestView, estimate_tokens
+from router.engine.policy_file import PolicyFile
 from router.errors import PolicyError, PolicyIssue, RequestRejected, RouterError
 from router.policy.loader import load_policy, parse_policy
-from router.policy.reload import PolicyFile
 from router.policy.schema import Policy
 from router.settings import RouterSettings
 

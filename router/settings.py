@@ -7,13 +7,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class RouterSettings(BaseSettings):
     """Values come from config.yaml's `callback_settings.router` (the proxy) or keyword arguments (the SDK);
-    the environment variables ROUTER_POLICY, ROUTER_SIMULATOR_URL, ROUTER_RELOAD_INTERVAL and ROUTER_KEYS
-    override both."""
+    the environment variables ROUTER_POLICY, ROUTER_RELOAD_INTERVAL and ROUTER_KEYS override both."""
 
     model_config = SettingsConfigDict(env_prefix="ROUTER_", extra="forbid")
 
     policy: str = "policies/default.yaml"  # relative paths are taken from the working directory
-    simulator_url: str = "http://127.0.0.1:4010/v1"  # upstream for providers whose API key is not set
     reload_interval: float = 0.5  # seconds between looks at the policy file
     keys: str | None = None  # a YAML file of API keys for router.adapter.auth (proxies without a database)
 

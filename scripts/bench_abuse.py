@@ -17,7 +17,6 @@ import statistics
 import time
 
 import httpx
-
 from bench_proxy import KEY, two_proxies
 
 SMALL = "What is the capital of France?"

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import httpx
 import yaml
-
 from procs import ROOT, clean_env, start_proxy, start_simulator, stop
+from upstreams import simulator_env
 
 KEY = "sk-bench"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -62,9 +62,7 @@ def two_proxies() -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subproce
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         sim, sim_url = start_simulator(workdir / "simulator.log")
-        upstream = {f"{p}_API_BASE": f"{sim_url}/v1" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
-        upstream |= {f"{p}_API_KEY": "sk-sim" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI")}
-        env = clean_env(LITELLM_MASTER_KEY=KEY, **upstream)
+        env = clean_env(LITELLM_MASTER_KEY=KEY, **simulator_env(f"{sim_url}/v1"))
         procs = [sim]
         try:
             plain = start_proxy(plain_config(workdir), env, workdir / "plain.log")

@@ -29,8 +29,9 @@ import time
 from pathlib import Path
 
 from procs import RedisServer
+
 from router import CompiledPolicy, parse_policy, route_body
-from router.health import Health
+from router.engine.health import Health
 from router.state import open_store
 
 POLICY = """\

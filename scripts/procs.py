@@ -12,9 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
+from upstreams import PROVIDER_VARS
 
 ROOT = Path(__file__).resolve().parent.parent
-PROVIDER_VARS = [f"{p}_API_{k}" for p in ("DEEPSEEK", "DASHSCOPE", "ZHIPUAI", "OPENAI") for k in ("KEY", "BASE")]
 
 
 def free_port() -> int:

@@ -28,7 +28,6 @@ from litellm.proxy.auth.auth_utils import get_request_route, get_request_route_t
 from router.policy.source import parse as parse_yaml
 from router.settings import RouterSettings
 
-
 CHAT_ROUTES = ("/v1/chat/completions", "/chat/completions", "/openai/deployments/{model:path}/chat/completions",
                "/engines/{model:path}/chat/completions")
 # FastAPI route templates: chat completions, which the policy routes, budgets and records, and the
@@ -53,7 +52,8 @@ def _key_table(path: str) -> dict[str, dict]:
     if located.issues:
         raise ValueError("; ".join(map(str, located.issues)))
     table = {}
-    for entry in (located.data or {}).get("keys", []):
+    data = located.data if isinstance(located.data, dict) else {}
+    for entry in data.get("keys", []):
         digest = entry.get("key_sha256") or _sha256(str(entry["key"]))
         table[digest] = {"team_id": entry.get("team"), "user_id": entry.get("user")}
     return table

@@ -3,9 +3,10 @@
 LiteLLM looks the cache up inside `acompletion`, after routing, and stores answers (streams once
 complete) itself; it marks hits (`cache_hit`, zero cost, saved cost) and honours the per-request
 `cache: {"no-cache": true}` / `{"no-store": true}` controls. The cache runs in LiteLLM's opt-in mode:
-`opt_in` marks the requests the policy lets use it (`cache: {"use-cache": true}`) before routing,
-so every other request skips LiteLLM's cache machinery (key hashing, serialising the answer) whole.
-This class decides each request's key, scope and rule from the kwargs LiteLLM hands it.
+the pipeline marks the requests the policy lets use it (`cache: {"use-cache": true}`, written by
+common.apply_admitted), so every other request skips LiteLLM's cache machinery (key hashing,
+serialising the answer) whole. This class decides each request's key, scope and rule from the
+kwargs LiteLLM hands it.
 """
 
 from __future__ import annotations
@@ -15,16 +16,16 @@ import json
 import logging
 from collections.abc import Mapping
 
-from litellm.caching.base_cache import BaseCache
-
-from router.adapter import common
+from router.adapter.common import record_of
+from router.adapter.litellm_api import KEY_HASH, KEY_RAW, KEY_TEAM, KEY_USER, METADATA_KEYS, MODEL_GROUP, BaseCache
 from router.cache import keys
-from router.cache.rules import CacheRule, cache_rules
+from router.cache.rules import RuleBook
 from router.cache.service import CacheRequest, ResponseCache
-from router.core.decide import CompiledPolicy
+from router.core.pricing import reasoning_text
 from router.core.request import Identity
-from router.policy.crossref import RESERVED_ROUTE
-from router.policy.reload import PolicyFile
+from router.engine.policy_file import PolicyFile
+from router.engine.record import DecisionRecord, identity_of
+from router.policy.crossref import EXPLICIT_ROUTE
 
 log = logging.getLogger("router")
 SDK_PROVIDER_PREFIX = "policy/"
@@ -38,10 +39,10 @@ class _Parts:
 
     __slots__ = ("service", "policy", "rules", "on_disconnect")
 
-    def __init__(self, service: ResponseCache, policy: PolicyFile):
+    def __init__(self, service: ResponseCache, policy: PolicyFile, rules: RuleBook):
         self.service = service
         self.policy = policy
-        self.rules: tuple[CompiledPolicy | None, dict[str, CacheRule]] = (None, {})
+        self.rules = rules
         self.on_disconnect = None  # the runtime's shutdown: LiteLLM's one call at the proxy's shutdown is ours
 
     def __repr__(self) -> str:
@@ -49,9 +50,9 @@ class _Parts:
 
 
 class PolicyCache(BaseCache):
-    def __init__(self, service: ResponseCache, policy: PolicyFile):
+    def __init__(self, service: ResponseCache, policy: PolicyFile, rules: RuleBook):
         super().__init__()
-        self._parts = _Parts(service, policy)
+        self._parts = _Parts(service, policy, rules)
 
     @property
     def service(self) -> ResponseCache:
@@ -97,7 +98,7 @@ class PolicyCache(BaseCache):
         if decision is not None and '"reasoning_content"' in hit.response:
             # LiteLLM streams a hit without it (its async stream conversion keeps content and tool
             # calls only): kept here, the adapter streams it first.
-            decision["cached_reasoning"] = common.reasoning_text(json.loads(hit.response))
+            decision["cached_reasoning"] = reasoning_text(json.loads(hit.response)) or ""
         return {"timestamp": hit.stored_at, "response": hit.response}  # the ledger records the saving
 
     def set_cache(self, key, value, **kwargs):
@@ -109,67 +110,36 @@ class PolicyCache(BaseCache):
             response_json = json.dumps(response_json)
         self.service.save(request, response_json, json.loads(response_json))
 
-    def opt_in(self, decision: dict, request: dict) -> None:
-        """Before routing: let the request use the cache when the policy allows it, and say so. The
-        parameters that make its key ride with the decision: LiteLLM's sync lookup hands the backend
-        only the messages and the metadata."""
-        params = keys.answer_params(request)
-        if self._rule(decision["route"], params) is None:
-            decision["cache"] = "off"
-            return
-        decision["cache_params"] = params
-        controls = request.get("cache")
-        if controls is None:
-            request["cache"] = controls = {}
-        if isinstance(controls, dict):
-            controls["use-cache"] = True
-            decision["cache"] = "off" if controls.get("no-cache") else "miss"
-
-    def _rule(self, route: str, params: Mapping) -> CacheRule | None:
-        rule = self._rules_for(self.policy.current).get(route)
-        if rule is None or (rule.deterministic_only and not keys.is_deterministic(params)):
-            return None
-        return rule
-
-    def _request(self, kwargs: Mapping) -> tuple[CacheRequest | None, dict | None]:
+    def _request(self, kwargs: Mapping) -> tuple[CacheRequest | None, DecisionRecord | None]:
         """The cache request for a chat call, or None when this call must not use the cache."""
         model = str(kwargs.get("model") or "")
         messages = kwargs.get("messages")
         if model.startswith(SDK_PROVIDER_PREFIX) or not isinstance(messages, list):
             return None, None  # the SDK's outer `policy/auto` call: its inner call is the one cached
         metadata = _metadata(kwargs)
-        decision = metadata.get("router") if isinstance(metadata.get("router"), dict) else None
-        route = decision["route"] if decision else RESERVED_ROUTE
+        decision = record_of(kwargs)
+        route = decision["route"] if decision else EXPLICIT_ROUTE
         params = decision["cache_params"] if decision and "cache_params" in decision else keys.answer_params(kwargs)
-        rule = self._rule(route, params)
+        rule = self._parts.rules.rule(self.policy.current.policy, route, params)
         if rule is None:
             return None, decision
-        target = decision["target"] if decision else str(metadata.get("model_group") or model)
+        target = decision["target"] if decision else str(metadata.get(MODEL_GROUP) or model)
         return CacheRequest(f"{route}:{target}", _identity(decision, metadata), messages, params, rule), decision
-
-    def _rules_for(self, compiled: CompiledPolicy) -> dict[str, CacheRule]:
-        if self._parts.rules[0] is not compiled:
-            self._parts.rules = (compiled, cache_rules(compiled.policy))
-        return self._parts.rules[1]
 
 
 def _metadata(kwargs: Mapping) -> dict:
-    for name in ("metadata", "litellm_metadata"):
+    for name in METADATA_KEYS:
         value = kwargs.get(name)
         if isinstance(value, dict) and value:
             return value
     return {}
 
 
-def _identity(decision: Mapping | None, metadata: Mapping) -> Identity:
-    """Who the request is for: the identity the pre-call step recorded in the decision (the proxy's
-    authentication, or the SDK's `install(identity=...)`); else LiteLLM's own key metadata, which a
+def _identity(decision: DecisionRecord | None, metadata: Mapping) -> Identity:
+    """Who the request is for: the identity the pipeline recorded (the proxy's authentication, or the
+    SDK's `install(identity=...)`); for a call no pipeline saw, LiteLLM's own key metadata, which a
     client cannot set (the proxy overwrites those keys)."""
-    recorded = (decision or {}).get("identity")
-    if isinstance(recorded, Mapping):
-        return Identity(**{**recorded, "tags": tuple(recorded.get("tags") or ())})
-    return Identity(
-        key_hash=metadata.get("user_api_key_hash") or metadata.get("user_api_key"),
-        team=metadata.get("user_api_key_team_id"),
-        user=metadata.get("user_api_key_user_id"),
-    )
+    if decision is not None:
+        return identity_of(decision)
+    return Identity(key_hash=metadata.get(KEY_HASH) or metadata.get(KEY_RAW), team=metadata.get(KEY_TEAM),
+                    user=metadata.get(KEY_USER))

@@ -1,45 +1,106 @@
-"""What the proxy callback and the SDK provider share: recording a decision and showing it in headers."""
+"""What the proxy callback and the SDK provider share: the pipeline's verdict and record in LiteLLM's
+request shapes, and the decision shown in headers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 
-from router.core.decide import CompiledPolicy, Decision
-from router.core.pricing import cost_usd
+from router.adapter.litellm_api import (
+    CACHE_OPT_IN,
+    CACHE_SKIP,
+    LOGGED_PARAMS,
+    METADATA_KEYS,
+    PER_CALL,
+    RECORD_KEY,
+    SERVED_GROUP_HEADER,
+    STANDARD_LOG,
+)
+from router.core.decide import CompiledPolicy
+from router.core.pricing import cost_usd, reasoning_text
+from router.engine.accounting import Accounting
+from router.engine.pipeline import Admitted
+from router.engine.record import DecisionRecord
 
-_METADATA_KEYS = ("litellm_metadata", "metadata")  # the proxy uses the first on some routes
+
+def record_of(holder: Mapping) -> DecisionRecord | None:
+    """The decision record of a request: in its data, the kwargs LiteLLM hands a cache or a logging
+    event (under `litellm_params` there), or an SDK call."""
+    for where in (holder, holder.get(LOGGED_PARAMS)):
+        if not isinstance(where, Mapping):
+            continue
+        for key in METADATA_KEYS:
+            metadata = where.get(key)
+            if isinstance(metadata, Mapping) and isinstance(metadata.get(RECORD_KEY), dict):
+                return metadata[RECORD_KEY]
+    return None
 
 
-def apply_decision(decision: Decision, data: dict) -> None:
-    """Point the request at the chosen model group, with its fallbacks, and keep the decision for logs."""
-    data["model"] = decision.target
-    if decision.fallbacks:
-        # The Router reads only the last of a plain list of names; the mapping form keeps the order.
-        data["fallbacks"] = [{decision.target: list(decision.fallbacks)}]
+def write_record(data: dict, record: DecisionRecord) -> None:
+    """Point the request at the record's model group and keep the record with it."""
+    data["model"] = record["target"]
     key = metadata_key(data)
     if not isinstance(data.get(key), dict):
         data[key] = {}
-    data[key]["router"] = decision.as_dict()
+    data[key][RECORD_KEY] = record
+
+
+def apply_admitted(admitted: Admitted, data: dict, router: bool = True) -> None:
+    """Turn the pipeline's verdict into the LiteLLM call: model, fallbacks, the route's parameters,
+    and the cache opt-in. `router`: the call goes to a LiteLLM Router (the proxy's, or the SDK's
+    with a model list), which takes fallbacks in their mapping form and the attempt parameters."""
+    decision = admitted.decision
+    write_record(data, admitted.record)
+    if decision.fallbacks:
+        # The Router reads only the last of a plain list of names; the mapping form keeps the order.
+        data["fallbacks"] = [{decision.target: list(decision.fallbacks)}] if router else list(decision.fallbacks)
+    data.update(admitted.controls)
+    if router:
+        data.update(admitted.attempt)
+    if admitted.cacheable:
+        controls = data.get("cache")
+        if controls is None:
+            data["cache"] = controls = {}
+        if isinstance(controls, dict):
+            controls[CACHE_OPT_IN] = True
+            admitted.record["cache"] = "off" if controls.get(CACHE_SKIP) else "miss"
+
+
+def retry_call(call: Mapping, retry: Admitted, router: bool = True) -> dict:
+    """The call again, for the retry's model, as a call of its own for LiteLLM's logging."""
+    again = {k: (dict(v) if k in METADATA_KEYS and isinstance(v, dict) else v)  # its own record, not the first's
+             for k, v in call.items() if k not in PER_CALL}
+    apply_admitted(retry, again, router)
+    return again
+
+
+def cut_off(response: object) -> tuple[object, int]:
+    """How the first choice ended, and the output tokens the answer used."""
+    choices = getattr(response, "choices", None) or []
+    produced = getattr(getattr(response, "usage", None), "completion_tokens", None) or 0
+    return (getattr(choices[0], "finish_reason", None) if choices else None), int(produced)
+
+
+def logged_success(accounting: Accounting, kwargs: Mapping, response_obj: object, start_time, end_time) -> None:
+    """A LiteLLM success event: settle and record the request it belongs to (once)."""
+    record = record_of(kwargs)
+    if record is None:
+        return  # not routed by us (or the SDK's outer `policy/auto` call)
+    standard = kwargs.get(STANDARD_LOG) or {}
+    served = standard.get("model_group") or kwargs.get("model")
+    accounting.on_success(record, _as_dict(response_obj), served, bool(standard.get("cache_hit") or kwargs.get("cache_hit")),
+                          standard.get("response_cost"), (end_time - start_time).total_seconds())
 
 
 def metadata_key(data: Mapping) -> str:
-    """Where the request keeps its metadata: the proxy uses `litellm_metadata` on some routes."""
-    return next((k for k in _METADATA_KEYS if isinstance(data.get(k), dict)), "metadata")
-
-
-def decision_of(data: Mapping) -> dict | None:
-    for key in _METADATA_KEYS:
-        metadata = data.get(key)
-        if isinstance(metadata, Mapping) and isinstance(metadata.get("router"), dict):
-            return metadata["router"]
-    return None
+    """Where the request keeps its metadata."""
+    return next((k for k in METADATA_KEYS if isinstance(data.get(k), dict)), "metadata")
 
 
 def served_group(response: object) -> str | None:
     """The model group that produced a response (a fallback's, when one answered), as LiteLLM's
     Router records it."""
     hidden = getattr(response, "_hidden_params", None) or {}
-    group = (hidden.get("additional_headers") or {}).get("x-litellm-model-group")
+    group = (hidden.get("additional_headers") or {}).get(SERVED_GROUP_HEADER)
     return group if isinstance(group, str) and group else None
 
 
@@ -91,20 +152,6 @@ def response_cost_headers(compiled: CompiledPolicy, decision: Mapping, response:
     return headers
 
 
-def reasoning_text(response: object) -> str | None:
-    """The first choice's reasoning text, from a LiteLLM response object or its dict form."""
-    choices = _field(response, "choices") or []
-    message = (_field(choices[0], "message") or _field(choices[0], "delta")) if choices else None
-    text = _field(message, "reasoning_content") or _field(_field(message, "provider_specific_fields"), "reasoning_content")
-    return text if isinstance(text, str) and text else None
-
-
-def _field(item: object, name: str) -> object:
-    if item is None:
-        return None
-    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
-
-
 async def reasoning_first(stream: AsyncIterator, reasoning: str | None) -> AsyncIterator:
     """A streamed cache hit, with the stored answer's reasoning (which LiteLLM's async replay of a
     cached answer drops) as a chunk of its own before the answer."""
@@ -118,3 +165,10 @@ async def reasoning_first(stream: AsyncIterator, reasoning: str | None) -> Async
             yield lead
         reasoning = None
         yield chunk
+
+
+def _as_dict(response: object) -> dict:
+    if isinstance(response, Mapping):
+        return dict(response)
+    dump = getattr(response, "model_dump", None)
+    return dump() if callable(dump) else {}

@@ -38,11 +38,12 @@ class FailureLog:
         return request in self._attempts
 
     def forget(self, request: str | None) -> None:
-        self._attempts.pop(request, None)
+        if request is not None:
+            self._attempts.pop(request, None)
 
     def failed(self, request: str | None, route: str, answer: str) -> None:
         """The request's one line: every attempt, counted when an attempt failed alike twice or more."""
-        attempts = self._attempts.pop(request, [])
+        attempts = self._attempts.pop(request, []) if request is not None else []
         counted = OrderedDict.fromkeys(attempts, 0)
         for attempt in attempts:
             counted[attempt] += 1

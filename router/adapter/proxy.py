@@ -6,33 +6,43 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import time
 from typing import NoReturn
 
 import litellm
-from fastapi import HTTPException
-from litellm.integrations.custom_logger import CustomLogger
-from litellm.proxy._types import LitellmUserRoles, ProxyException, UserAPIKeyAuth
 
-from router.adapter import body_guard, resilience
-from router.adapter.accounting import BudgetExceeded
+from router.adapter import body_guard, resilience, services
+from router.adapter.common import (
+    apply_admitted,
+    as_served,
+    cut_off,
+    decision_headers,
+    logged_success,
+    reasoning_first,
+    record_of,
+    response_cost_headers,
+    retry_call,
+    served_group,
+    write_record,
+)
 from router.adapter.failure_log import FailureLog
-from router.adapter.common import (apply_decision, as_served, decision_headers, decision_of, metadata_key,
-                                   reasoning_first, response_cost_headers, served_group)
-from router.adapter.runtime import Runtime, build_runtime
-from router.adapter.upstreams import fill_upstream_defaults
-from router.core.decide import Decision, route_body
+from router.adapter.litellm_api import (
+    STRIP_STREAM_USAGE,
+    CustomLogger,
+    HTTPException,
+    LitellmUserRoles,
+    ProxyException,
+    UserAPIKeyAuth,
+)
 from router.core.request import Identity
+from router.engine.pipeline import Refused
+from router.engine.policy_file import PolicyFile
+from router.engine.runtime import Runtime
 from router.errors import PolicyError, RequestRejected
 from router.policy.loader import Groups, read_model_groups
-from router.policy.reload import PolicyFile
 from router.settings import RouterSettings
 
 log = logging.getLogger("router")
 _CHAT_CALLS = frozenset({"completion", "acompletion"})
-# What belongs to one LiteLLM call and must not be shared with a second call for the same request.
-_PER_CALL = frozenset({"litellm_call_id", "litellm_logging_obj", "standard_logging_object", "fallbacks",
-                       "model_group_retry_policy"})
 
 
 class PolicyRouter(CustomLogger):
@@ -49,66 +59,55 @@ class PolicyRouter(CustomLogger):
         if call_type not in _CHAT_CALLS:
             _only_for_admins(user_api_key_dict, call_type)
             return data
-        compiled = self.policy.current
-        identity = _identity(user_api_key_dict, data, compiled.settings.trust_request_tags)
-        accounting = self.runtime.accounting
+        identity = _identity(user_api_key_dict, data, self.policy.current.settings.trust_request_tags)
         try:
             # The request guard checked the client's body as it arrived. Walking it again here would
             # cost twice as much, and would count what LiteLLM has added since (a copy of the whole
             # body under `proxy_server_request`, its metadata) against the client's limits.
-            decision = route_body(compiled, data, identity, shape_checked=True)
+            admitted = await self.runtime.run(self.runtime.pipeline.prepare, data, identity, True)
         except RequestRejected as exc:
-            raise HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None) from None
-        try:
-            decision = self.runtime.health.reroute(decision)
-            decision, notes = await self.runtime.run(accounting.admit, decision, identity)
-        except RequestRejected as exc:  # its model is held and it has no other
-            _refused(decision, data, exc.message)
-            raise HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None) from None
-        except BudgetExceeded as exc:
-            accounting.rejected(decision, identity, exc.exceeded)
-            _refused(decision, data, str(exc))
-            raise _budget_error(exc) from None
-        apply_decision(decision, data)
+            raise _refusal(exc, data) from None
+        apply_admitted(admitted, data)
         _ask_for_stream_usage(data)
-        recorded = decision_of(data)
-        recorded.update(notes)
-        resilience.attempt_params(compiled, recorded, data)
-        accounting.reasoning_controls(decision, data, recorded)
-        if self.runtime.cache is not None:
-            self.runtime.cache.opt_in(recorded, data)
         return data
 
     async def async_post_call_success_hook(self, data: dict, user_api_key_dict: UserAPIKeyAuth, response):
         """A truncated answer is asked again of the route's larger model (its own admission, budget
         holds and ledger record); the client gets the longer answer, or the first when that fails."""
-        decision = decision_of(data)
-        compiled = self.policy.current
+        record = record_of(data)
+        if record is None:
+            return None
         served = served_group(response)
-        retry = resilience.truncation_retry(compiled, decision, data, response, served) if decision else None
-        if retry is None:
+        pipeline = self.runtime.pipeline
+        decision = pipeline.truncated(record, data, *cut_off(response), served)
+        if decision is None:
             return None
-        identity = Identity(**{**decision["identity"], "tags": tuple(decision["identity"].get("tags") or ())})
+        retry = None
         try:
-            retry, notes = await self.runtime.run(self.runtime.accounting.admit, retry, identity)
-            longer = await _proxy_router().acompletion(**_retry_body(compiled, data, retry, notes))
+            retry = await self.runtime.run(pipeline.admit_retry, record, decision, data, served)
+            if retry is None:
+                return None
+            longer = await _proxy_router().acompletion(**retry_call(data, retry))
         except Exception as exc:  # the truncated answer is still an answer
-            log.warning("route %s: retrying a truncated answer on '%s' failed: %s", decision["route"], retry.model, exc)
+            log.warning("route %s: retrying a truncated answer on '%s' failed: %s", record["route"], decision.model, exc)
+            if retry is not None:  # no failure hook runs for a call of ours: give its reservation back
+                await self.runtime.run(self.runtime.accounting.on_failure, retry.record)
             return None
-        decision.update(truncated_on=served or decision["target"], reasons=[*decision["reasons"], *retry.reasons])
+        record["truncated_on"] = retry.record["truncated_on"]
+        record["reasons"] = [*record["reasons"], *decision.reasons]
         return longer
 
     async def async_post_call_response_headers_hook(
         self, data, user_api_key_dict, response, request_headers=None, litellm_call_info=None
     ):
-        decision = decision_of(data)
-        if decision is None:
+        record = record_of(data)
+        if record is None:
             return None
-        decision = as_served(decision, response)
-        return {**decision_headers(decision), **response_cost_headers(self.policy.current, decision, response)}
+        shown = as_served(record, response)
+        return {**decision_headers(shown), **response_cost_headers(self.policy.current, shown, response)}
 
     async def async_post_call_streaming_iterator_hook(self, user_api_key_dict, response, request_data):
-        reasoning = (decision_of(request_data) or {}).get("cached_reasoning")
+        reasoning = (record_of(request_data) or {}).get("cached_reasoning")
         async for chunk in reasoning_first(response, reasoning) if reasoning else response:
             yield chunk
 
@@ -118,7 +117,7 @@ class PolicyRouter(CustomLogger):
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
         self.failures.forget(kwargs.get("litellm_call_id"))
         resilience.observe(self.runtime.health, kwargs)
-        await self.runtime.run(self.runtime.accounting.on_logged_success, kwargs, response_obj, start_time, end_time)
+        await self.runtime.run(logged_success, self.runtime.accounting, kwargs, response_obj, start_time, end_time)
 
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
         resilience.observe(self.runtime.health, kwargs, kwargs.get("exception"))
@@ -129,7 +128,7 @@ class PolicyRouter(CustomLogger):
         self.failures.attempt_failed(request_data.get("litellm_call_id"), resilience.group_of(request_data), exception)
 
     async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict, traceback_str=None):
-        decision = decision_of(request_data)
+        decision = record_of(request_data)
         if decision is None:
             return None
         await self.runtime.run(self.runtime.accounting.on_failure, decision)
@@ -153,22 +152,15 @@ def _only_for_admins(auth: UserAPIKeyAuth | None, call_type) -> None:
                                                     "this key may make chat completions only")
 
 
-def _refused(decision: Decision, data: dict, why: str) -> None:
-    """Record a refused request's decision, so its answer still says which route and model it was
-    for; nothing was reserved, so there is nothing to settle."""
-    apply_decision(decision, data)
-    decision_of(data).update(settled=True, reasons=[*decision.reasons, why])
-
-
-def _retry_body(compiled, data: dict, decision: Decision, notes: dict) -> dict:
-    """The request again, for another model, as a call of its own for LiteLLM's logging."""
-    body = {k: v for k, v in data.items() if k not in _PER_CALL}
-    key = metadata_key(data)
-    body[key] = dict(data.get(key) or {})  # its own decision record, not the first call's
-    apply_decision(decision, body)
-    body[key]["router"].update(notes)
-    resilience.attempt_params(compiled, body[key]["router"], body)
-    return body
+def _refusal(exc: RequestRejected, data: dict) -> HTTPException | ProxyException:
+    """The client's answer to a refused request. One refused after routing keeps its record, so the
+    answer still says which route and model it was for (nothing was reserved: it is settled)."""
+    if isinstance(exc, Refused):
+        write_record(data, exc.record)
+        if exc.exceeded is not None:
+            return ProxyException(message=exc.message, type="budget_exceeded", param=exc.exceeded.budget.name, code=429,
+                                  headers=exc.headers, provider_specific_fields=exc.exceeded.details())
+    return HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None)
 
 
 def _ask_for_stream_usage(data: dict) -> None:
@@ -182,14 +174,7 @@ def _ask_for_stream_usage(data: dict) -> None:
     if isinstance(options, dict) and options.get("include_usage") is True:
         return
     data["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-    data["_litellm_strip_stream_usage"] = True
-
-
-def _budget_error(exc: BudgetExceeded) -> ProxyException:
-    exceeded = exc.exceeded
-    retry_after = max(1, int(exceeded.reset_at - time.time() + 0.999))
-    return ProxyException(message=exceeded.message(), type="budget_exceeded", param=exceeded.budget.name, code=429,
-                          headers={"Retry-After": str(retry_after)}, provider_specific_fields=exceeded.details())
+    data[STRIP_STREAM_USAGE] = True
 
 
 def _identity(auth: UserAPIKeyAuth | None, data: dict, trust_request_tags: bool) -> Identity:
@@ -207,8 +192,6 @@ def _identity(auth: UserAPIKeyAuth | None, data: dict, trust_request_tags: bool)
 def build_handler() -> PolicyRouter:
     settings = RouterSettings(**(litellm.callback_settings or {}).get("router", {}))
     _ensure_log_output()
-    for note in fill_upstream_defaults(settings.simulator_url):
-        log.info(note)
     try:
         policy = PolicyFile(settings.policy, interval=settings.reload_interval, groups=_proxy_groups())
     except PolicyError as exc:
@@ -216,7 +199,7 @@ def build_handler() -> PolicyRouter:
     policy.watch()
     body_guard.install(lambda: policy.current.settings.limits)
     log.info("policy %s loaded: %d routes, %d models", settings.policy, len(policy.current.routes), len(policy.current.policy.models))
-    handler = PolicyRouter(policy, build_runtime(policy, _proxy_router))
+    handler = PolicyRouter(policy, services.start(policy, _proxy_router))
     handler.failures.install_filter()
     return handler
 

@@ -16,19 +16,24 @@ from pathlib import Path
 
 import litellm
 import yaml
-from litellm.integrations.custom_logger import CustomLogger
-from litellm.llms.custom_llm import CustomLLM, CustomLLMError
 
-from router.adapter import resilience
-from router.adapter.accounting import BudgetExceeded
-from router.adapter.common import reasoning_first, served_group
-from router.adapter.runtime import Runtime, build_runtime
-from router.adapter.upstreams import fill_upstream_defaults
-from router.core.decide import route_body
+from router.adapter import resilience, services
+from router.adapter.common import (
+    apply_admitted,
+    cut_off,
+    logged_success,
+    reasoning_first,
+    record_of,
+    retry_call,
+    served_group,
+)
+from router.adapter.litellm_api import CustomLLM, CustomLLMError, CustomLogger
 from router.core.request import Identity
+from router.engine.policy_file import PolicyFile
+from router.engine.record import DecisionRecord
+from router.engine.runtime import Runtime
 from router.errors import RequestRejected
 from router.policy.loader import Groups
-from router.policy.reload import PolicyFile
 from router.settings import RouterSettings
 
 PROVIDER = "policy"
@@ -39,12 +44,13 @@ _NOT_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
 class PolicyProvider(CustomLLM):
     """The `policy/` provider: decide, then call the chosen target with the request's own parameters."""
 
+    runtime: Runtime  # set by install(), once the provider exists for the runtime to look its Router up
+
     def __init__(self, policy: PolicyFile, router: litellm.Router | None, identity: Identity):
         super().__init__()
         self.policy = policy
         self.router = router
         self.identity = identity
-        self.runtime: Runtime | None = None
 
     def completion(self, model, messages, *args, optional_params=None, **kwargs):
         call = self._prepare(messages, optional_params, stream=False)
@@ -81,57 +87,36 @@ class PolicyProvider(CustomLLM):
         call = self._prepare(messages, optional_params, stream=True)
         with self._released_on_failure(call):
             stream = await self._async()(**call)
-        async for chunk in reasoning_first(stream, call["metadata"]["router"].get("cached_reasoning")):
+        async for chunk in reasoning_first(stream, _record(call).get("cached_reasoning")):
             yield chunk
 
     def _prepare(self, messages: list, optional_params: Mapping | None, stream: bool) -> dict:
-        """The inner call's arguments; the decision rides in its metadata, where the cache backend
+        """The inner call's arguments; the record rides in its metadata, where the cache backend
         and the accounting callback read it."""
-        compiled = self.policy.current  # one policy for the whole decision, even mid-reload
         params = {k: v for k, v in (optional_params or {}).items() if k not in _NOT_PARAMS}
-        body = {"model": compiled.settings.auto_model, "messages": messages, **params}
-        accounting = self.runtime.accounting
+        body = {"model": self.policy.current.settings.auto_model, "messages": messages, **params}
         try:
-            decision = self.runtime.health.reroute(route_body(compiled, body, self.identity))
-            decision, notes = accounting.admit(decision, self.identity)
+            admitted = self.runtime.pipeline.prepare(body, self.identity)
         except RequestRejected as exc:
             raise CustomLLMError(status_code=exc.status, message=exc.message) from None
-        except BudgetExceeded as exc:
-            raise CustomLLMError(status_code=429, message=str(exc)) from None
-        recorded = {**decision.as_dict(), **notes}
-        call = {"model": decision.target, "messages": messages, **params, "metadata": {"router": recorded}}
-        accounting.reasoning_controls(decision, call, recorded)
-        if self.runtime.cache is not None:
-            self.runtime.cache.opt_in(recorded, call)
+        call = {"messages": messages, **params}
+        apply_admitted(admitted, call, router=self.router is not None)
         if stream:
             # Without this the SDK streams from a custom api_base carry no usage: spend would read 0.
             call.update(stream=True, stream_options={"include_usage": True})
-        if self.router is None:
-            if decision.fallbacks:
-                call["fallbacks"] = list(decision.fallbacks)
-            return call
-        if decision.fallbacks:
-            call["fallbacks"] = [{decision.target: list(decision.fallbacks)}]
-        resilience.attempt_params(compiled, recorded, call)  # Router arguments
         return call
 
     def _truncation_call(self, call: dict, response) -> dict | None:
         """The call again for the route's larger model when the answer was cut off (admitted on its own)."""
-        recorded = call["metadata"]["router"]
+        record = _record(call)
         served = served_group(response) if self.router else None
-        retry = resilience.truncation_retry(self.policy.current, recorded, call, response, served)
-        if retry is None:
-            return None
-        try:
-            retry, notes = self.runtime.accounting.admit(retry, self.identity)
-        except BudgetExceeded:
-            return None
-        again = {k: v for k, v in call.items() if k not in ("fallbacks", "model_group_retry_policy")}
-        again.update(model=retry.target, metadata={"router": {**retry.as_dict(), **notes, "truncated_on": served or recorded["target"]}})
-        return again
+        pipeline = self.runtime.pipeline
+        decision = pipeline.truncated(record, call, *cut_off(response), served)
+        retry = pipeline.admit_retry(record, decision, call, served) if decision is not None else None
+        return retry_call(call, retry, router=self.router is not None) if retry is not None else None
 
     def _released_on_failure(self, call: dict):
-        return _ReleaseOnFailure(self.runtime, call["metadata"]["router"])
+        return _ReleaseOnFailure(self.runtime, _record(call))
 
     def _sync(self):
         return self.router.completion if self.router else litellm.completion
@@ -143,7 +128,7 @@ class PolicyProvider(CustomLLM):
 class _ReleaseOnFailure:
     """Give a failed call's budget reservation back (the proxy has a hook for this; the SDK has not)."""
 
-    def __init__(self, runtime: Runtime, decision: dict):
+    def __init__(self, runtime: Runtime, decision: DecisionRecord):
         self.runtime, self.decision = runtime, decision
 
     def __enter__(self):
@@ -173,7 +158,7 @@ class _SdkHooks(CustomLogger):
 
     def log_success_event(self, kwargs, response_obj, start_time, end_time):
         resilience.observe(self.runtime.health, kwargs)
-        self.runtime.accounting.on_logged_success(kwargs, response_obj, start_time, end_time)
+        logged_success(self.runtime.accounting, kwargs, response_obj, start_time, end_time)
 
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
         self.log_success_event(kwargs, response_obj, start_time, end_time)
@@ -192,8 +177,14 @@ def _tag(response, call: dict):
     """Leave the decision where SDK users can read it: `response._hidden_params["router"]`."""
     hidden = getattr(response, "_hidden_params", None)
     if isinstance(hidden, dict):
-        hidden["router"] = call["metadata"]["router"]
+        hidden["router"] = _record(call)
     return response
+
+
+def _record(call: Mapping) -> DecisionRecord:
+    record = record_of(call)
+    assert record is not None, "every call the provider makes carries its record"
+    return record
 
 
 def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLike | None = None,
@@ -203,14 +194,13 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
     (default: ROUTER_POLICY, else policies/default.yaml).
 
     Targets are model groups of `model_list`, or of the `model_list` in a proxy `config` file (whose
-    `os.environ/` values are resolved, seed providers without a key going to the simulator); with
+    `os.environ/` values are resolved from the environment, as the proxy does); with
     neither, targets are LiteLLM model strings such as `deepseek/deepseek-chat`. `identity` is who
     the calls are for, for per-key, team or user budgets and cache scopes.
     Calling it again replaces the earlier installation.
     """
     settings = RouterSettings()
     if config is not None:
-        fill_upstream_defaults(settings.simulator_url)
         model_list = _read_model_list(config)
     groups = Groups.of(str(config or "model_list"), model_list) if model_list else None
     source = PolicyFile(policy if policy is not None else settings.policy, interval=settings.reload_interval,
@@ -218,7 +208,7 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
     if watch:
         source.watch()
     provider = PolicyProvider(source, None, identity or Identity())
-    provider.runtime = build_runtime(source, lambda: provider.router)
+    provider.runtime = services.start(source, lambda: provider.router)
     if model_list:
         # After the runtime has installed the response cache: a Router asked to cache responses
         # while litellm.cache is unset installs a cache of its own. Without cache_responses it

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from router.policy.crossref import RESERVED_ROUTE
+from router.cache.keys import is_deterministic
+from router.policy.crossref import EXPLICIT_ROUTE
 from router.policy.schema import CacheConfig, Policy, Route
 
 
@@ -30,12 +32,31 @@ class CacheRule:
         return max(self.exact_ttl if self.exact else 0.0, self.semantic_ttl if self.semantic else 0.0)
 
 
+class RuleBook:
+    """The rule a request gets under a policy, the rules rebuilt when the policy changes."""
+
+    __slots__ = ("_built",)
+
+    def __init__(self) -> None:
+        self._built: tuple[Policy | None, dict[str, CacheRule]] = (None, {})  # one tuple: swapped whole
+
+    def rule(self, policy: Policy, route: str, params: Mapping) -> CacheRule | None:
+        """None when the request may not use the cache: its route has no cache, or it is not
+        deterministic and the policy caches only deterministic requests."""
+        if self._built[0] is not policy:
+            self._built = (policy, cache_rules(policy))
+        rule = self._built[1].get(route)
+        if rule is None or (rule.deterministic_only and not is_deterministic(params)):
+            return None
+        return rule
+
+
 def cache_rules(policy: Policy) -> dict[str, CacheRule]:
     """Route name -> rule; requests naming a model themselves use the `explicit` entry."""
     if policy.cache is None:
         return {}
     rules = {route.name: _rule(policy.cache, route) for route in policy.routes}
-    rules[RESERVED_ROUTE] = _rule(policy.cache, None)
+    rules[EXPLICIT_ROUTE] = _rule(policy.cache, None)
     return {name: rule for name, rule in rules.items() if rule.enabled}
 
 

@@ -104,6 +104,7 @@ class ResponseCache:
             return None, "the last message is not a plain user question"
         scope = keys.scope_of(request.identity, request.rule.semantic_scope)
         partition = keys.partition_key(scope, request.route, request.messages, request.params)
+        assert self.embedder is not None  # the semantic tier runs only with one
         vector = self.embedder.embed(text)
         self._pending.put(key, _Pending(partition, text, vector))
         found = self.index.search(partition, vector, _CANDIDATES, now)
@@ -158,6 +159,7 @@ class ResponseCache:
         return True
 
     def _save_semantic(self, request: CacheRequest, key: str, now: float) -> None:
+        assert self.embedder is not None  # the semantic tier runs only with one
         pending = self._pending.pop(key)
         if pending is None:
             text = keys.semantic_text(request.messages)

@@ -9,7 +9,7 @@ from router.core.limits import check_shape
 from router.core.matchers import Condition, KeywordIndex
 from router.core.request import Identity, RequestView
 from router.errors import RequestRejected
-from router.policy.crossref import RESERVED_ROUTE as EXPLICIT_ROUTE
+from router.policy.crossref import EXPLICIT_ROUTE
 from router.policy.schema import ModelSpec, Policy, Route
 
 
@@ -42,7 +42,7 @@ class CompiledPolicy:
         self._names = {name: name for name in policy.models}
         for name, spec in policy.models.items():
             self._names.update((alias, name) for alias in spec.aliases)
-        self._by_target = {}
+        self._by_target: dict[str, str] = {}
         for name, spec in policy.models.items():
             self._by_target.setdefault(spec.target, name)
         self.routes = tuple((route, Condition.compile(route.when) if route.when else None) for route in policy.routes)
@@ -52,6 +52,10 @@ class CompiledPolicy:
     def resolve(self, name: str) -> str | None:
         """The model a name or alias refers to, or None."""
         return self._names.get(name)
+
+    def canonical(self, name: str) -> str:
+        """The model a name or alias of a validated policy refers to (every reference was checked)."""
+        return self._names[name]
 
     def names(self) -> set[str]:
         """Every name a request may use for a policy model: its name, aliases and target."""
@@ -120,7 +124,7 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
 
 def _fit_context(compiled: CompiledPolicy, route: Route, view: RequestView, reasons: list[str]) -> tuple[str, list[str]]:
     """The route's model, or its first fallback whose context window holds prompt plus max_tokens."""
-    chain = list(dict.fromkeys(compiled.resolve(m) for m in (route.use, *route.fallbacks)))
+    chain = list(dict.fromkeys(compiled.canonical(m) for m in (route.use, *route.fallbacks)))
     need = view.prompt_tokens + view.max_output_tokens
     fitting = [m for m in chain if compiled.spec(m).context >= need]
     if not fitting:

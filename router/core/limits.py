@@ -35,7 +35,7 @@ def _depth_beyond(body: Mapping, limit: int) -> str | None:
     walked whole, which is cheap; the path is traced only for a body that fails."""
     level: list = [body]
     for _ in range(limit):
-        deeper = []
+        deeper: list = []
         for value in level:  # dict and list, not the ABCs: isinstance against those is ~5x slower
             deeper.extend(c for c in (value.values() if isinstance(value, dict) else value) if isinstance(c, (dict, list)))
         if not deeper:
@@ -51,5 +51,5 @@ def _path_beyond(body: Mapping, limit: int) -> str:
         value, path = stack.pop()
         if len(path) >= limit:
             return "..." + "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in path[-3:])
-        steps = value.items() if isinstance(value, dict) else enumerate(value)
+        steps = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
         stack.extend((child, (*path, step)) for step, child in steps if isinstance(child, (dict, list)))

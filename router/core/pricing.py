@@ -50,3 +50,18 @@ def cost_usd(price: Price, usage: Mapping, reasoning_text: str | None = None) ->
         + (t.completion - t.reasoning) * price.output
         + t.reasoning * reasoning_price
     )
+
+
+def reasoning_text(response: object) -> str | None:
+    """The first choice's reasoning text, from a LiteLLM response object or its dict form."""
+    choices = _field(response, "choices")
+    first = choices[0] if isinstance(choices, (list, tuple)) and choices else None
+    message = _field(first, "message") or _field(first, "delta")
+    text = _field(message, "reasoning_content") or _field(_field(message, "provider_specific_fields"), "reasoning_content")
+    return text if isinstance(text, str) and text else None
+
+
+def _field(item: object, name: str) -> object:
+    if item is None:
+        return None
+    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)

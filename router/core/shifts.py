@@ -127,7 +127,7 @@ def reroute(compiled: CompiledPolicy, decision: Decision, active: Mapping[str, A
         if not fallbacks:
             raise RequestRejected(429, f"'{model}' is rate limited by its provider (held for {wait:.0f}s more) and "
                                        "the request has no other model", retry_after=wait)
-        move = fallbacks[0], f"'{model}' rate limited by its provider (retry-after, {wait:.0f}s left): using '{fallbacks[0]}'"
+        move: tuple[str, str] | None = fallbacks[0], f"'{model}' rate limited by its provider (retry-after, {wait:.0f}s left): using '{fallbacks[0]}'"
     else:
         shift = active.get(model)
         if shift is not None and decision.route == EXPLICIT_ROUTE and not shift.moves_named:

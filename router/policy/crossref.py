@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 from router.policy.schema import token_count
 
 Finding = tuple[tuple[str | int, ...], str]
-RESERVED_ROUTE = "explicit"
+EXPLICIT_ROUTE = "explicit"
 _CONDITIONS = ("any", "all", "none", "regex", "min_tokens", "max_tokens", "code")
 
 
@@ -42,7 +42,7 @@ def target_refs(data: object, source: str, groups: tuple[str, ...]) -> list[Find
     models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or not groups:
         return []
-    findings = []
+    findings: list[Finding] = []
     for name, spec in models.items():
         target = spec.get("target") if isinstance(spec, dict) else None
         if isinstance(target, str) and not any(fnmatchcase(target, group) for group in groups):
@@ -61,7 +61,7 @@ def _shift_refs(shifts: list, known: dict[str, str]) -> Iterator[Finding]:
         yield from _model_ref(watch, ("shifts", i, "watch"), known)
         for path, ref in _name_list(shift.get("to"), ("shifts", i, "to")):
             yield from _model_ref(ref, path, known)
-            if isinstance(ref, str) and ref in known and known[ref] == known.get(watch):
+            if isinstance(ref, str) and ref in known and known[ref] == known.get(str(watch)):
                 yield path, f"'{ref}' is the watched model itself"
 
 
@@ -143,17 +143,18 @@ def _route_refs(routes: list, known: dict[str, str], models: object) -> Iterator
     for i, route in enumerate(routes):
         if not isinstance(route, dict):
             continue
-        if route.get("name") == RESERVED_ROUTE:
-            yield ("routes", i, "name"), f"'{RESERVED_ROUTE}' is reserved for requests that name a model themselves"
+        if route.get("name") == EXPLICIT_ROUTE:
+            yield ("routes", i, "name"), f"'{EXPLICIT_ROUTE}' is reserved for requests that name a model themselves"
         yield from _model_ref(route.get("use"), ("routes", i, "use"), known)
         fallbacks = route.get("fallbacks")
-        for j, fallback in enumerate(fallbacks if isinstance(fallbacks, list) else ()):
+        fallbacks = fallbacks if isinstance(fallbacks, list) else []
+        for j, fallback in enumerate(fallbacks):
             path = ("routes", i, "fallbacks", j)
             yield from _model_ref(fallback, path, known)
             if isinstance(fallback, str) and fallback in known:
-                if known[fallback] == known.get(route.get("use")):
+                if known[fallback] == known.get(str(route.get("use"))):
                     yield path, f"'{fallback}' is the model the route already uses"
-                elif [known.get(f) for f in fallbacks[:j]].count(known[fallback]):
+                elif [known.get(f) for f in fallbacks[:j] if isinstance(f, str)].count(known[fallback]):
                     yield path, f"'{fallback}' is listed twice"
         yield from _when_checks(route.get("when"), ("routes", i, "when"))
         yield from _truncation_ref(route, ("routes", i, "on_truncation"), known, models)
@@ -168,9 +169,9 @@ def _truncation_ref(route: dict, path: tuple, known: dict[str, str], models: obj
     if not (isinstance(larger, str) and larger in known and isinstance(use, str) and use in known):
         return
     specs = [models.get(known[m]) if isinstance(models, dict) else None for m in (use, larger)]
-    windows = [token_count(spec.get("context")) if isinstance(spec, dict) else None for spec in specs]
-    if all(isinstance(w, int) for w in windows) and windows[1] <= windows[0]:
-        yield path, (f"'{larger}' holds {windows[1]} tokens, no more than '{use}' ({windows[0]}): "
+    first, second = (token_count(spec.get("context")) if isinstance(spec, dict) else None for spec in specs)
+    if isinstance(first, int) and isinstance(second, int) and second <= first:
+        yield path, (f"'{larger}' holds {second} tokens, no more than '{use}' ({first}): "
                      "a truncated answer must be retried on a larger model")
 
 

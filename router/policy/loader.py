@@ -6,7 +6,7 @@ import types
 import typing
 from collections.abc import Mapping
 from pathlib import Path as FsPath
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -114,5 +114,5 @@ def _unwrap(annotation: object) -> object:
     return annotation
 
 
-def _is_model(node: object) -> bool:
+def _is_model(node: object) -> TypeGuard[type[BaseModel]]:
     return isinstance(node, type) and issubclass(node, BaseModel)

@@ -8,6 +8,7 @@ both kinds are reported together even when the file is otherwise broken.
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -266,7 +267,7 @@ class Budget(Strict):
 
 
 Metric = Literal["p50_latency", "p95_latency", "p99_latency", "ttft_p95", "error_rate"]
-METRICS: tuple[str, ...] = Metric.__args__
+METRICS: tuple[str, ...] = typing.get_args(Metric)
 
 
 class Trigger(Strict):

@@ -104,7 +104,7 @@ def limit_of(ask: Ask) -> float | None:
 def settle_asks(asks: list[Ask], totals: list[float], apply) -> Reserved:
     """The reservation rule for stores that run it in Python: `totals` are the windows' current
     sums; `apply(ask)` adds one ask. Called with the store's lock (or transaction) held."""
-    over = [ask.limit is not None and total + ask.amount > limit_of(ask) for ask, total in zip(asks, totals)]
+    over = [(limit := limit_of(ask)) is not None and total + ask.amount > limit for ask, total in zip(asks, totals)]
     refused = next((i for i, (ask, o) in enumerate(zip(asks, over)) if o and not ask.soft), None)
     if refused is not None:
         return Reserved(refused, totals, over)

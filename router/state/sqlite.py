@@ -144,6 +144,7 @@ class SQLiteStore:
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         with self._lock:
             entry_id = self._db.execute("INSERT INTO log (name, payload) VALUES (?, ?)", (log, payload)).lastrowid
+            assert entry_id is not None  # an INSERT always has a row id
             if entry_id % 100 == 0:
                 self._db.execute("DELETE FROM log WHERE name = ? AND id <= ?", (log, entry_id - max_len))
         return str(entry_id)

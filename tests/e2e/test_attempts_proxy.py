@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, start_proxy
-from router.cli import main
+from router.ops.cli import main
+from tests.helpers import MASTER_KEY, poll_until, start_proxy
 
 pytestmark = pytest.mark.e2e
 REASONER, PRO, FLASH = "deepseek-reasoner", "deepseek-v4-pro", "deepseek-v4-flash"  # as the simulator sees them
@@ -51,11 +51,17 @@ def ask_many(proxy, count: int) -> list[httpx.Response]:
         return list(pool.map(one, range(count)))
 
 
-def status(proxy) -> dict:
-    time.sleep(1.2)  # the last events, then a sync tick
-    out = io.StringIO()
-    assert main(["status", "--policy", str(proxy.policy), "--json", "--window", "2m"], stdout=out) == 0
-    return json.loads(out.getvalue())
+def status(proxy, attempts: dict[str, int]) -> dict:
+    """`router status` once the shared figures count `attempts` (model group -> attempts) at least:
+    the last events arrive after the answers, and reach the store on the next sync tick."""
+    def view() -> dict | None:
+        out = io.StringIO()
+        assert main(["status", "--policy", str(proxy.policy), "--json", "--window", "2m"], stdout=out) == 0
+        shown = json.loads(out.getvalue())
+        seen = {group: shown["models"].get(group, {}).get("requests", 0) for group in attempts}
+        return shown if all(seen[group] >= count for group, count in attempts.items()) else None
+
+    return poll_until(view, 15, f"the attempts {attempts} in the shared figures")
 
 
 def test_a_fallback_that_answers_fast_is_not_charged_for_the_failed_attempts_before_it(proxy, sim):
@@ -65,7 +71,7 @@ def test_a_fallback_that_answers_fast_is_not_charged_for_the_failed_attempts_bef
     answers = ask_many(proxy, 12)
     assert [r.status_code for r in answers] == [200] * 12
     assert {r.headers["x-router-model"] for r in answers} == {"deepseek-v4-flash"}
-    view = status(proxy)
+    view = status(proxy, {"deepseek-v4-flash": 12, "deepseek-r1": 24, "deepseek-v4-pro": 24})
     flash = view["models"]["deepseek-v4-flash"]
     assert flash["requests"] == 12 and flash["errors"] == 0
     assert flash["p95_latency"] < 0.5, flash  # its own answers, not the whole chain's time
@@ -81,13 +87,13 @@ def test_when_every_model_fails_each_attempt_is_an_error_of_its_own_group(proxy,
         sim.set_profile(model, error_rate=1.0, latency_ms=150)
     answers = ask_many(proxy, 10)
     assert [r.status_code for r in answers] == [503] * 10
-    view = status(proxy)
+    view = status(proxy, dict.fromkeys(("deepseek-r1", "deepseek-v4-pro", "deepseek-v4-flash"), 20))
     for group, seen_as in (("deepseek-r1", REASONER), ("deepseek-v4-pro", PRO), ("deepseek-v4-flash", FLASH)):
         figures = view["models"][group]
         assert figures["requests"] == figures["errors"] == sim.count(seen_as) == 20, (group, figures)
         assert figures["p95_latency"] is None  # a 500 says nothing about how fast the model answers
     time.sleep(3)  # long enough for attempts left "in flight" to look slow, had their ends been lost
-    assert [s["phase"] for s in status(proxy)["shifts"]] == ["normal"]
+    assert [s["phase"] for s in status(proxy, {})["shifts"]] == ["normal"]
     # One log line per failed request, naming it and every attempt; no traceback.
     log = proxy.log.read_text()
     lines = [line for line in log.splitlines() if "every model failed" in line]

@@ -5,13 +5,20 @@ that survives a restart."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, REASONER_PRICE, auth_config, expected_cost, ledger, start_proxy, write_policy
 from router import RequestView
+from tests.helpers import (
+    MASTER_KEY,
+    REASONER_PRICE,
+    auth_config,
+    expected_cost,
+    ledger_records,
+    start_proxy,
+    write_policy,
+)
 
 pytestmark = pytest.mark.e2e
 FLASH_PRICE = {"input": 0.27, "output": 1.10}
@@ -55,9 +62,7 @@ def test_each_token_kind_is_priced_through_the_proxy(pair, sim, redis_url, repor
     with httpx.stream("POST", f"{first.url}/v1/chat/completions", headers={"Authorization": "Bearer sk-tenant-a"},
                       json={"model": "auto", "stream": True, "messages": [{"role": "user", "content": content}]}) as stream:
         assert stream.status_code == 200 and sum(1 for _ in stream.iter_lines()) > 3
-    time.sleep(1.0)
-    records = [r for r in ledger(policy) if r["route"] == "reasoning" and r["outcome"] == "ok"][-2:]
-    assert len(records) == 2
+    records = ledger_records(policy, 2, lambda r: r["route"] == "reasoning" and r["outcome"] == "ok")[-2:]
     for record in records:  # the whole answer and the stream alike
         assert record["tokens"] == {"prompt": 8, "cached": 0, "completion": 40, "reasoning": 30,
                                     "reasoning_counted": record["tokens"]["reasoning_counted"]}
@@ -84,8 +89,8 @@ def test_200_concurrent_requests_on_two_instances_do_not_overrun(pair, sim, redi
     rejected = [r for r in responses if r.status_code == 429]
     assert all(int(r.headers["retry-after"]) > 0 for r in rejected)
     assert all(r.json()["error"]["type"] == "budget_exceeded" for r in rejected)
-    time.sleep(1.5)  # settlements run after the answers
-    spent = sum(r["cost_usd"] for r in ledger(policy) if r["route"] == "default" and r["outcome"] == "ok")
+    served = ledger_records(policy, statuses.count(200), lambda r: r["route"] == "default" and r["outcome"] == "ok")
+    spent = sum(r["cost_usd"] for r in served)
     view = RequestView({"model": "auto", "messages": [{"role": "user", "content": content}]}, 10**6)
     one_reservation = (view.prompt_tokens * FLASH_PRICE["input"] + 50 * FLASH_PRICE["output"]) / 1e6
     assert spent <= GLOBAL_LIMIT + one_reservation
@@ -94,27 +99,28 @@ def test_200_concurrent_requests_on_two_instances_do_not_overrun(pair, sim, redi
 
 
 def test_a_downgrade_budget_moves_requests_to_the_cheaper_model(pair, sim, redis_url):
-    first, second, _ = pair
+    first, second, policy = pair
     responses = []
     for i in range(3):
         responses.append(post((first, second)[i % 2], "Write a poem about the sea", max_tokens=20))
-        time.sleep(0.3)  # let the answer settle: the next reservation sees the real spend
+        ledger_records(policy, i + 1)  # the answer settled: the next reservation sees the real spend
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert [r.headers["x-router-model"] for r in responses] == ["gpt-4o", "gpt-4o", "deepseek-v4-flash"]
     assert "downgraded to 'flash'" in responses[2].headers["x-router-reason"]
     assert sim.count("gpt-4o") == 2 and sim.count("deepseek-v4-flash") == 1
-    for _ in range(6):  # the ladder ends at flash: then the budget rejects, and says why in headers too
+    for i in range(6):  # the ladder ends at flash: then the budget rejects, and says why in headers too
         last = post(first, "Write a poem about the sea", max_tokens=20)
-        time.sleep(0.2)
+        ledger_records(policy, 4 + i)
     assert last.status_code == 429 and "creative-key" in last.headers["x-router-reason"]
 
 
 def test_a_budget_per_key_stops_one_key_only(pair, sim, redis_url):
-    first, _, _ = pair
+    first, _, policy = pair
     statuses = []
-    for _ in range(10):
-        statuses.append(post(first, "Extract the dates from this text: May 1, June 2", key="sk-tenant-a", max_tokens=20).status_code)
-        time.sleep(0.2)
+    for i in range(10):
+        text = "Extract the dates from this text: May 1, June 2"
+        statuses.append(post(first, text, key="sk-tenant-a", max_tokens=20).status_code)
+        ledger_records(policy, i + 1)
     assert statuses[0] == 200 and statuses[-1] == 429
     response = post(first, "Extract the dates from this text: May 1, June 2", key="sk-tenant-b", max_tokens=20)
     assert response.status_code == 200 and "x-router-budget-remaining" in response.headers
@@ -125,9 +131,9 @@ def test_spend_survives_a_restart(simulator, sim, tmp_path):
     proxy = start_proxy(simulator, policy, tmp_path)
     try:
         statuses = []
-        for _ in range(8):
+        for i in range(8):
             statuses.append(post(proxy, "hello there", key=MASTER_KEY, max_tokens=30).status_code)
-            time.sleep(0.2)
+            ledger_records(policy, i + 1)
         assert statuses[0] == 200 and 429 in statuses
     finally:
         proxy.stop()
@@ -146,6 +152,5 @@ def test_the_reasoning_cap_reaches_the_provider_and_an_overrun_is_recorded(pair,
     sim.set_profile("deepseek-reasoner", reasoning_tokens=8100, output_tokens=5)  # the route caps at 8000
     assert post(first, "Prove that 7 is prime, step by step").status_code == 200
     assert sim.requests_for("deepseek-reasoner")[-1]["reasoning_effort"] == "medium"
-    time.sleep(1.0)
-    record = [r for r in ledger(policy) if r["route"] == "reasoning" and r["outcome"] == "ok"][-1]
+    record = ledger_records(policy, 1, lambda r: r["route"] == "reasoning" and r["outcome"] == "ok")[-1]
     assert record["tokens"]["reasoning"] == 8100 and record["reasoning_over_cap"] is True

@@ -3,12 +3,19 @@ Two tenant keys come from router.adapter.auth (the proxy has no database)."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from openai import OpenAI
 
-from conftest import MASTER_KEY, auth_config, ledger, start_proxy, write_policy
+from tests.helpers import (
+    MASTER_KEY,
+    auth_config,
+    ledger,
+    ledger_records,
+    poll_until,
+    semantic_entries,
+    start_proxy,
+    write_policy,
+)
 
 pytestmark = pytest.mark.e2e
 FLASH = "deepseek-v4-flash"
@@ -27,22 +34,24 @@ def client(proxy, key: str = "sk-tenant-a") -> OpenAI:
     return OpenAI(base_url=f"{proxy.url}/v1", api_key=key, max_retries=0)
 
 
-def ask(proxy, content: str, key: str = "sk-tenant-a", **extra):
+def ask(proxy, content: str, key: str = "sk-tenant-a", stores: bool = True, **extra):
+    """One request; after a miss that is to be stored, wait until it is (`stores=False`: it is not)."""
+    before = semantic_entries(proxy.policy)
     raw = client(proxy, key).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": content}], **{"temperature": 0, **extra}
     )
-    if raw.headers.get("x-router-cache") == "miss":
-        stored()
+    if stores and raw.headers.get("x-router-cache") == "miss":
+        stored(proxy, before)
     return raw.headers, raw.parse()
 
 
-def stored() -> None:
-    """LiteLLM writes the cache in a background task after it answers: give that write a moment,
-    as a client's next request would have."""
-    time.sleep(0.3)
+def stored(proxy, before: int) -> None:
+    """LiteLLM writes the cache in a background task after it answers."""
+    poll_until(lambda: semantic_entries(proxy.policy) > before, 10, "the answer stored")
 
 
 def test_the_second_identical_request_is_a_hit(proxy, sim):
+    seen = len([r for r in ledger(proxy.policy) if r["outcome"] == "ok"])
     headers, first = ask(proxy, "What is the capital city of France?")
     assert headers["x-router-cache"] == "miss" and sim.count(FLASH) == 1
     headers, second = ask(proxy, "What is the capital city of France?")
@@ -50,8 +59,7 @@ def test_the_second_identical_request_is_a_hit(proxy, sim):
     assert "x-litellm-cache-key" in headers  # LiteLLM's own hit flag
     assert second.choices[0].message.content == first.choices[0].message.content
     assert sim.count(FLASH) == 1  # the simulator was not asked again
-    time.sleep(0.5)  # the ledger is written after the answer
-    miss, hit = [r for r in ledger(proxy.policy) if r["outcome"] == "ok"][-2:]
+    miss, hit = ledger_records(proxy.policy, seen + 2, lambda r: r["outcome"] == "ok")[-2:]
     assert (miss["cache"], hit["cache"]) == ("miss", "exact")
     assert hit["cost_usd"] == 0 and hit["saved_usd"] == pytest.approx(miss["cost_usd"]) and miss["cost_usd"] > 0
 
@@ -94,9 +102,10 @@ def test_a_streamed_answer_is_stored_and_a_hit_is_streamed(proxy, sim):
         )
         return raw.headers, "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
 
+    before = semantic_entries(proxy.policy)
     headers, first = stream()
     assert headers["x-router-cache"] == "miss"
-    stored()
+    stored(proxy, before)
     headers, second = stream()
     assert headers["x-router-cache"] == "exact" and second == first and sim.count(FLASH) == 1
 
@@ -112,9 +121,10 @@ def test_a_streamed_hit_keeps_the_reasoning(proxy, sim):
         reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks)
         return raw.headers, reasoning, "".join(c.choices[0].delta.content or "" for c in chunks)
 
+    before = semantic_entries(proxy.policy)
     headers, reasoning, text = stream()
     assert headers["x-router-cache"] == "miss" and len(reasoning.split()) == 30
-    stored()
+    stored(proxy, before)
     headers, again, text_again = stream()
     assert headers["x-router-cache"] == "exact" and (again, text_again) == (reasoning, text)
     _, whole = ask(proxy, "Prove step by step that 7 is prime.")  # the same answer, not streamed
@@ -126,7 +136,7 @@ def test_requests_that_may_not_be_cached(proxy, sim):
     ask(proxy, "Tell me a fun fact about owls.", temperature=0.7)
     headers, _ = ask(proxy, "Tell me a fun fact about owls.", temperature=0.7)
     assert headers["x-router-cache"] == "off"  # not deterministic: deterministic_only is on
-    ask(proxy, "Tell me a fun fact about cats.", extra_body={"cache": {"no-store": True}})
+    ask(proxy, "Tell me a fun fact about cats.", stores=False, extra_body={"cache": {"no-store": True}})
     headers, _ = ask(proxy, "Tell me a fun fact about cats.")
     assert headers["x-router-cache"] == "miss"
     headers, _ = ask(proxy, "Tell me a fun fact about cats.", extra_body={"cache": {"no-cache": True}})
@@ -135,8 +145,8 @@ def test_requests_that_may_not_be_cached(proxy, sim):
 
 def test_a_truncated_answer_is_not_stored(proxy, sim):
     sim.set_profile(FLASH, truncate=True)
-    ask(proxy, "Describe the water cycle.")
-    headers, _ = ask(proxy, "Describe the water cycle.")
+    ask(proxy, "Describe the water cycle.", stores=False)
+    headers, _ = ask(proxy, "Describe the water cycle.", stores=False)
     assert headers["x-router-cache"] == "miss" and sim.count(FLASH) == 2
 
 

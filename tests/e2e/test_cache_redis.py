@@ -8,7 +8,8 @@ import time
 import pytest
 from openai import OpenAI
 
-from conftest import MASTER_KEY, start_proxy, write_policy
+from router.engine.runtime import SYNC_INTERVAL
+from tests.helpers import MASTER_KEY, poll_until, semantic_entries, start_proxy, write_policy
 
 pytestmark = pytest.mark.e2e
 FLASH = "deepseek-v4-flash"
@@ -19,6 +20,7 @@ def proxies(simulator, redis_server, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cache-redis")
     policy = write_policy(workdir, state=f'{{backend: redis, url: "{redis_server.url}"}}')
     first = start_proxy(simulator, policy, workdir)
+    first.policy = policy
     try:
         second = start_proxy(simulator, policy, workdir)
     except BaseException:
@@ -38,13 +40,15 @@ def ask(proxy, content: str):
 
 def test_an_answer_cached_by_one_instance_is_served_by_the_other(proxies, sim, redis_url):
     first, second = proxies
+    policy = first.policy
     status, answer = ask(first, "What is the largest ocean on Earth?")
     assert status == "miss"
-    time.sleep(0.3)  # LiteLLM writes the cache in a background task after it answers
+    poll_until(lambda: semantic_entries(policy) == 1, 10, "the answer stored")
     assert ask(second, "What is the largest ocean on Earth?") == ("exact", answer)
     # The semantic entry reaches the other instance's index through the shared log, replayed every
-    # 0.5 s. (Asking before then would be a miss that stores the paraphrase itself.)
-    time.sleep(1.5)
+    # 0.5 s: wait out that interval (nothing of the index shows outside; asking before then would be
+    # a miss that stores the paraphrase itself).
+    time.sleep(3 * SYNC_INTERVAL)
     assert ask(second, "Which ocean on Earth is the largest?")[0].startswith("semantic")
     assert sim.count(FLASH) == 1
 
@@ -59,8 +63,9 @@ def test_a_redis_outage_fails_no_request_and_the_cache_resumes(proxies, sim, red
     finally:
         redis_server.start()
     time.sleep(1.2)  # past the store's retry pause
+    stored = semantic_entries(first.policy)
     ask(first, "What is the smallest planet in the solar system?")
-    time.sleep(0.3)
+    poll_until(lambda: semantic_entries(first.policy) > stored, 10, "the answer stored")
     assert ask(second, "What is the smallest planet in the solar system?")[0] == "exact"
     assert sim.count(FLASH) == 7  # six during the outage (no sharing), one after
     for proxy in proxies:  # one line for the outage and one for the return, not one per request

@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-import procs
-from conftest import MASTER_KEY, ledger, start_proxy, write_policy
+from tests.helpers import MASTER_KEY, ledger, ledger_records, poll_until, procs, start_proxy, write_policy
 
 pytestmark = pytest.mark.e2e
 GLM = "glm-4-plus"
@@ -50,12 +49,14 @@ def test_redis_killed_under_load_and_restarted_empty(simulator, sim, tmp_path):
         with ThreadPoolExecutor(12) as pool:
             loaders = [pool.submit(load, w) for w in range(4)]
             in_flight = [pool.submit(post, proxy, f"Please extract the total from invoice {i}") for i in range(8)]
-            time.sleep(1.0)
+            poll_until(lambda: sim.count(GLM) >= 8, 10, "the eight extractions at the model")
             redis.kill()  # the reservations of the eight in flight are lost with everything else
             time.sleep(0.5)
             redis.start()  # empty
             first = [f.result() for f in in_flight]
-            time.sleep(2.0)  # the store fails fast for a second after an outage; the backlog is written
+            # The store fails fast for a second after an outage; then the backlog (spend, then the
+            # ledger, on one sync tick) is written.
+            ledger_records(policy, 8, lambda r: r["route"] == "extraction" and r["outcome"] == "ok")
             stop.set()
             for loader in loaders:
                 loader.result()
@@ -87,7 +88,7 @@ def sigterm_under_load(proxy, sim, content: str, count: int = 10) -> list[httpx.
     sim.set_profile("deepseek-v4-flash", latency_ms=1500)
     with ThreadPoolExecutor(count) as pool:
         answers = [pool.submit(post, proxy, f"{content} {i}") for i in range(count)]
-        procs.wait_until(lambda: sim.count("deepseek-v4-flash") == count, 10, "requests in flight")
+        poll_until(lambda: sim.count("deepseek-v4-flash") == count, 10, "requests in flight")
         proxy.proc.send_signal(signal.SIGTERM)
         return [a.result() for a in answers]
 

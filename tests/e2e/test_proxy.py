@@ -13,8 +13,7 @@ import litellm
 import pytest
 from openai import OpenAI
 
-import procs
-from conftest import MASTER_KEY, ROOT, start_proxy, write_policy
+from tests.helpers import MASTER_KEY, ROOT, poll_until, procs, simulator_env, start_proxy, write_policy
 
 pytestmark = pytest.mark.e2e
 DEBUG = "Please debug this code: def f(x): return 1/x"
@@ -149,7 +148,7 @@ def test_a_missing_or_wrong_key_gets_401(proxy, sim, headers, fragment):
 def test_a_policy_the_proxy_cannot_serve_stops_it_with_the_problems_last(simulator, tmp_path, old, new, problem):
     policy = write_policy(tmp_path)
     policy.write_text(policy.read_text().replace(old, new))
-    env = procs.clean_env(LITELLM_MASTER_KEY=MASTER_KEY, ROUTER_POLICY=str(policy), ROUTER_SIMULATOR_URL=f"{simulator.url}/v1")
+    env = procs.clean_env(LITELLM_MASTER_KEY=MASTER_KEY, ROUTER_POLICY=str(policy), **simulator_env(f"{simulator.url}/v1"))
     args = [str(Path(sys.executable).parent / "litellm"), "--config", str(ROOT / "config.yaml"), "--port",
             str(procs.free_port()), "--num_workers", "1"]
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -163,11 +162,8 @@ def test_a_policy_the_proxy_cannot_serve_stops_it_with_the_problems_last(simulat
 
 def wait_for_route(client: OpenAI, content: str, model: str, timeout: float = 5.0) -> float:
     start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if ask(client, content)[0]["x-router-model"] == model:
-            return time.monotonic() - start
-        time.sleep(0.1)
-    raise AssertionError(f"requests did not move to {model} within {timeout}s")
+    poll_until(lambda: ask(client, content)[0]["x-router-model"] == model, timeout, f"requests moving to {model}")
+    return time.monotonic() - start
 
 
 def test_hot_reload_follows_a_valid_change_and_ignores_an_invalid_one(client, proxy, policy_copy, sim):
@@ -176,14 +172,14 @@ def test_hot_reload_follows_a_valid_change_and_ignores_an_invalid_one(client, pr
         policy_copy.write_text(original.replace("use: reasoner", "use: gpt4o"))
         assert wait_for_route(client, DEBUG, "gpt-4o") < 2.0
         policy_copy.write_text(original.replace("use: reasoner", "use: no-such-model"))
-        time.sleep(1.5)
+        poll_until(lambda: "unknown model 'no-such-model'" in proxy.log.read_text(), 10, "the broken edit refused")
         for _ in range(3):
             assert ask(client, DEBUG)[0]["x-router-model"] == "gpt-4o"
         log = proxy.log.read_text()
         assert "was not reloaded; the last good policy keeps serving" in log
         assert "routes[0].use: unknown model 'no-such-model'" in log
         policy_copy.write_text(original.replace("use: reasoner", "use: gpt4o").replace("target: gpt-4o", "target: gpt-40"))
-        time.sleep(1.5)
+        poll_until(lambda: "'gpt-40' is not a model group" in proxy.log.read_text(), 10, "the unknown target refused")
         assert ask(client, DEBUG)[0]["x-router-model"] == "gpt-4o"  # a target the proxy does not serve: not taken
         assert "models.gpt4o.target: 'gpt-40' is not a model group of" in proxy.log.read_text()
     finally:

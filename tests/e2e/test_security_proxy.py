@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, auth_config, ledger, start_proxy, write_policy
+from tests.helpers import MASTER_KEY, auth_config, ledger, ledger_records, poll_until, start_proxy, write_policy
 
 pytestmark = pytest.mark.e2e
 A, B = "sk-tenant-a", "sk-tenant-b"
@@ -69,9 +69,10 @@ def upstream_calls(sim) -> int:
 def exhaust_gpt4o(proxy, key: str = A) -> None:
     """Spend `key`'s gpt4o budget until chat on gpt4o is refused."""
     for i in range(20):
+        seen = len(ledger(proxy.policy))
         if chat(proxy, f"spend {i}", key, model="gpt4o", max_tokens=24).status_code == 429:
             return
-        time.sleep(0.3)  # spend settles after the answer
+        ledger_records(proxy.policy, seen + 1)  # spend settles after the answer
     pytest.fail("the gpt4o budget never refused")
 
 
@@ -132,12 +133,16 @@ def test_naming_a_group_reserves_like_its_policy_model(proxy, sim):
             return await asyncio.gather(*(client.post(f"{proxy.url}/v1/chat/completions", json=body,
                                                       headers={"Authorization": f"Bearer {key}"}) for _ in range(8)))
 
+    digest = hashlib.sha256(key.encode()).hexdigest()
+
+    def theirs(record: dict) -> bool:
+        return record.get("key") == digest and record["model"] == "gpt4o" and record["outcome"] == "ok"
+
+    before = sum(theirs(r) for r in ledger(proxy.policy))
     answers = asyncio.run(burst())
     ok = sum(r.status_code == 200 for r in answers)
     assert {r.status_code for r in answers} <= {200, 429}
-    time.sleep(1.0)
-    digest = hashlib.sha256(key.encode()).hexdigest()
-    spent = sum(r.get("cost_usd") or 0 for r in ledger(proxy.policy) if r.get("key") == digest and r["model"] == "gpt4o")
+    spent = sum(r.get("cost_usd") or 0 for r in ledger_records(proxy.policy, before + ok, theirs))
     one = (14 * 2.5 + 24 * 10) / 1e6  # the simulator's prompt tokens for that prompt, 24 answer tokens
     assert spent <= KEY_LIMIT + one and ok <= round(KEY_LIMIT / one) + 1
 
@@ -262,8 +267,9 @@ def test_a_cached_answer_never_crosses_keys(proxy, sim):
     for i, trick in enumerate(tricks):
         question = f"What is the capital of the country with the most lakes, number {i}? Answer briefly."
         assert chat(proxy, question, key=A, temperature=0).status_code == 200
-        time.sleep(0.5)
-        assert chat(proxy, question, key=A, temperature=0).headers["x-router-cache"] != "miss"  # A's own hit
+        # A's own hit, once LiteLLM's background write has stored the answer
+        poll_until(lambda: chat(proxy, question, key=A, temperature=0).headers["x-router-cache"] != "miss", 10,
+                   "A's own cache hit")
         answer = chat(proxy, question, key=B, temperature=0, **trick)
         assert answer.status_code in (200, 400), answer.text
         assert answer.status_code == 400 or answer.headers["x-router-cache"] == "miss", trick
@@ -273,7 +279,7 @@ def test_truncated_answers_are_not_cached(proxy, sim):
     sim.set_profile(FLASH, truncate=True)
     question = "Tell me about the history of tea in one paragraph."
     assert chat(proxy, question, key=B, temperature=0).status_code == 200
-    time.sleep(0.5)
+    time.sleep(0.5)  # time for a background write that must not happen: nothing to poll for
     sim.set_profile(FLASH, truncate=False)
     assert chat(proxy, question, key=B, temperature=0).headers["x-router-cache"] == "miss"
 
@@ -281,8 +287,8 @@ def test_truncated_answers_are_not_cached(proxy, sim):
 # -- 1: last, as on the old code it hangs the proxy ------------------------------------------------
 
 def test_cache_endpoints_answer_at_once_and_the_proxy_stays_live(proxy, sim):
-    chat(proxy, "Fill the cache with one answer please", key=B, temperature=0)
-    time.sleep(0.5)
+    filled = "Fill the cache with one answer please"
+    poll_until(lambda: chat(proxy, filled, key=B, temperature=0).headers["x-router-cache"] != "miss", 10, "a stored answer")
     for method, path in [("GET", "/cache/ping"), ("POST", "/cache/delete"), ("GET", "/cache/redis/info"),
                          ("POST", "/cache/flushall"), ("GET", "/health/readiness")]:
         answer = call(proxy, path, {"keys": ["x"]} if method == "POST" else None, key=MASTER_KEY, method=method, timeout=10)

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import MASTER_KEY, ledger, start_proxy
+from tests.helpers import MASTER_KEY, ledger, ledger_records, poll_until, start_proxy
 
 pytestmark = pytest.mark.e2e
 FLASH, PRO, QWEN, GLM = "deepseek-v4-flash", "deepseek-v4-pro", "qwen3-32b", "glm-4-plus"
@@ -130,7 +130,7 @@ def test_a_hanging_model_is_shifted_before_its_answers_arrive(proxy, sim):
     sim.set_profile(FLASH, latency_ms=4000)
     hung = ThreadPoolExecutor(24)
     stuck = [hung.submit(ask, proxy, f"hello, slow one {i}") for i in range(24)]
-    time.sleep(2.0)
+    time.sleep(2.0)  # time passing: the attempts in flight grow older than the rule's threshold
     started = time.time()
     moved = ask(proxy, "hello from a new client")
     assert moved.headers.get("x-router-shifted-from") == FLASH and moved.headers["x-router-model"] == PRO
@@ -248,6 +248,7 @@ def test_timeouts_fall_back_and_everything_down_gives_the_configured_503(proxy, 
 
 
 def test_truncated_answer_is_retried_on_the_larger_model(proxy, sim):
+    essays = sum(r["route"] == "essay" for r in ledger(proxy.policy))
     sim.set_profile(QWEN, truncate=True)
     answer = ask(proxy, "write an essay about rivers")
     assert answer.status_code == 200
@@ -255,8 +256,7 @@ def test_truncated_answer_is_retried_on_the_larger_model(proxy, sim):
     assert answer.json()["choices"][0]["finish_reason"] == "stop"
     assert "retried on 'pro'" in answer.headers["x-router-reason"]
     assert sim.count(QWEN) == 1 and sim.count(PRO) == 1
-    time.sleep(1.0)
-    records = [r for r in ledger(proxy.policy) if r["route"] == "essay"][-2:]
+    records = ledger_records(proxy.policy, essays + 2, lambda r: r["route"] == "essay")[-2:]
     assert sorted(r["served"] for r in records) == [PRO, QWEN] and all(r["outcome"] == "ok" for r in records)
 
     sim.set_profile(QWEN, truncate=False)
@@ -298,7 +298,7 @@ def _shift_seen_by_both(sim, first, second):
 
 
 def test_keepalive_pings_an_idle_model(proxy, sim):
-    time.sleep(3.2)
+    poll_until(lambda: len(sim.requests_for("gpt-4o")) >= 2, 10, "two keep-alive pings")  # one a second
     pings = sim.requests_for("gpt-4o")
     assert 2 <= len(pings) <= 5 and all(p["max_tokens"] == 1 for p in pings)
 
@@ -307,16 +307,20 @@ def test_status_reads_the_running_proxys_figures_including_stream_ttft(proxy, si
     import io
     import json
 
-    from router.cli import main
+    from router.ops.cli import main
 
     sim.set_profile(PRO, latency_ms=300, tokens_per_second=200)
     with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", headers={"Authorization": f"Bearer {MASTER_KEY}"},
                       json={"model": "pro", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as stream:
         assert stream.status_code == 200 and sum(1 for _ in stream.iter_lines()) > 3
-    time.sleep(1.5)  # the success event, then the next sync tick
-    out = io.StringIO()
-    assert main(["status", "--policy", str(proxy.policy), "--json", "--window", "30s"], stdout=out) == 0
-    view = json.loads(out.getvalue())
+
+    def view() -> dict | None:  # the success event, then the next sync tick
+        out = io.StringIO()
+        assert main(["status", "--policy", str(proxy.policy), "--json", "--window", "30s"], stdout=out) == 0
+        shown = json.loads(out.getvalue())
+        return shown if shown["models"].get(PRO, {}).get("ttft_samples") else None
+
+    view = poll_until(view, 10, "the stream's TTFT in the shared figures")
     pro = view["models"][PRO]
     assert pro["ttft_samples"] >= 1 and 0.25 <= pro["ttft_p95"] < 2  # the simulator waits 300 ms before the first token
     assert {s["rule"] for s in view["shifts"]} == {"flash-slow", "glm-errors"}

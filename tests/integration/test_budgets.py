@@ -9,8 +9,8 @@ import time
 import pytest
 
 from router import CompiledPolicy, Identity, parse_policy
-from router.budgets import BudgetBook
 from router.core.budgets import Amounts
+from router.engine.budget_book import BudgetBook
 from router.state import open_store
 
 POLICY = """\

@@ -11,8 +11,9 @@ from litellm.litellm_core_utils.sensitive_data_masker import SensitiveDataMasker
 
 from router.adapter.cache_backend import PolicyCache
 from router.cache.embedders import MiniLMEmbedder
+from router.cache.rules import RuleBook
 from router.cache.service import ResponseCache
-from router.policy.reload import PolicyFile
+from router.engine.policy_file import PolicyFile
 from router.state import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ class Runtime:
 
 def test_the_cache_object_litellm_inspects_is_small():
     backend = PolicyCache(ResponseCache(open_store("memory"), MiniLMEmbedder(), 100, 1000),
-                          PolicyFile(ROOT / "policies" / "default.yaml"))
+                          PolicyFile(ROOT / "policies" / "default.yaml"), RuleBook())
     Runtime(backend)
     assert set(vars(backend)) <= {"default_ttl", "_parts"}  # the embedder, LRU, index and runtime stay out of sight
     cache = Cache(_backend=backend, mode=CacheMode.default_off, supported_call_types=["acompletion"], max_messages=None)

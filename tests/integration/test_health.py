@@ -9,8 +9,8 @@ import time
 import pytest
 
 from router import CompiledPolicy, parse_policy, route_body
-from router.cli import main
-from router.health import Health
+from router.engine.health import Health
+from router.ops.cli import main
 from router.state import open_store
 
 POLICY_TEXT = """

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from router.cli import main
-from router.ledger import Ledger
-from router.report import summarize
+from router.engine.ledger import Ledger
+from router.ops.cli import main
+from router.ops.report import summarize
 from router.state import open_store
 
 POLICY = """\

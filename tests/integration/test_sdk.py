@@ -9,12 +9,19 @@ from pathlib import Path
 import anyio
 import litellm
 import pytest
+from upstreams import PROVIDER_VARS
 
 import router
-from conftest import REASONER_PRICE, expected_cost, ledger, write_policy
-from procs import PROVIDER_VARS
+from tests.helpers import (
+    REASONER_PRICE,
+    ROOT,
+    expected_cost,
+    ledger_records,
+    poll_until,
+    simulator_env,
+    write_policy,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 DEBUG = [{"role": "user", "content": "Please debug this code: x = 1/0"}]
 PLAIN = [{"role": "user", "content": "What is the tallest mountain?"}]
 
@@ -27,11 +34,11 @@ def policy(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def installed(simulator, policy):
     saved = {k: os.environ.pop(k) for k in PROVIDER_VARS if k in os.environ}
-    os.environ["ROUTER_SIMULATOR_URL"] = f"{simulator.url}/v1"
+    os.environ.update(simulator_env(f"{simulator.url}/v1"))  # config.yaml's os.environ/ values
     try:
         yield router.install(policy, config=ROOT / "config.yaml", watch=False)
     finally:
-        for key in PROVIDER_VARS + ["ROUTER_SIMULATOR_URL"]:
+        for key in PROVIDER_VARS:
             os.environ.pop(key, None)
         os.environ.update(saved)
 
@@ -88,16 +95,10 @@ def test_a_rejected_request_raises_a_clear_error(installed, sim):
 def priced(policy: Path, content: str, timeout: float = 5.0) -> dict:
     """The ledger record of the request whose prompt ended with `content` (sync SDK logging runs
     on a background thread, so wait for it)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [r for r in ledger(policy) if r["outcome"] == "ok" and r["route"] == "reasoning"]
-        if len(found) >= priced.seen + 1:
-            priced.seen = len(found)
-            return found[-1]
-        time.sleep(0.1)
-    raise AssertionError("no ledger record")
+    found = ledger_records(policy, priced.seen + 1, lambda r: r["outcome"] == "ok" and r["route"] == "reasoning",
+                           timeout)
+    priced.seen = len(found)
+    return found[-1]
 
 
 priced.seen = 0
@@ -153,15 +154,14 @@ def test_a_truncated_answer_is_retried_on_the_larger_model(installed, sim):
 
 def stored(installed, answers: int) -> None:
     """LiteLLM stores an answer in the cache just after it returns it: wait until `answers` are in."""
-    from procs import wait_until
 
-    wait_until(lambda: len(installed.runtime.cache.service.lru) >= answers, 10, "the cache write")
+    poll_until(lambda: len(installed.runtime.cache.lru) >= answers, 10, "the cache write")
 
 
 def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async(installed, sim):
     question = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
     reworded = [{"role": "user", "content": "At sea level, what is the boiling point of water?"}]
-    before = len(installed.runtime.cache.service.lru)
+    before = len(installed.runtime.cache.lru)
     first = litellm.completion(model="auto", messages=question, temperature=0)
     assert first._hidden_params["router"]["cache"] == "miss"
     stored(installed, before + 1)
@@ -194,7 +194,7 @@ def test_an_async_streamed_hit_keeps_the_reasoning(installed, sim):
         chunks = [c async for c in stream if c.choices]
         return "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks)
 
-    before = len(installed.runtime.cache.service.lru)
+    before = len(installed.runtime.cache.lru)
     first = anyio.run(streamed)
     stored(installed, before + 1)
     assert len(first.split()) == 12 and anyio.run(streamed) == first

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from router import spill
-from router.budgets import BudgetBook, Hold, Reservation
 from router.core.budgets import Amounts
-from router.ledger import Ledger, records
+from router.engine import spill
+from router.engine.budget_book import BudgetBook, Hold, Reservation
+from router.engine.ledger import Ledger, records
 from router.state import StoreUnavailable, open_store
 
 

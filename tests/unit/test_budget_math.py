@@ -8,7 +8,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from router import Identity
-from router.core.budgets import ROLLING_BUCKETS, applies, limits, output_estimate, scopes, spent, window_span, worst_case
+from router.core.budgets import (
+    ROLLING_BUCKETS,
+    applies,
+    limits,
+    output_estimate,
+    scopes,
+    spent,
+    window_span,
+    worst_case,
+)
 from router.policy.schema import Budget, Price
 
 BERLIN = ZoneInfo("Europe/Berlin")

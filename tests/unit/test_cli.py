@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from router.cli import main
+from router.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = str(ROOT / "policies" / "default.yaml")

@@ -24,6 +24,6 @@ def test_every_export_resolves():
 
 
 def test_importing_router_does_not_import_litellm():
-    code = "import sys, router, router.cli, router.adapter; print('litellm' in sys.modules)"
+    code = "import sys, router, router.ops.cli, router.adapter; print('litellm' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

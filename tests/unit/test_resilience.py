@@ -1,11 +1,10 @@
 """Failure handling in the adapter: which errors speak about a model's health, retry-after parsing,
-when a truncated answer is retried, and the per-route attempt parameters."""
+the answers a failed request gets, and each attempt's figures for model health."""
 
 from __future__ import annotations
 
 import email.utils
 import time
-from types import SimpleNamespace
 
 import httpx
 import litellm
@@ -69,32 +68,6 @@ def test_the_503_answer_takes_the_longer_wait():
     assert resilience.unavailable(POLICY, ValueError()).headers == {"Retry-After": "9"}
 
 
-def response(finish: str, completion_tokens: int):
-    return SimpleNamespace(choices=[SimpleNamespace(finish_reason=finish)], usage=SimpleNamespace(completion_tokens=completion_tokens))
-
-
-def test_truncation_is_retried_only_when_the_model_cut_it():
-    essay = {"route": "essay", "target": "g-small", "prompt_tokens": 12, "max_output_tokens": 0}
-    retry = resilience.truncation_retry(POLICY, essay, {}, response("length", 300), served="g-small")
-    assert (retry.route, retry.model, retry.target, retry.fallbacks, retry.prompt_tokens) == ("essay", "big", "g-big", (), 12)
-    assert retry.reasons == ("'g-small' cut its answer off (finish_reason length): retried on 'big'",)
-    assert resilience.truncation_retry(POLICY, essay, {}, response("stop", 300), None) is None
-    assert resilience.truncation_retry(POLICY, essay, {"max_tokens": 300}, response("length", 300), None) is None
-    assert resilience.truncation_retry(POLICY, essay, {"stream": True}, response("length", 3), None) is None
-    assert resilience.truncation_retry(POLICY, essay, {}, response("length", 3), served="g-big") is None  # already big
-    assert resilience.truncation_retry(POLICY, {**essay, "route": "default"}, {}, response("length", 3), None) is None
-
-
-def test_attempt_parameters_follow_the_route_then_the_settings():
-    essay, default = {}, {}
-    resilience.attempt_params(POLICY, {"route": "essay", "target": "g-small", "fallbacks": []}, essay)
-    resilience.attempt_params(POLICY, {"route": "default", "target": "g-small", "fallbacks": ["g-big"]}, default)
-    assert (essay["timeout"], essay["num_retries"]) == (5.0, 0)
-    assert essay["model_group_retry_policy"] == {"g-small": {"RateLimitErrorRetries": 0}}  # no sleeping retry, ever
-    assert (default["timeout"], default["num_retries"]) == (20.0, 2)
-    assert default["model_group_retry_policy"] == {g: {"RateLimitErrorRetries": 0} for g in ("g-small", "g-big")}
-
-
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -104,7 +77,7 @@ class FakeClock:
 
 
 def health_on_memory():
-    from router.health import Health
+    from router.engine.health import Health
     from router.state import open_store
 
     clock = FakeClock()

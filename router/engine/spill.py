@@ -9,8 +9,8 @@ import os
 import time
 from pathlib import Path
 
-from router.budgets import BudgetBook
-from router.ledger import Ledger
+from router.engine.budget_book import BudgetBook
+from router.engine.ledger import Ledger
 
 log = logging.getLogger("router")
 

@@ -73,8 +73,8 @@ class Health:
 
         The proxy reuses one call id for every retry and fallback of a request, and the attempts
         run one after another, so the entry is always the latest attempt's."""
-        found = self.in_flight.get(attempt)
-        if found is None or found[0] != target:
+        found = self.in_flight.get(attempt) if attempt is not None else None
+        if attempt is None or found is None or found[0] != target:
             return None
         del self.in_flight[attempt]
         return found[1]
@@ -178,8 +178,8 @@ class Health:
         # Attempts whose end was never seen (a client gone mid-stream) are forgotten once no attempt
         # could still be running: each is cut off at its timeout.
         oldest = now - self.longest_attempt()
-        for attempt, (_, start) in list(self.in_flight.items()):
-            if start < oldest:
+        for attempt, (_, began) in list(self.in_flight.items()):
+            if began < oldest:
                 self.in_flight.pop(attempt, None)
         for attempt, when in list(self._reported.items()):
             if when < oldest:
@@ -194,7 +194,8 @@ class Health:
         for rule, raw in zip(rules, stored):
             state = ShiftState.loads(raw)
             target = compiled.spec(rule.watch).target
-            new = step(rule, state, lambda since, t=target, r=rule: self._figures(r, t, since, now), now)
+            # `step` calls it before the loop moves on: the loop variables are still this rule's.
+            new = step(rule, state, lambda since: self._figures(rule, target, since, now), now)  # noqa: B023
             if new != state:
                 self.store.set(shift_key(rule.key), new.dumps(), STATE_TTL)
                 log.warning("shift '%s': %s -> %s (%s)", rule.key, state.phase, new.phase, new.reason)

@@ -9,7 +9,7 @@ import time
 from router.core.decide import CompiledPolicy
 from router.core.shifts import NORMAL, ShiftState
 from router.core.windows import Figures
-from router.health import Health, hold_key, shift_key
+from router.engine.health import Health, hold_key, shift_key
 from router.state import StateStore
 
 

@@ -177,6 +177,7 @@ class BudgetBook:
         if reserved.refused is not None:
             budget, unit, span = owners[reserved.refused]
             ask = asks[reserved.refused]
+            assert ask.limit is not None  # only an ask with a limit is refused
             return Admission(model, rejected=Exceeded(budget, unit, ask.limit, reserved.totals[reserved.refused], span.reset_at))
         return self._admitted(model, hold, asks, owners, reserved)
 
@@ -188,6 +189,8 @@ class BudgetBook:
         for ask, (budget, unit, _), total, over in zip(asks, owners, reserved.totals, reserved.over):
             if over and budget.name not in admission.warnings:
                 admission.warnings.append(budget.name)
+            if ask.limit is None:
+                continue
             share = (ask.limit - total) / ask.limit
             if share < closest:
                 closest, admission.tightest = share, (budget.name, unit, ask.limit - total)

@@ -7,15 +7,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from typing import TextIO
 
 from router.core.decide import CompiledPolicy, Decision, route_body
+from router.engine.ledger import records
 from router.errors import PolicyError, RequestRejected
-from router.ledger import records
+from router.ops import status
+from router.ops.report import GROUPS, report
 from router.policy.loader import load_policy, read_model_groups
-from router import status
 from router.policy.schema import duration, parse_window
-from router.report import GROUPS, report
 from router.settings import RouterSettings
 from router.state import StoreUnavailable, open_store
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         return 0
     if args.command == "report":
         try:
-            window = args.window if args.window == "all" else parse_window(args.window)
+            window = args.window if args.window == "all" else str(parse_window(args.window))
         except ValueError as exc:
             print(f"--window: {exc}", file=sys.stderr)
             return 2
@@ -101,6 +102,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 
 def _explain(compiled: CompiledPolicy, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     auto = compiled.settings.auto_model
+    bodies: Iterable[tuple[int, object]]
     if args.prompt is not None:
         bodies = [(1, {"model": auto, "messages": [{"role": "user", "content": args.prompt}]})]
     else:

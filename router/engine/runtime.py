@@ -1,5 +1,7 @@
 """Building what a policy asks for at start-up: the state store, the response cache, budgets, the
-ledger and model health, and the background loop that keeps them in step with the shared store."""
+ledger, model health and the request pipeline over them, and the background loop that keeps them in
+step with the shared store. The adapter hands in what needs LiteLLM (embeddings from a model group,
+keep-alive pings)."""
 
 from __future__ import annotations
 
@@ -8,53 +10,52 @@ import atexit
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import litellm
-from litellm.caching.caching import Cache, CacheMode
-from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
-
-from router import spill
-from router.adapter.accounting import Accounting
-from router.adapter.cache_backend import PolicyCache
-from router.budgets import BudgetBook
+from router.cache.embedders import Embedder
+from router.cache.rules import RuleBook
 from router.cache.service import ResponseCache
-from router.health import Health
-from router.ledger import Ledger
-from router.policy.reload import PolicyFile
+from router.engine import spill
+from router.engine.accounting import Accounting
+from router.engine.budget_book import BudgetBook
+from router.engine.health import Health
+from router.engine.ledger import Ledger
+from router.engine.pipeline import Pipeline
+from router.engine.policy_file import PolicyFile
 from router.state import StateStore, open_store
+
+Ping = Callable[[str], None]  # one cheap request to a model group
 
 log = logging.getLogger("router")
 SYNC_INTERVAL = 0.5  # seconds between replays of shared cache entries and flushes of held-back writes
-SHUTDOWN_WAIT = 10.0  # seconds the shutdown waits for LiteLLM's last success events
 
 
 class KeepAlive:
     """Pings each model that has `keepalive` set with a one-token request when it has been idle
     that long, so that providers with cold starts stay warm. Runs on the sync thread."""
 
-    def __init__(self, policy: PolicyFile, health: Health, router_of):
+    def __init__(self, policy: PolicyFile, health: Health, pinger: Callable[[], Ping | None]):
         self.policy = policy
         self.health = health
-        self.router_of = router_of
+        self.pinger = pinger  # the ping function, or None while there is nothing to ping with
 
     def tick(self) -> None:
-        router = self.router_of()
-        if router is None:
+        ping = self.pinger()
+        if ping is None:
             return
         now = time.time()
         for spec in self.policy.current.policy.models.values():
             if spec.keepalive and now - self.health.last_seen.get(spec.target, 0.0) >= spec.keepalive:
                 self.health.last_seen[spec.target] = now  # one ping per interval, whatever its outcome
                 # Its own thread: a slow model must not hold up the sync loop.
-                threading.Thread(target=self._ping, args=(router, spec.target), daemon=True).start()
+                threading.Thread(target=self._ping, args=(ping, spec.target), daemon=True).start()
 
     @staticmethod
-    def _ping(router, target: str) -> None:
+    def _ping(ping: Ping, target: str) -> None:
         try:
-            router.completion(model=target, messages=[{"role": "user", "content": "ping"}], max_tokens=1, num_retries=0,
-                              metadata={"router_keepalive": True})
+            ping(target)
         except Exception as exc:  # a failed ping is the model's health, which the callbacks record
             log.info("keep-alive ping to '%s' failed: %s", target, type(exc).__name__)
 
@@ -63,9 +64,10 @@ class KeepAlive:
 class Runtime:
     store: StateStore
     accounting: Accounting
-    cache: PolicyCache | None
+    cache: ResponseCache | None
     health: Health
     keepalive: KeepAlive
+    pipeline: Pipeline
     remote: bool = False  # the store is across a network: keep its calls off the event loop
     spill_to: Path | None = None  # where what the store cannot take at the end waits for the next start
     closed: threading.Event = field(default_factory=threading.Event)
@@ -79,7 +81,7 @@ class Runtime:
         self.health.tick()
         self.keepalive.tick()
         if self.cache is not None:
-            self.cache.service.sync()
+            self.cache.sync()
         self.accounting.book.flush()
         self.accounting.ledger.flush()
 
@@ -92,15 +94,6 @@ class Runtime:
                 self.tick()
             except Exception:  # the loop must outlive one bad entry or store hiccup
                 log.exception("state sync failed; retrying")
-
-    async def shutdown(self) -> None:
-        """The proxy is stopping (its requests in flight have finished): let LiteLLM's queued success
-        events settle their spend, then write everything out."""
-        try:
-            await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), SHUTDOWN_WAIT)
-        except asyncio.TimeoutError:
-            log.warning("shutdown: LiteLLM's success events did not all arrive within %.0fs", SHUTDOWN_WAIT)
-        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         """Stop the sync loop, write pending figures, spend and ledger records to the store (to a
@@ -126,59 +119,33 @@ class Runtime:
         self.store.close()
 
 
-def build_runtime(policy: PolicyFile, router_of=lambda: None) -> Runtime:
-    """`state` and the embedder are read once: changing them needs a restart."""
+def build_runtime(policy: PolicyFile, embedder_for: Callable[[str], Embedder],
+                  pinger: Callable[[], Ping | None] = lambda: None) -> Runtime:
+    """`state` and the embedder are read once: changing them needs a restart. `embedder_for` makes
+    the embedder the policy's semantic cache names."""
     spec = policy.current.policy
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     health = Health(store, lambda: policy.current)
-    runtime = Runtime(store, Accounting(policy, BudgetBook(store), Ledger(store)), _build_cache(policy, store, router_of),
-                      health, KeepAlive(policy, health, router_of), remote=spec.state.backend == "redis",
-                      spill_to=spill.directory(spec.state.backend, spec.state.path))
-    spill.restore(runtime.spill_to, runtime.accounting.book, runtime.accounting.ledger)
+    accounting = Accounting(policy, BudgetBook(store), Ledger(store))
+    cache = _build_cache(policy, store, embedder_for)
+    pipeline = Pipeline(policy, health, accounting, RuleBook() if cache is not None else None)
+    runtime = Runtime(store, accounting, cache, health, KeepAlive(policy, health, pinger), pipeline,
+                      remote=spec.state.backend == "redis", spill_to=spill.directory(spec.state.backend, spec.state.path))
+    spill.restore(runtime.spill_to, accounting.book, accounting.ledger)
     runtime.tick()
     runtime.start()
     # The proxy's shutdown reaches us through the cache backend's disconnect(); a process that ends
     # otherwise (the SDK's, or a proxy without a response cache) writes out at exit.
     atexit.register(runtime.close)
-    if runtime.cache is not None:
-        runtime.cache.on_disconnect = runtime.shutdown
-    _install_cache(runtime.cache)
     log.info("state on %s; %d budgets; response cache %s", spec.state.backend, len(spec.budgets),
-             "off" if runtime.cache is None else "on")
+             "off" if cache is None else "on")
     return runtime
 
 
-def _build_cache(policy: PolicyFile, store: StateStore, router_of) -> PolicyCache | None:
+def _build_cache(policy: PolicyFile, store: StateStore, embedder_for: Callable[[str], Embedder]) -> ResponseCache | None:
     spec = policy.current.policy
     if spec.cache is None:
         return None
-    embedder = _embedder(spec.cache.semantic.embedder, router_of) if spec.cache.semantic.enabled else None
-    service = ResponseCache(store, embedder, spec.cache.exact.max_entries, spec.cache.semantic.max_entries)
+    embedder = embedder_for(spec.cache.semantic.embedder) if spec.cache.semantic.enabled else None
     log.info("response cache: semantic tier %s", embedder.name if embedder else "off")
-    return PolicyCache(service, policy)
-
-
-def _embedder(name: str, router_of):
-    if name == "local":
-        from router.cache.embedders import MiniLMEmbedder
-
-        return MiniLMEmbedder()
-    from router.adapter.embedder import LiteLLMEmbedder
-
-    return LiteLLMEmbedder(name, router_of)
-
-
-def _install_cache(backend: PolicyCache | None) -> None:
-    """Make the backend LiteLLM's response cache for chat calls (None leaves LiteLLM's own setting)."""
-    if backend is None:
-        return
-    # Opt-in mode: only requests that PolicyCache.opt_in marked touch the cache at all.
-    # max_messages=None: the policy decides what is cached, long conversations included.
-    litellm.cache = Cache(_backend=backend, mode=CacheMode.default_off,
-                          supported_call_types=["acompletion", "completion"], max_messages=None)
-    # Cache() also registers a "cache" logging callback that nothing in 1.106.2 acts on (lookups
-    # and stores run in LiteLLM's caching handler), yet it makes every request run the sync
-    # success handler on a worker thread: measured ~1.5% of the proxy's CPU. Take it out.
-    for callbacks in (litellm.input_callback, litellm.success_callback, litellm._async_success_callback):
-        while "cache" in callbacks:
-            callbacks.remove("cache")
+    return ResponseCache(store, embedder, spec.cache.exact.max_entries, spec.cache.semantic.max_entries)

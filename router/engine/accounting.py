@@ -1,8 +1,9 @@
-"""Spend accounting on LiteLLM's request lifecycle: budgets admitted before the call, settled to
-the policy's price of the real usage after it, released when it fails; one ledger record each.
+"""Spend accounting over a request's life: budgets admitted before the call, settled to the policy's
+price of the real usage after it, released when it fails; one ledger record each.
 
-The decision dict in the request metadata carries what the later steps need (reservation, identity,
-reasoning cap), and a `settled` mark makes settlement happen once however many events arrive.
+The request's record (router.engine.record) carries what the later steps need (reservation,
+identity, reasoning cap), and its `settled` mark makes settlement happen once however many events
+arrive.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ import logging
 import time
 from collections.abc import Mapping
 
-from router.adapter import common
-from router.budgets import BudgetBook, Exceeded, Reservation
 from router.core.budgets import ZERO, Amounts, spent
 from router.core.decide import CompiledPolicy, Decision
+from router.core.pricing import reasoning_text as reasoning_of
 from router.core.pricing import token_counts
 from router.core.request import Identity
-from router.ledger import Ledger
-from router.policy.reload import PolicyFile
+from router.engine.budget_book import BudgetBook, Exceeded, Reservation
+from router.engine.ledger import Ledger
+from router.engine.policy_file import PolicyFile
+from router.engine.record import BudgetNote, DecisionRecord, new_record
 
 log = logging.getLogger("router")
-_EFFORT = ((1024, "low"), (8192, "medium"))  # reasoning cap (tokens) -> reasoning_effort, "high" above
 
 
 class BudgetExceeded(Exception):
@@ -39,55 +40,35 @@ class Accounting:
 
     # -- before the call ---------------------------------------------------------------------------
 
-    def admit(self, decision: Decision, identity: Identity) -> tuple[Decision, dict]:
+    def admit(self, decision: Decision, identity: Identity) -> tuple[Decision, DecisionRecord]:
         """Reserve the budgets that apply; the decision to serve (downgraded when a budget says so) and
-        what to remember about it. Raises BudgetExceeded for a request a budget rejects."""
+        its record. Raises BudgetExceeded for a request a budget rejects."""
         compiled = self.policy.current
-        notes: dict = {"identity": dataclasses.asdict(identity)}
         if not compiled.policy.budgets:
-            return decision, notes
+            return decision, new_record(decision, identity)
         admission = self.book.admit(compiled, decision.route, decision.model, identity, identity.tags,
                                     decision.prompt_tokens, decision.max_output_tokens or None, answers=decision.answers)
         if admission.rejected is not None:
             raise BudgetExceeded(admission.rejected)
-        if admission.downgraded_from is not None:
+        downgraded_from = admission.downgraded_from
+        if downgraded_from is not None and admission.model is not None:
             decision = _downgrade(compiled, decision, admission.model)
-            notes["downgraded_from"] = admission.downgraded_from
-        notes["reservation"] = admission.reservation.to_dict()
+        record = new_record(decision, identity)
+        if downgraded_from is not None:
+            record["downgraded_from"] = downgraded_from
+        record["reservation"] = admission.reservation.to_dict()
         if admission.tightest:
-            notes["budget"] = dict(zip(("name", "unit", "remaining"), admission.tightest))
+            name, unit, remaining = admission.tightest
+            record["budget"] = BudgetNote(name=name, unit=unit, remaining=remaining)
         if admission.warnings:
-            notes["budget_warnings"] = admission.warnings
-        return decision, notes
-
-    def reasoning_controls(self, decision: Decision, request: dict, recorded: dict) -> None:
-        """Pass the route's reasoning cap to the provider the way its model understands."""
-        compiled = self.policy.current
-        route = compiled.route_by_name.get(decision.route)
-        if route is None or route.reasoning is None or decision.model is None:
-            return
-        cap = route.reasoning.max_tokens
-        recorded["reasoning_cap"] = cap
-        control = compiled.spec(decision.model).reasoning_control
-        if control == "effort" and "reasoning_effort" not in request:
-            request["reasoning_effort"] = next((effort for limit, effort in _EFFORT if cap <= limit), "high")
-        elif control == "budget" and "thinking" not in request:
-            request["thinking"] = {"type": "enabled", "budget_tokens": cap}
+            record["budget_warnings"] = admission.warnings
+        return decision, record
 
     # -- after the call ----------------------------------------------------------------------------
 
-    def on_logged_success(self, kwargs: Mapping, response_obj, start_time, end_time) -> None:
-        """A LiteLLM success event: settle and record the request it belongs to (once)."""
-        decision = _decision_in(kwargs)
-        if decision is None:
-            return  # not routed by us (or the SDK's outer `policy/auto` call)
-        standard = kwargs.get("standard_logging_object") or {}
-        served = standard.get("model_group") or kwargs.get("model")
-        self.on_success(decision, _as_dict(response_obj), served, bool(standard.get("cache_hit") or kwargs.get("cache_hit")),
-                        standard.get("response_cost"), (end_time - start_time).total_seconds())
-
-    def on_success(self, decision: dict | None, response: Mapping, served: str | None, cache_hit: bool,
+    def on_success(self, decision: DecisionRecord | None, response: Mapping, served: str | None, cache_hit: bool,
                    litellm_cost: float | None, latency: float) -> None:
+        """A call answered (`served`: the model group that did): settle and record it, once."""
         if decision is None or decision.get("settled"):
             return
         decision["settled"] = True
@@ -95,7 +76,7 @@ class Accounting:
         # The model that answered (a fallback may have); a group the policy does not list has no price.
         model = compiled.model_serving(served) if served else compiled.resolve(decision.get("model") or "")
         usage = dict(response.get("usage") or {})
-        reasoning_text = common.reasoning_text(response)
+        reasoning_text = reasoning_of(response)
         actual = ZERO if cache_hit else _actual(compiled, model, usage, reasoning_text, litellm_cost)
         self.book.settle(Reservation.from_dict(decision.get("reservation")), actual)
         if model is not None and not cache_hit:
@@ -112,7 +93,7 @@ class Accounting:
             log.warning("route %s: %d reasoning tokens, over its cap of %d", decision["route"], record["tokens"]["reasoning"], cap)
         self.ledger.write(record)
 
-    def on_failure(self, decision: dict | None, outcome: str = "error") -> None:
+    def on_failure(self, decision: DecisionRecord | None, outcome: str = "error") -> None:
         if decision is None or decision.get("settled"):
             return
         decision["settled"] = True
@@ -120,13 +101,12 @@ class Accounting:
         self.ledger.write(self._record(decision, outcome, None, None, None))
 
     def rejected(self, decision: Decision, identity: Identity, exceeded: Exceeded) -> None:
-        record = self._record({**decision.as_dict(), "identity": dataclasses.asdict(identity)}, "budget_rejected",
-                              None, None, None)
+        record = self._record(new_record(decision, identity), "budget_rejected", None, None, None)
         record["budget"] = exceeded.budget.name
         self.ledger.write(record)
 
     @staticmethod
-    def _record(decision: Mapping, outcome: str, latency: float | None, served: str | None, model: str | None) -> dict:
+    def _record(decision: DecisionRecord, outcome: str, latency: float | None, served: str | None, model: str | None) -> dict:
         identity = decision.get("identity") or {}
         return {
             "t": time.time(), "outcome": outcome, "route": decision.get("route"),
@@ -157,18 +137,3 @@ def _tokens(usage: Mapping, reasoning_text: str | None) -> dict:
     t = token_counts(usage, reasoning_text)
     return {"prompt": t.prompt, "cached": t.cached, "completion": t.completion, "reasoning": t.reasoning,
             "reasoning_counted": t.reasoning_counted}
-
-
-def _decision_in(kwargs: Mapping) -> dict | None:
-    params = kwargs.get("litellm_params") or {}
-    for holder in (params.get("metadata"), params.get("litellm_metadata"), kwargs.get("metadata")):
-        if isinstance(holder, dict) and isinstance(holder.get("router"), dict):
-            return holder["router"]
-    return None
-
-
-def _as_dict(response) -> dict:
-    if isinstance(response, Mapping):
-        return dict(response)
-    dump = getattr(response, "model_dump", None)
-    return dump() if callable(dump) else {}

@@ -1,0 +1,161 @@
+"""The request pipeline, once for the proxy and the SDK: route a request, move it off held or shifted
+models, admit it against the budgets, and say what its call needs (attempt parameters, reasoning
+controls, whether it may use the response cache). Also the second call an answer cut off by its
+model's limit gets on the route's larger model. The adapters turn an `Admitted` into LiteLLM's shapes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from router.cache.keys import answer_params
+from router.cache.rules import RuleBook
+from router.core.decide import CompiledPolicy, Decision, route_body
+from router.core.request import Identity
+from router.engine.accounting import Accounting, BudgetExceeded
+from router.engine.budget_book import Exceeded
+from router.engine.health import Health
+from router.engine.policy_file import PolicyFile
+from router.engine.record import DecisionRecord, identity_of, new_record
+from router.errors import RequestRejected
+
+_EFFORT = ((1024, "low"), (8192, "medium"))  # reasoning cap (tokens) -> reasoning_effort, "high" above
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request the pipeline lets through, and what its call to the chosen model needs."""
+
+    decision: Decision
+    record: DecisionRecord  # rides with the request; the later steps read and mark it
+    attempt: dict[str, object]  # for LiteLLM's Router: timeout, num_retries, model_group_retry_policy
+    controls: dict[str, object]  # model parameters the route adds: reasoning_effort or thinking
+    cacheable: bool  # the policy lets the request use the response cache
+
+
+class Refused(RequestRejected):
+    """Refused after routing: `record` is the decision it was refused at, so the answer can still
+    say which route and model it was for; `exceeded` is the budget that refused it, if one did."""
+
+    def __init__(self, status: int, message: str, record: DecisionRecord, retry_after: float | None = None,
+                 exceeded: Exceeded | None = None):
+        super().__init__(status, message, retry_after)
+        self.record = record
+        self.exceeded = exceeded
+
+
+class Pipeline:
+    def __init__(self, policy: PolicyFile, health: Health, accounting: Accounting, cache_rules: RuleBook | None):
+        self.policy = policy
+        self.health = health
+        self.accounting = accounting
+        self.cache_rules = cache_rules  # None: no response cache
+
+    def prepare(self, body: Mapping, identity: Identity, shape_checked: bool = False) -> Admitted:
+        """Raises RequestRejected for a request the policy will not serve (Refused once it was routed).
+        `shape_checked`: the body's size and nesting were checked against the policy's limits already."""
+        compiled = self.policy.current  # one policy for the whole decision, even mid-reload
+        decision = route_body(compiled, body, identity, shape_checked)
+        try:
+            decision = self.health.reroute(decision)
+        except RequestRejected as exc:  # its model is held and it has no other
+            raise _refused(decision, identity, exc) from None
+        try:
+            decision, record = self.accounting.admit(decision, identity)
+        except BudgetExceeded as exc:
+            self.accounting.rejected(decision, identity, exc.exceeded)
+            wait = exc.exceeded.reset_at - time.time()
+            raise _refused(decision, identity, RequestRejected(429, str(exc), wait), exc.exceeded) from None
+        return self._admitted(compiled, decision, record, body)
+
+    def truncated(self, record: DecisionRecord, body: Mapping, finish_reason: object, produced: int,
+                  served: str | None) -> Decision | None:
+        """The decision to ask the route's larger model again, when the answer was cut off by the
+        model's limit rather than the client's own max_tokens; None when there is nothing to retry
+        on. Pure and cheap: it runs for every answer (`admit_retry` then reserves its budget)."""
+        return _truncation_retry(self.policy.current, record, body, finish_reason, produced, served)
+
+    def admit_retry(self, record: DecisionRecord, decision: Decision, body: Mapping,
+                    served: str | None) -> Admitted | None:
+        """The retry `truncated` decided, admitted on its own; None when its budget says no (the
+        truncated answer is still an answer)."""
+        try:
+            decision, retry = self.accounting.admit(decision, identity_of(record))
+        except BudgetExceeded:
+            return None
+        retry["truncated_on"] = served or record["target"]
+        return self._admitted(self.policy.current, decision, retry, body)
+
+    def _admitted(self, compiled: CompiledPolicy, decision: Decision, record: DecisionRecord,
+                  body: Mapping) -> Admitted:
+        controls = _reasoning_controls(compiled, decision, body, record)
+        cacheable = False
+        if self.cache_rules is not None:
+            # The parameters that make its key ride with the record: LiteLLM's sync lookup hands the
+            # cache only the messages and the metadata.
+            params = answer_params({**body, **controls})
+            cacheable = self.cache_rules.rule(compiled.policy, decision.route, params) is not None
+            if cacheable:
+                record["cache_params"] = params
+            else:
+                record["cache"] = "off"
+        return Admitted(decision, record, attempt_params(compiled, decision, body), controls, cacheable)
+
+
+def attempt_params(compiled: CompiledPolicy, decision: Decision, body: Mapping) -> dict[str, object]:
+    """Timeout per attempt (unless the client set one) and retries of the same model before its
+    fallbacks, as the route says."""
+    route = compiled.route_by_name.get(decision.route)
+    settings = compiled.settings
+    params: dict[str, object] = {
+        "num_retries": route.retries if route is not None and route.retries is not None else settings.retries,
+        # LiteLLM retries a rate-limited single-deployment group after sleeping its retry-after. Never
+        # sleep on the request path: move to the next model at once, or answer 429 when there is none
+        # (the group is held for the time its provider asked for).
+        "model_group_retry_policy": {group: {"RateLimitErrorRetries": 0}
+                                     for group in (decision.target, *decision.fallbacks)},
+    }
+    if "timeout" not in body:
+        params["timeout"] = route.timeout if route is not None and route.timeout is not None else settings.timeout
+    return params
+
+
+def _reasoning_controls(compiled: CompiledPolicy, decision: Decision, body: Mapping,
+                        record: DecisionRecord) -> dict[str, object]:
+    """The route's reasoning cap, the way its model understands it (unless the client set its own)."""
+    route = compiled.route_by_name.get(decision.route)
+    if route is None or route.reasoning is None or decision.model is None:
+        return {}
+    cap = route.reasoning.max_tokens
+    record["reasoning_cap"] = cap
+    control = compiled.spec(decision.model).reasoning_control
+    if control == "effort" and "reasoning_effort" not in body:
+        return {"reasoning_effort": next((effort for limit, effort in _EFFORT if cap <= limit), "high")}
+    if control == "budget" and "thinking" not in body:
+        return {"thinking": {"type": "enabled", "budget_tokens": cap}}
+    return {}
+
+
+def _truncation_retry(compiled: CompiledPolicy, record: DecisionRecord, body: Mapping, finish_reason: object,
+                      produced: int, served: str | None) -> Decision | None:
+    route = compiled.route_by_name.get(record["route"])
+    if route is None or route.on_truncation is None or body.get("stream") or finish_reason != "length":
+        return None
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    larger = compiled.resolve(route.on_truncation)
+    first = served or record["target"]
+    if larger is None or (isinstance(limit, int) and produced >= limit) or compiled.spec(larger).target == first:
+        return None
+    return Decision(record["route"], larger, compiled.spec(larger).target, (),
+                    (f"'{first}' cut its answer off (finish_reason length): retried on '{larger}'",),
+                    record["prompt_tokens"], record.get("max_output_tokens", 0), answers=record.get("answers", 1))
+
+
+def _refused(decision: Decision, identity: Identity, why: RequestRejected, exceeded: Exceeded | None = None) -> Refused:
+    """Nothing was reserved for a refused request, so its record is settled from the start."""
+    record = new_record(decision, identity)
+    record["reasons"].append(why.message)
+    record["settled"] = True
+    return Refused(why.status, why.message, record, why.retry_after, exceeded)

@@ -1,0 +1,72 @@
+"""The record of one request's decision, as it travels with the request through LiteLLM.
+
+It rides in the request's metadata (the adapter's `record_of` / `attach_record` are its one reader and
+one writer there) and is a plain dict at run time: LiteLLM copies, logs and hands the metadata back
+to us, and SDK users read it from `response._hidden_params["router"]`. The keys below are the whole
+of it: the pipeline writes the first group, the later steps mark what happened.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from router.core.decide import Decision
+from router.core.request import Identity
+
+
+class IdentityFields(TypedDict, total=False):
+    key_hash: str | None
+    team: str | None
+    user: str | None
+    tags: list[str]
+
+
+class BudgetNote(TypedDict):
+    name: str
+    unit: str
+    remaining: float
+
+
+class DecisionRecord(TypedDict, total=False):
+    # the decision (router.core.decide.Decision)
+    route: str
+    model: str | None
+    target: str
+    fallbacks: list[str]
+    reasons: list[str]
+    prompt_tokens: int
+    max_output_tokens: int
+    shifted_from: str | None
+    answers: int
+    # admission
+    identity: IdentityFields
+    reservation: dict  # router.engine.budget_book.Reservation.to_dict()
+    budget: BudgetNote  # the budget closest to its limit
+    budget_warnings: list[str]
+    downgraded_from: str
+    reasoning_cap: int
+    # the response cache: "off", "miss", or the tier that answered
+    cache: str
+    cache_params: dict
+    cached_reasoning: str
+    # later steps
+    settled: bool  # the reservation was settled or released: later events must not do it again
+    truncated_on: str  # the target that cut the answer off; this record is the retry's
+    fell_back_from: str
+
+
+def new_record(decision: Decision, identity: Identity) -> DecisionRecord:
+    return DecisionRecord(
+        route=decision.route, model=decision.model, target=decision.target, fallbacks=list(decision.fallbacks),
+        reasons=list(decision.reasons), prompt_tokens=decision.prompt_tokens,
+        max_output_tokens=decision.max_output_tokens, shifted_from=decision.shifted_from, answers=decision.answers,
+        identity=IdentityFields(key_hash=identity.key_hash, team=identity.team, user=identity.user,
+                                tags=list(identity.tags)),
+    )
+
+
+def identity_of(record: DecisionRecord) -> Identity:
+    """Who the request is for, as the pipeline recorded it."""
+    fields = record.get("identity") or {}
+    return Identity(key_hash=fields.get("key_hash"), team=fields.get("team"), user=fields.get("user"),
+                    tags=tuple(fields.get("tags") or ()))

@@ -1,0 +1,1 @@
+"""The operator's tools behind `python -m router`: check, explain, status, report."""

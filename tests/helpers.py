@@ -1,0 +1,160 @@
+"""What the tests share besides fixtures: the simulator's admin client, a proxy started from a
+policy, policies and configs written for a test, the ledger, and polling instead of sleeping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import procs  # scripts/procs.py (on the path: tests/__init__.py): the process helpers the benchmarks use too
+from upstreams import simulator_env
+
+ROOT = Path(__file__).resolve().parent.parent
+MASTER_KEY = "sk-test-master"
+T = TypeVar("T")
+
+
+def poll_until(check: Callable[[], T], timeout: float = 10.0, what: str = "the condition", every: float = 0.05) -> T:
+    """Call `check` until it returns something truthy, and return that; fail after `timeout`
+    seconds naming `what` (and the last error `check` raised, if any)."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except AssertionError as exc:  # a check may assert, to say what it still misses
+            last = exc
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g}s" + (f": {last}" if last else ""))
+        time.sleep(every)
+
+
+class Simulator:
+    """The simulator process and its admin API."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.http = httpx.Client(base_url=url, timeout=10)
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return self.http.get("/admin/stats").json()["models"]
+
+    def count(self, model: str, what: str = "requests") -> int:
+        return self.stats().get(model, {}).get(what, 0)
+
+    def reset(self, profiles: bool = True) -> None:
+        self.http.post("/admin/reset", json={"profiles": profiles}).raise_for_status()
+
+    def set_profile(self, model: str, **fields) -> None:
+        self.http.put(f"/admin/profiles/{model}", json=fields).raise_for_status()
+
+    def requests_for(self, model: str) -> list[dict]:
+        return self.http.get("/admin/requests", params={"model": model}).json()["requests"]
+
+
+class Proxy:
+    def __init__(self, proc, url: str, log: Path):
+        self.proc, self.url, self.log = proc, url, log
+
+    def stop(self) -> None:
+        procs.stop(self.proc)
+
+
+TENANT_KEYS = {"sk-tenant-a": "team-a", "sk-tenant-b": "team-b"}
+
+
+# The reasoner's reasoning tokens cost more than its answer tokens here, so tests can tell them apart.
+REASONER_PRICE = {"input": 0.15, "output": 0.60, "reasoning": 2.00}
+
+
+def write_policy(workdir: Path, state: str | None = None, budgets: str | None = None) -> Path:
+    """A copy of policies/default.yaml whose state lives in `workdir` (or as `state` says), with the
+    reasoner priced by REASONER_PRICE and, when given, `budgets` (a YAML list) for its budgets."""
+    text = (ROOT / "policies" / "default.yaml").read_text()
+    if budgets is not None:
+        start = text.index("\nbudgets:")
+        end = text.index("\n\n", start)
+        text = text[:start] + "\nbudgets:\n" + budgets.strip("\n") + text[end:]
+    state_line = next(line for line in text.splitlines() if line.startswith("state:"))
+    text = text.replace(state_line, f"state: {state or {'backend': 'sqlite', 'path': str(workdir / 'state.db')}}")
+    text = text.replace("price: {input: 0.15, output: 0.60, reasoning: 0.60}", f"price: {REASONER_PRICE}")
+    path = workdir / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+def expected_cost(price: dict, prompt: int, answer: int, reasoning: int) -> float:
+    """A cost computed by hand from token counts, independent of router.core.pricing."""
+    return (prompt * price["input"] + answer * price["output"] + reasoning * price.get("reasoning", price["output"])) / 1e6
+
+
+def ledger(policy: Path) -> list[dict]:
+    """The ledger records of a policy's state store."""
+    from router import load_policy
+    from router.engine.ledger import records
+    from router.state import open_store
+
+    state = load_policy(policy).state
+    store = open_store(state.backend, state.path, state.url or "")
+    try:
+        return list(records(store))
+    finally:
+        store.close()
+
+
+def semantic_entries(policy: Path) -> int:
+    """How many answers the policy's store holds in its semantic log (LiteLLM stores an answer in a
+    background task after it has gone out)."""
+    from router import load_policy
+    from router.cache.service import ENTRIES_LOG
+    from router.state import open_store
+
+    state = load_policy(policy).state
+    store = open_store(state.backend, state.path, state.url or "")
+    try:
+        return len(store.read(ENTRIES_LOG, None, 1_000_000))
+    finally:
+        store.close()
+
+
+def ledger_records(policy: Path, count: int, keep: Callable[[dict], bool] = lambda record: True,
+                   timeout: float = 15.0) -> list[dict]:
+    """The ledger records `keep` accepts, once there are at least `count` of them (spend settles and
+    the ledger is written after the answer has gone out)."""
+    def enough() -> list[dict] | None:
+        found = [record for record in ledger(policy) if keep(record)]
+        return found if len(found) >= count else None
+
+    return poll_until(enough, timeout, f"{count} ledger records")
+
+
+def auth_config(workdir: Path) -> Path:
+    """config.yaml with two tenant keys for its custom_auth (router.adapter.auth) besides the master key."""
+    import yaml
+
+    keys = workdir / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"key": k, "team": t} for k, t in TENANT_KEYS.items()]}))
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert config["general_settings"]["custom_auth"] == "router.adapter.auth.authenticate"
+    config["callback_settings"]["router"]["keys"] = str(keys)
+    path = workdir / "config-auth.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_proxy(simulator: Simulator, policy: Path, workdir: Path, config: Path = ROOT / "config.yaml") -> Proxy:
+    """`litellm --config config.yaml` as a real process, routed by `policy`, upstream the simulator."""
+    env = procs.clean_env(
+        LITELLM_MASTER_KEY=MASTER_KEY,
+        ROUTER_POLICY=str(policy),
+        **simulator_env(f"{simulator.url}/v1"),
+        ROUTER_RELOAD_INTERVAL="0.2",
+    )
+    log = workdir / f"proxy-{procs.free_port()}.log"
+    proc, url = procs.start_proxy(config, env, log)
+    return Proxy(proc, url, log)
