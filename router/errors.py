@@ -1,8 +1,8 @@
 """Every exception the router raises on purpose.
 
-    RouterError
-     ├── PolicyError        a policy file is invalid; `.issues` lists every problem found
-     └── RequestRejected    the policy refuses a request; `.status` is the HTTP status to answer
+RouterError
+ ├── PolicyError        a policy file is invalid; `.issues` lists every problem found
+ └── RequestRejected    the policy refuses a request; `.status` is the HTTP status to answer
 """
 
 from __future__ import annotations

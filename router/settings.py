@@ -16,5 +16,7 @@ class RouterSettings(BaseSettings):
     keys: str | None = None  # a YAML file of API keys for router.adapter.auth (proxies without a database)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
         return env_settings, init_settings

@@ -26,7 +26,9 @@ async def small_latencies(client: httpx.AsyncClient, model: str, requests: int) 
     latencies = []
     for _ in range(requests):
         start = time.perf_counter()
-        response = await client.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": SMALL}]})
+        response = await client.post(
+            "/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": SMALL}]}
+        )
         response.raise_for_status()
         latencies.append(time.perf_counter() - start)
     return latencies
@@ -60,11 +62,17 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=10_000, help="messages in a huge request")
     args = parser.parse_args()
     with two_proxies() as ((_, plain_url), (_, plugin_url)):
-        results = {"plain LiteLLM": asyncio.run(measure(plain_url, "deepseek-v4-flash", args)),
-                   "with router": asyncio.run(measure(plugin_url, "auto", args))}
-    print(f"small requests one at a time, {args.requests} per measurement; {args.flooders} clients sending "
-          f"{args.messages}-message requests meanwhile")
-    print(f"{'':<14} {'p50 alone':>10} {'p50 flooded':>12} {'p95 flooded':>12} {'ratio p50':>10}  huge requests answered")
+        results = {
+            "plain LiteLLM": asyncio.run(measure(plain_url, "deepseek-v4-flash", args)),
+            "with router": asyncio.run(measure(plugin_url, "auto", args)),
+        }
+    print(
+        f"small requests one at a time, {args.requests} per measurement; {args.flooders} clients sending "
+        f"{args.messages}-message requests meanwhile"
+    )
+    print(
+        f"{'':<14} {'p50 alone':>10} {'p50 flooded':>12} {'p95 flooded':>12} {'ratio p50':>10}  huge requests answered"
+    )
     for name, r in results.items():
         alone, loaded = statistics.median(r["alone"]) * 1000, statistics.median(r["loaded"]) * 1000
         p95 = sorted(r["loaded"])[int(len(r["loaded"]) * 0.95)] * 1000

@@ -42,6 +42,8 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process: steadier than wall-clock rates on a shared machine."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
+
+
 PROMPT = "Summarize the main trade-offs between renting and buying a home for a young family in a large city."
 
 
@@ -88,7 +90,9 @@ async def load(url: str, side: str, model: str, requests: int, concurrency: int)
     latencies: list[float] = []
     queue = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {KEY}"}, limits=limits, timeout=60
+    ) as client:
 
         async def worker() -> None:
             for n in queue:

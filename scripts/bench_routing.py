@@ -64,11 +64,17 @@ def main() -> None:
     print(f"policy {args.policy}: {len(compiled.routes)} routes")
     print(f"{'prompt':>8} {'case':<26} {'route':<14} {'p50 us':>8} {'p99 us':>8}")
     for tokens in (100, 1_000, 8_000):
-        for case, tail in (("falls through to default", " what do you think?"), ("matches 'step by step'", " explain it step by step")):
-            body = {"model": "auto", "messages": [
-                {"role": "system", "content": "You are a helpful assistant for a finance team."},
-                {"role": "user", "content": prompt_of(tokens, tail, tokens)},
-            ]}
+        for case, tail in (
+            ("falls through to default", " what do you think?"),
+            ("matches 'step by step'", " explain it step by step"),
+        ):
+            body = {
+                "model": "auto",
+                "messages": [
+                    {"role": "system", "content": "You are a helpful assistant for a finance team."},
+                    {"role": "user", "content": prompt_of(tokens, tail, tokens)},
+                ],
+            }
             p50, p99, route = measure(compiled, body, args.iterations)
             print(f"{tokens:>8} {case:<26} {route:<14} {p50:>8.1f} {p99:>8.1f}")
 

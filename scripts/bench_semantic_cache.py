@@ -41,7 +41,7 @@ class Precomputed:
         self.name = model.name
         unique = sorted(set(texts))
         start = time.perf_counter()
-        vectors = np.concatenate([model.embed_many(unique[i:i + 64]) for i in range(0, len(unique), 64)])
+        vectors = np.concatenate([model.embed_many(unique[i : i + 64]) for i in range(0, len(unique), 64)])
         self.batch_ms = (time.perf_counter() - start) * 1000 / len(unique)
         self._vectors = dict(zip(unique, vectors))
         singles = []
@@ -94,7 +94,7 @@ def lookup_latency(embedder: Precomputed, pairs: list[dict], rule, size: int) ->
     filler /= np.linalg.norm(filler, axis=1, keepdims=True)
     entries = [Entry(f"filler {i}", f"filler-{i}", 1e12) for i in range(len(filler))]
     for start in range(0, len(filler), 20_000):
-        cache.index.add_many(partition, filler[start:start + 20_000], entries[start:start + 20_000])
+        cache.index.add_many(partition, filler[start : start + 20_000], entries[start : start + 20_000])
     samples = []
     for pair in pairs[:500]:
         begin = time.perf_counter()
@@ -113,8 +113,10 @@ def main() -> None:
     pairs = json.loads(Path(args.pairs).read_text())
     rule = cache_rules(load_policy(args.policy))["default"]
     embedder = Precomputed(MiniLMEmbedder(), [p["origin"] for p in pairs] + [p["similar"] for p in pairs])
-    print(f"{len(pairs)} pairs; embedding ({embedder.name}, CPU, 1 thread): "
-          f"{embedder.single_ms:.1f} ms one prompt, {embedder.batch_ms:.1f} ms a prompt in batches of 64")
+    print(
+        f"{len(pairs)} pairs; embedding ({embedder.name}, CPU, 1 thread): "
+        f"{embedder.single_ms:.1f} ms one prompt, {embedder.batch_ms:.1f} ms a prompt in batches of 64"
+    )
     print(f"\n{'':<22} {'correct':>7} {'wrong':>6} {'missed':>6} {'precision':>9} {'hit rate':>8}")
     print(row(f"policy ({rule.threshold:.2f}, margin {rule.margin})", *score(pairs, embedder, rule)))
     for threshold in (0.70, 0.75, 0.80, 0.85, 0.90, 0.95):

@@ -61,8 +61,9 @@ def read_trace(path: Path) -> list[tuple[float, float]]:
     return sorted((float(t), float(latency)) for t, latency in rows)
 
 
-def replay(trace: list[tuple[float, float]], rate: float, duration: float, sigma: float, seed: int = 1,
-           in_flight: bool = True) -> dict:
+def replay(
+    trace: list[tuple[float, float]], rate: float, duration: float, sigma: float, seed: int = 1, in_flight: bool = True
+) -> dict:
     """Run the trace; return when the shift began and ended and where requests went."""
     rng = random.Random(seed)
     compiled = CompiledPolicy(parse_policy(POLICY, env={}))
@@ -111,8 +112,10 @@ def report_replay(result: dict, breach: float, recover: float) -> None:
         before_shift = sum(1 for t, target in sent if breach <= t < shift and target == "flash")
         slow_total = sum(1 for t, target in sent if breach <= t < recover and target == "flash")
         print(f"  detection delay: {shift - breach:.1f}s (breach to shift)")
-        print(f"  requests sent to the slow model after the breach: {before_shift} before the shift, "
-              f"{slow_total} in all until the recovery (probes included)")
+        print(
+            f"  requests sent to the slow model after the breach: {before_shift} before the shift, "
+            f"{slow_total} in all until the recovery (probes included)"
+        )
     if back is not None:
         hold_end = f"; the hold ran until {shift + 300:.0f}s" if shift is not None else ""
         print(f"  traffic returned at {back:.0f}s, {back - recover:.1f}s after the recovery{hold_end}")
@@ -191,48 +194,65 @@ def main() -> None:
         report_replay(replay(trace, args.rate, duration, sigma=0.35, in_flight=in_flight), breach, recover)
     print("replay: flash hangs from 600s (each answer takes 60s) until 900s")
     for in_flight in (True, False):
-        result = replay(default_trace(breach, recover)[:1] + [(breach, 60.0), (recover, 0.8)], args.rate, duration,
-                        sigma=0.1, in_flight=in_flight)
+        result = replay(
+            default_trace(breach, recover)[:1] + [(breach, 60.0), (recover, 0.8)],
+            args.rate,
+            duration,
+            sigma=0.1,
+            in_flight=in_flight,
+        )
         shift = next((t for t, _, new in result["transitions"] if new == "shifted" and t >= breach), None)
         sent_slow = sum(1 for t, target in result["sent"] if breach <= t < (shift or recover) and target == "flash")
         how = "counting attempts still running" if in_flight else "finished attempts only"
         delay = "no shift" if shift is None else f"detection delay {shift - breach:.1f}s"
         print(f"  {how}: {delay}, {sent_slow} requests sent to the hung model before the shift")
-    print("replay: latency hovering at the threshold (median 2.2s, sigma 0.2: p95 about 3.1s) from 600s, "
-          "an hour, 5 seeds")
+    print(
+        "replay: latency hovering at the threshold (median 2.2s, sigma 0.2: p95 about 3.1s) from 600s, an hour, 5 seeds"
+    )
     for seed in range(1, 6):
         hover = replay([(0.0, 0.8), (breach, 2.2)], args.rate, 3600.0, sigma=0.2, seed=seed)
         returns = sum(1 for _, _, new in hover["transitions"] if new == "normal")
         shifts = sum(1 for _, _, new in hover["transitions"] if new == "shifted")
         first = next((t for t, _, new in hover["transitions"] if new == "shifted"), 3600.0)
         share = [target for t, target in hover["sent"] if t > first] or ["none"]
-        print(f"  seed {seed}: first shift {first - breach:.0f}s after the change, {shifts} shifts, {returns} returns "
-              f"to normal; flash got {share.count('flash') / len(share):.1%} of the traffic after the first shift")
+        print(
+            f"  seed {seed}: first shift {first - breach:.0f}s after the change, {shifts} shifts, {returns} returns "
+            f"to normal; flash got {share.count('flash') / len(share):.1%} of the traffic after the first shift"
+        )
 
     for shifted in (False, True):
         p50, p99 = cost_in_memory(args.requests, shifted)
         state = "with the shift active" if shifted else "with nothing degraded"
-        print(f"per request, in memory (begin + end + record + reroute), {state}: p50 {p50:.1f} us, p99 {p99:.1f} us "
-              "(goal: under 50 us)")
+        print(
+            f"per request, in memory (begin + end + record + reroute), {state}: p50 {p50:.1f} us, p99 {p99:.1f} us "
+            "(goal: under 50 us)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         for name, store in (("memory", open_store("memory")), ("sqlite", open_store("sqlite", path=f"{tmp}/s.db"))):
             calls, t50, t99 = cost_on_store(store, 50, 200)
-            print(f"per sync tick (every {TICK}s, 50 req/s), {name}: {calls} store calls, p50 {t50:.2f} ms, p99 {t99:.2f} ms")
+            print(
+                f"per sync tick (every {TICK}s, 50 req/s), {name}: {calls} store calls, "
+                f"p50 {t50:.2f} ms, p99 {t99:.2f} ms"
+            )
         server = RedisServer(Path(tmp))
         server.start()
         try:
             store = open_store("redis", url=server.url)
             calls, t50, t99 = cost_on_store(store, 50, 200)
-            print(f"per sync tick (every {TICK}s, 50 req/s), redis: {calls} round trips (each one pipeline), "
-                  f"p50 {t50:.2f} ms, p99 {t99:.2f} ms; per request that is {calls / (50 * TICK):.2f} round trips")
+            print(
+                f"per sync tick (every {TICK}s, 50 req/s), redis: {calls} round trips (each one pipeline), "
+                f"p50 {t50:.2f} ms, p99 {t99:.2f} ms; per request that is {calls / (50 * TICK):.2f} round trips"
+            )
             timed = []
             for i in range(2000):
                 began = time.perf_counter()
                 store.tally({f"win:flash:{i}": {"n": 1, "l130": 1}, f"win:flash#d:{i}": {"n": 1, "l130": 1}}, 300)
                 timed.append(time.perf_counter() - began)
             timed.sort()
-            print(f"recording one request straight to redis instead (one pipelined round trip): "
-                  f"p50 {timed[1000] * 1e6:.0f} us, p99 {timed[1980] * 1e6:.0f} us")
+            print(
+                f"recording one request straight to redis instead (one pipelined round trip): "
+                f"p50 {timed[1000] * 1e6:.0f} us, p99 {timed[1980] * 1e6:.0f} us"
+            )
             store.close()
         finally:
             server.stop()

@@ -133,7 +133,9 @@ async def chat_completions(request: Request):
     STATE.arrivals[model].append(time.time())
     if random.random() < profile.rate_limit_rate:
         STATE.count(model, "rate_limited")
-        return _error(429, "rate limited by the simulator", "rate_limit_error", {"retry-after": f"{profile.retry_after:g}"})
+        return _error(
+            429, "rate limited by the simulator", "rate_limit_error", {"retry-after": f"{profile.retry_after:g}"}
+        )
     if random.random() < profile.error_rate:
         STATE.count(model, "errors")
         await asyncio.sleep(_delay(profile.latency_ms, profile.latency_jitter))
@@ -209,7 +211,9 @@ async def embeddings(request: Request):
 
 async def list_models(request: Request):
     names = sorted(set(STATE.profiles) - {"*"} | set(STATE.stats))
-    return JSONResponse({"object": "list", "data": [{"id": n, "object": "model", "owned_by": "simulator"} for n in names]})
+    return JSONResponse(
+        {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "simulator"} for n in names]}
+    )
 
 
 async def put_profile(request: Request):
@@ -234,7 +238,9 @@ async def get_stats(request: Request):
 
 async def get_requests(request: Request):
     model = request.query_params.get("model", "")
-    return JSONResponse({"requests": list(STATE.requests.get(model, [])), "arrivals": list(STATE.arrivals.get(model, []))})
+    return JSONResponse(
+        {"requests": list(STATE.requests.get(model, [])), "arrivals": list(STATE.arrivals.get(model, []))}
+    )
 
 
 async def reset(request: Request):
@@ -282,7 +288,9 @@ def main() -> None:
             STATE.profiles[model] = replace(STATE.profiles["*"], **changes)
     # Keep idle connections as long as real providers do (uvicorn closes them after 5 s by default),
     # so a proxy that waited a few seconds does not pay for reconnecting when measured.
-    uvicorn.run(build_app(), host=args.host, port=args.port, log_level="warning", access_log=False, timeout_keep_alive=75)
+    uvicorn.run(
+        build_app(), host=args.host, port=args.port, log_level="warning", access_log=False, timeout_keep_alive=75
+    )
 
 
 if __name__ == "__main__":

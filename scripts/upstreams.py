@@ -26,7 +26,11 @@ SIMULATOR_KEY = "sk-simulator"
 
 def simulator_env(simulator_url: str) -> dict[str, str]:
     """Every seed provider on the simulator (what the tests and benchmarks use)."""
-    return {var: value for key, (base, _) in PROVIDERS.items() for var, value in ((key, SIMULATOR_KEY), (base, simulator_url))}
+    return {
+        var: value
+        for key, (base, _) in PROVIDERS.items()
+        for var, value in ((key, SIMULATOR_KEY), (base, simulator_url))
+    }
 
 
 def fill_upstream_defaults(simulator_url: str, env: MutableMapping[str, str]) -> list[str]:

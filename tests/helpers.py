@@ -90,7 +90,9 @@ def write_policy(workdir: Path, state: str | None = None, budgets: str | None = 
 
 def expected_cost(price: dict, prompt: int, answer: int, reasoning: int) -> float:
     """A cost computed by hand from token counts, independent of router.core.pricing."""
-    return (prompt * price["input"] + answer * price["output"] + reasoning * price.get("reasoning", price["output"])) / 1e6
+    return (
+        prompt * price["input"] + answer * price["output"] + reasoning * price.get("reasoning", price["output"])
+    ) / 1e6
 
 
 def ledger(policy: Path) -> list[dict]:
@@ -122,10 +124,12 @@ def semantic_entries(policy: Path) -> int:
         store.close()
 
 
-def ledger_records(policy: Path, count: int, keep: Callable[[dict], bool] = lambda record: True,
-                   timeout: float = 15.0) -> list[dict]:
+def ledger_records(
+    policy: Path, count: int, keep: Callable[[dict], bool] = lambda record: True, timeout: float = 15.0
+) -> list[dict]:
     """The ledger records `keep` accepts, once there are at least `count` of them (spend settles and
     the ledger is written after the answer has gone out)."""
+
     def enough() -> list[dict] | None:
         found = [record for record in ledger(policy) if keep(record)]
         return found if len(found) >= count else None

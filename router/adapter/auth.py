@@ -28,16 +28,32 @@ from litellm.proxy.auth.auth_utils import get_request_route, get_request_route_t
 from router.policy.source import parse as parse_yaml
 from router.settings import RouterSettings
 
-CHAT_ROUTES = ("/v1/chat/completions", "/chat/completions", "/openai/deployments/{model:path}/chat/completions",
-               "/engines/{model:path}/chat/completions")
+CHAT_ROUTES = (
+    "/v1/chat/completions",
+    "/chat/completions",
+    "/openai/deployments/{model:path}/chat/completions",
+    "/engines/{model:path}/chat/completions",
+)
 # FastAPI route templates: chat completions, which the policy routes, budgets and records, and the
 # list of model names.
 TENANT_ROUTES = frozenset({*CHAT_ROUTES, "/v1/models", "/models"})
-_REFUSED = (" is not governed by the routing policy: tenant keys may use only POST "
-            + ", ".join(r.replace(":path", "") for r in CHAT_ROUTES) + " and GET /v1/models")
+_REFUSED = (
+    " is not governed by the routing policy: tenant keys may use only POST "
+    + ", ".join(r.replace(":path", "") for r in CHAT_ROUTES)
+    + " and GET /v1/models"
+)
 # LiteLLM's management APIs that live in its database: without one they fail with a 500.
-_DATABASE_ROUTES = ("/key/", "/user/", "/team/", "/organization/", "/customer/", "/end_user/", "/spend/",
-                    "/global/spend", "/budget/")
+_DATABASE_ROUTES = (
+    "/key/",
+    "/user/",
+    "/team/",
+    "/organization/",
+    "/customer/",
+    "/end_user/",
+    "/spend/",
+    "/global/spend",
+    "/budget/",
+)
 # LiteLLM's cache APIs that only its Redis cache supports: any other answers them with a 500.
 _REDIS_CACHE_ROUTES = frozenset({"/cache/delete", "/cache/redis/info", "/cache/flushall"})
 
@@ -48,7 +64,8 @@ def _sha256(key: str) -> str:
 
 @lru_cache(maxsize=1)
 def _key_table(path: str) -> dict[str, dict]:
-    located = parse_yaml(open(path, encoding="utf-8").read(), path)
+    with open(path, encoding="utf-8") as file:
+        located = parse_yaml(file.read(), path)
     if located.issues:
         raise ValueError("; ".join(map(str, located.issues)))
     table = {}
@@ -73,8 +90,9 @@ def _keys_file() -> str | None:
 
 async def authenticate(request, api_key: str) -> UserAPIKeyAuth:
     if not api_key:
-        raise ProxyException(message="no API key: send 'Authorization: Bearer <key>'", type="auth_error",
-                             param="api_key", code=401)
+        raise ProxyException(
+            message="no API key: send 'Authorization: Bearer <key>'", type="auth_error", param="api_key", code=401
+        )
     digest = _sha256(api_key)
     master = _master_digest()
     route = get_request_route_template(request) or get_request_route(request)
@@ -95,10 +113,18 @@ def _check_supported(route: str) -> None:
     from litellm.proxy import proxy_server
 
     if proxy_server.prisma_client is None and route.startswith(_DATABASE_ROUTES):
-        raise ProxyException(message=f"{route} needs LiteLLM's database (DATABASE_URL), and this proxy runs without one: "
-                                     "its API keys are the master key and the file ROUTER_KEYS names",
-                             type="not_found_error", param="route", code=404)
+        raise ProxyException(
+            message=f"{route} needs LiteLLM's database (DATABASE_URL), and this proxy runs without one: "
+            "its API keys are the master key and the file ROUTER_KEYS names",
+            type="not_found_error",
+            param="route",
+            code=404,
+        )
     if route in _REDIS_CACHE_ROUTES and litellm.cache is not None and litellm.cache.type != "redis":
-        raise ProxyException(message=f"{route} works with LiteLLM's Redis cache only; this proxy's response cache is "
-                                     f"'{litellm.cache.type}' (the router's: its entries expire after the policy's cache ttl)",
-                             type="invalid_request_error", param="route", code=400)
+        raise ProxyException(
+            message=f"{route} works with LiteLLM's Redis cache only; this proxy's response cache is "
+            f"'{litellm.cache.type}' (the router's: its entries expire after the policy's cache ttl)",
+            type="invalid_request_error",
+            param="route",
+            code=400,
+        )

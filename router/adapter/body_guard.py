@@ -45,8 +45,10 @@ class RequestGuard:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or not _read_as_json(scope):
             return await self.app(scope, receive, send)
         limits = self.limits()
-        too_large = RequestRejected(413, f"the request body is larger than {limits.max_body_bytes} bytes "
-                                         "(policy settings.limits.max_body_bytes)")
+        too_large = RequestRejected(
+            413,
+            f"the request body is larger than {limits.max_body_bytes} bytes (policy settings.limits.max_body_bytes)",
+        )
         if _content_length(scope) > limits.max_body_bytes:
             return await _refuse(send, too_large)
         read, size = [], 0  # the messages taken from `receive`, handed on in order
@@ -93,7 +95,9 @@ def litellm_body_check(body: dict, route: str) -> None:
     from litellm.proxy.auth.auth_utils import is_request_body_safe
 
     try:
-        is_request_body_safe(body, proxy_server.general_settings, proxy_server.llm_router, body.get("model", ""), route=route)
+        is_request_body_safe(
+            body, proxy_server.general_settings, proxy_server.llm_router, body.get("model", ""), route=route
+        )
     except ValueError as exc:
         raise RequestRejected(400, str(exc)) from None
 
@@ -110,10 +114,16 @@ def _read_as_json(scope) -> bool:
 
 
 async def _refuse(send, exc: RequestRejected) -> None:
-    body = json.dumps({"error": {"message": exc.message, "type": "invalid_request_error", "param": None,
-                                 "code": str(exc.status)}}).encode()
-    await send({"type": "http.response.start", "status": exc.status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    body = json.dumps(
+        {"error": {"message": exc.message, "type": "invalid_request_error", "param": None, "code": str(exc.status)}}
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": exc.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

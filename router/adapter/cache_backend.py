@@ -37,7 +37,7 @@ class _Parts:
     index and the runtime that took minutes and gigabytes while the proxy stopped answering. An
     object without `__dict__` is shown by its repr instead."""
 
-    __slots__ = ("service", "policy", "rules", "on_disconnect")
+    __slots__ = ("on_disconnect", "policy", "rules", "service")
 
     def __init__(self, service: ResponseCache, policy: PolicyFile, rules: RuleBook):
         self.service = service
@@ -141,5 +141,8 @@ def _identity(decision: DecisionRecord | None, metadata: Mapping) -> Identity:
     client cannot set (the proxy overwrites those keys)."""
     if decision is not None:
         return identity_of(decision)
-    return Identity(key_hash=metadata.get(KEY_HASH) or metadata.get(KEY_RAW), team=metadata.get(KEY_TEAM),
-                    user=metadata.get(KEY_USER))
+    return Identity(
+        key_hash=metadata.get(KEY_HASH) or metadata.get(KEY_RAW),
+        team=metadata.get(KEY_TEAM),
+        user=metadata.get(KEY_USER),
+    )

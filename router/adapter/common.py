@@ -67,8 +67,11 @@ def apply_admitted(admitted: Admitted, data: dict, router: bool = True) -> None:
 
 def retry_call(call: Mapping, retry: Admitted, router: bool = True) -> dict:
     """The call again, for the retry's model, as a call of its own for LiteLLM's logging."""
-    again = {k: (dict(v) if k in METADATA_KEYS and isinstance(v, dict) else v)  # its own record, not the first's
-             for k, v in call.items() if k not in PER_CALL}
+    again = {
+        k: (dict(v) if k in METADATA_KEYS and isinstance(v, dict) else v)  # its own record, not the first's
+        for k, v in call.items()
+        if k not in PER_CALL
+    }
     apply_admitted(retry, again, router)
     return again
 
@@ -87,8 +90,14 @@ def logged_success(accounting: Accounting, kwargs: Mapping, response_obj: object
         return  # not routed by us (or the SDK's outer `policy/auto` call)
     standard = kwargs.get(STANDARD_LOG) or {}
     served = standard.get("model_group") or kwargs.get("model")
-    accounting.on_success(record, _as_dict(response_obj), served, bool(standard.get("cache_hit") or kwargs.get("cache_hit")),
-                          standard.get("response_cost"), (end_time - start_time).total_seconds())
+    accounting.on_success(
+        record,
+        _as_dict(response_obj),
+        served,
+        bool(standard.get("cache_hit") or kwargs.get("cache_hit")),
+        standard.get("response_cost"),
+        (end_time - start_time).total_seconds(),
+    )
 
 
 def metadata_key(data: Mapping) -> str:

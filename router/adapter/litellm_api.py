@@ -20,14 +20,20 @@ METADATA_KEYS = ("litellm_metadata", "metadata")
 LOGGED_PARAMS = "litellm_params"
 RECORD_KEY = "router"  # our own key in the metadata: the decision record
 # What the proxy's key check writes into the metadata (a client cannot set these: it overwrites them).
-KEY_HASH, KEY_RAW, KEY_TEAM, KEY_USER = "user_api_key_hash", "user_api_key", "user_api_key_team_id", "user_api_key_user_id"
+KEY_HASH, KEY_RAW, KEY_TEAM, KEY_USER = (
+    "user_api_key_hash",
+    "user_api_key",
+    "user_api_key_team_id",
+    "user_api_key_user_id",
+)
 # What the Router adds to an attempt's metadata.
 MODEL_GROUP, MODEL_GROUP_SIZE = "model_group", "model_group_size"
 # The usage chunk the proxy strips from a stream the client did not ask usage of.
 STRIP_STREAM_USAGE = "_litellm_strip_stream_usage"
 # What belongs to one LiteLLM call and must not be shared with a second call for the same request.
-PER_CALL = frozenset({"litellm_call_id", "litellm_logging_obj", "standard_logging_object", "fallbacks",
-                      "model_group_retry_policy"})
+PER_CALL = frozenset(
+    {"litellm_call_id", "litellm_logging_obj", "standard_logging_object", "fallbacks", "model_group_retry_policy"}
+)
 RATE_LIMIT_RETRIES = "RateLimitErrorRetries"  # a field of the Router's per-group retry policy
 
 # -- responses and logging events --------------------------------------------------------------
@@ -48,8 +54,13 @@ CACHE_SKIP = "no-cache"
 HOOKS = {
     "async_pre_call_hook": ("user_api_key_dict", "cache", "data", "call_type"),
     "async_post_call_success_hook": ("data", "user_api_key_dict", "response"),
-    "async_post_call_response_headers_hook": ("data", "user_api_key_dict", "response", "request_headers",
-                                              "litellm_call_info"),
+    "async_post_call_response_headers_hook": (
+        "data",
+        "user_api_key_dict",
+        "response",
+        "request_headers",
+        "litellm_call_info",
+    ),
     "async_post_call_streaming_iterator_hook": ("user_api_key_dict", "response", "request_data"),
     "log_pre_api_call": ("model", "messages", "kwargs"),
     "log_success_event": ("kwargs", "response_obj", "start_time", "end_time"),
@@ -64,6 +75,15 @@ HOOKS = {
 FAILURE_HOOK_ERROR = HTTPException
 
 __all__ = [
-    "BaseCache", "Cache", "CacheMode", "CustomLLM", "CustomLLMError", "CustomLogger", "GLOBAL_LOGGING_WORKER",
-    "HTTPException", "LitellmUserRoles", "ProxyException", "UserAPIKeyAuth",
+    "GLOBAL_LOGGING_WORKER",
+    "BaseCache",
+    "Cache",
+    "CacheMode",
+    "CustomLLM",
+    "CustomLLMError",
+    "CustomLogger",
+    "HTTPException",
+    "LitellmUserRoles",
+    "ProxyException",
+    "UserAPIKeyAuth",
 ]

@@ -89,7 +89,9 @@ class PolicyRouter(CustomLogger):
                 return None
             longer = await _proxy_router().acompletion(**retry_call(data, retry))
         except Exception as exc:  # the truncated answer is still an answer
-            log.warning("route %s: retrying a truncated answer on '%s' failed: %s", record["route"], decision.model, exc)
+            log.warning(
+                "route %s: retrying a truncated answer on '%s' failed: %s", record["route"], decision.model, exc
+            )
             if retry is not None:  # no failure hook runs for a call of ours: give its reservation back
                 await self.runtime.run(self.runtime.accounting.on_failure, retry.record)
             return None
@@ -127,7 +129,9 @@ class PolicyRouter(CustomLogger):
         resilience.attempt_failed(self.runtime.health, request_data, exception)
         self.failures.attempt_failed(request_data.get("litellm_call_id"), resilience.group_of(request_data), exception)
 
-    async def async_post_call_failure_hook(self, request_data, original_exception, user_api_key_dict, traceback_str=None):
+    async def async_post_call_failure_hook(
+        self, request_data, original_exception, user_api_key_dict, traceback_str=None
+    ):
         decision = record_of(request_data)
         if decision is None:
             return None
@@ -137,7 +141,8 @@ class PolicyRouter(CustomLogger):
             self.failures.forget(request)
             return None
         answer = resilience.rate_limited(decision, original_exception) or resilience.unavailable(
-            self.policy.current, original_exception)
+            self.policy.current, original_exception
+        )
         self.failures.failed(request, decision["route"], str(answer.status_code))
         return answer
 
@@ -148,8 +153,11 @@ def _only_for_admins(auth: UserAPIKeyAuth | None, call_type) -> None:
     tenant key never gets here (router.adapter.auth refuses the route); with LiteLLM's own keys
     this is where they are stopped."""
     if auth is None or auth.user_role != LitellmUserRoles.PROXY_ADMIN:
-        raise HTTPException(status_code=403, detail=f"'{call_type}' calls are not governed by the routing policy: "
-                                                    "this key may make chat completions only")
+        raise HTTPException(
+            status_code=403,
+            detail=f"'{call_type}' calls are not governed by the routing policy: "
+            "this key may make chat completions only",
+        )
 
 
 def _refusal(exc: RequestRejected, data: dict) -> HTTPException | ProxyException:
@@ -158,8 +166,14 @@ def _refusal(exc: RequestRejected, data: dict) -> HTTPException | ProxyException
     if isinstance(exc, Refused):
         write_record(data, exc.record)
         if exc.exceeded is not None:
-            return ProxyException(message=exc.message, type="budget_exceeded", param=exc.exceeded.budget.name, code=429,
-                                  headers=exc.headers, provider_specific_fields=exc.exceeded.details())
+            return ProxyException(
+                message=exc.message,
+                type="budget_exceeded",
+                param=exc.exceeded.budget.name,
+                code=429,
+                headers=exc.headers,
+                provider_specific_fields=exc.exceeded.details(),
+            )
     return HTTPException(status_code=exc.status, detail=exc.message, headers=exc.headers or None)
 
 
@@ -185,8 +199,12 @@ def _identity(auth: UserAPIKeyAuth | None, data: dict, trust_request_tags: bool)
     tags = list((auth.metadata or {}).get("tags") or [])
     if trust_request_tags:
         tags += list(((data.get("metadata") or {}).get("tags")) or [])
-    return Identity(key_hash=auth.api_key, team=auth.team_id, user=auth.user_id,
-                    tags=tuple(t for t in dict.fromkeys(tags) if isinstance(t, str)))
+    return Identity(
+        key_hash=auth.api_key,
+        team=auth.team_id,
+        user=auth.user_id,
+        tags=tuple(t for t in dict.fromkeys(tags) if isinstance(t, str)),
+    )
 
 
 def build_handler() -> PolicyRouter:
@@ -198,7 +216,12 @@ def build_handler() -> PolicyRouter:
         _refuse_to_start(f"policy {settings.policy}", exc)
     policy.watch()
     body_guard.install(lambda: policy.current.settings.limits)
-    log.info("policy %s loaded: %d routes, %d models", settings.policy, len(policy.current.routes), len(policy.current.policy.models))
+    log.info(
+        "policy %s loaded: %d routes, %d models",
+        settings.policy,
+        len(policy.current.routes),
+        len(policy.current.policy.models),
+    )
     handler = PolicyRouter(policy, services.start(policy, _proxy_router))
     handler.failures.install_filter()
     return handler

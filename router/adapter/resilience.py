@@ -66,8 +66,11 @@ def rate_limited(decision: DecisionRecord, exc: BaseException) -> HTTPException 
     if decision["fallbacks"] or status_of(exc) != 429:
         return None
     wait = max(1, int((retry_after(exc) or 1.0) + 0.999))
-    return HTTPException(status_code=429, headers={"Retry-After": str(wait)},
-                         detail=f"'{decision['target']}' was rate limited by its provider; retry after {wait}s")
+    return HTTPException(
+        status_code=429,
+        headers={"Retry-After": str(wait)},
+        detail=f"'{decision['target']}' was rate limited by its provider; retry after {wait}s",
+    )
 
 
 def unavailable(compiled: CompiledPolicy, exc: BaseException) -> HTTPException:
@@ -75,7 +78,9 @@ def unavailable(compiled: CompiledPolicy, exc: BaseException) -> HTTPException:
     lets a failure hook replace the error only with an HTTPException.)"""
     settings = compiled.settings.unavailable
     wait = max(settings.retry_after, retry_after(exc) or 0.0)
-    return HTTPException(status_code=503, detail=settings.message, headers={"Retry-After": str(max(1, int(wait + 0.999)))})
+    return HTTPException(
+        status_code=503, detail=settings.message, headers={"Retry-After": str(max(1, int(wait + 0.999)))}
+    )
 
 
 def observe(health: Health, kwargs: Mapping, exc: BaseException | None = None) -> None:
@@ -117,8 +122,14 @@ def attempt_failed(health: Health, request_data: Mapping, exc: BaseException) ->
     health.mark_reported(attempt)
     began = health.end(attempt, group)
     latency = health.clock() - began if began is not None else None
-    _failed(health, group, (request_data.get("model_info") or {}).get("id"), latency, exc,
-            _attempt_metadata(request_data).get(MODEL_GROUP_SIZE))
+    _failed(
+        health,
+        group,
+        (request_data.get("model_info") or {}).get("id"),
+        latency,
+        exc,
+        _attempt_metadata(request_data).get(MODEL_GROUP_SIZE),
+    )
 
 
 def group_of(request_data: Mapping) -> str | None:
@@ -130,8 +141,9 @@ def _attempt_metadata(request_data: Mapping) -> Mapping:
     return request_data.get("metadata") or request_data.get("litellm_metadata") or {}
 
 
-def _failed(health: Health, group: str, deployment: str | None, latency: float | None, exc: BaseException,
-            group_size: object) -> None:
+def _failed(
+    health: Health, group: str, deployment: str | None, latency: float | None, exc: BaseException, group_size: object
+) -> None:
     if status_of(exc) == 429 and (wait := retry_after(exc)) and (not isinstance(group_size, int) or group_size <= 1):
         # A group of several deployments keeps serving: LiteLLM cools the limited one down for the
         # retry-after itself. It exempts single-deployment groups, so those we hold.

@@ -187,9 +187,14 @@ def _record(call: Mapping) -> DecisionRecord:
     return record
 
 
-def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLike | None = None,
-            model_list: list[dict] | None = None, watch: bool = True,
-            identity: Identity | None = None) -> PolicyProvider:
+def install(
+    policy: str | os.PathLike | None = None,
+    *,
+    config: str | os.PathLike | None = None,
+    model_list: list[dict] | None = None,
+    watch: bool = True,
+    identity: Identity | None = None,
+) -> PolicyProvider:
     """Route `litellm.completion(model="auto")` (the policy's `settings.auto_model`) by `policy`
     (default: ROUTER_POLICY, else policies/default.yaml).
 
@@ -203,8 +208,9 @@ def install(policy: str | os.PathLike | None = None, *, config: str | os.PathLik
     if config is not None:
         model_list = _read_model_list(config)
     groups = Groups.of(str(config or "model_list"), model_list) if model_list else None
-    source = PolicyFile(policy if policy is not None else settings.policy, interval=settings.reload_interval,
-                        groups=groups)
+    source = PolicyFile(
+        policy if policy is not None else settings.policy, interval=settings.reload_interval, groups=groups
+    )
     if watch:
         source.watch()
     provider = PolicyProvider(source, None, identity or Identity())

@@ -22,8 +22,9 @@ SHUTDOWN_WAIT = 10.0  # seconds the shutdown waits for LiteLLM's last success ev
 
 def start(policy: PolicyFile, router_of=lambda: None) -> Runtime:
     """`router_of()`: the LiteLLM Router calls go through (the proxy builds its own after our callback)."""
-    runtime = build_runtime(policy, functools.partial(_embedder, router_of=router_of),
-                            functools.partial(_pinger, router_of))
+    runtime = build_runtime(
+        policy, functools.partial(_embedder, router_of=router_of), functools.partial(_pinger, router_of)
+    )
     if runtime.cache is not None:
         assert runtime.pipeline.cache_rules is not None  # built together with the cache
         backend = PolicyCache(runtime.cache, policy, runtime.pipeline.cache_rules)
@@ -38,7 +39,7 @@ async def shutdown(runtime: Runtime) -> None:
     events settle their spend, then write everything out."""
     try:
         await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), SHUTDOWN_WAIT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log.warning("shutdown: LiteLLM's success events did not all arrive within %.0fs", SHUTDOWN_WAIT)
     await asyncio.to_thread(runtime.close)
 
@@ -59,8 +60,13 @@ def _pinger(router_of) -> Ping | None:
         return None
 
     def ping(target: str) -> None:
-        router.completion(model=target, messages=[{"role": "user", "content": "ping"}], max_tokens=1, num_retries=0,
-                          metadata={"router_keepalive": True})
+        router.completion(
+            model=target,
+            messages=[{"role": "user", "content": "ping"}],
+            max_tokens=1,
+            num_retries=0,
+            metadata={"router_keepalive": True},
+        )
 
     return ping
 
@@ -69,8 +75,12 @@ def _install_cache(backend: PolicyCache) -> None:
     """Make the backend LiteLLM's response cache for chat calls."""
     # Opt-in mode: only requests the pipeline marked touch the cache at all.
     # max_messages=None: the policy decides what is cached, long conversations included.
-    litellm.cache = Cache(_backend=backend, mode=CacheMode.default_off,
-                          supported_call_types=["acompletion", "completion"], max_messages=None)
+    litellm.cache = Cache(
+        _backend=backend,
+        mode=CacheMode.default_off,
+        supported_call_types=["acompletion", "completion"],
+        max_messages=None,
+    )
     # Cache() also registers a "cache" logging callback that nothing acts on (lookups and stores
     # run in LiteLLM's caching handler), yet it makes every request run the sync success handler
     # on a worker thread: measured ~1.5% of the proxy's CPU. Take it out.

@@ -10,13 +10,39 @@ from router.core.request import Identity
 
 # Request fields that change the answer. Everything else (stream, metadata, user, timeouts,
 # fallbacks, LiteLLM's own keys) does not, and must not split the cache.
-ANSWER_PARAMS = frozenset({
-    "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens", "presence_penalty",
-    "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed", "response_format", "tools",
-    "tool_choice", "parallel_tool_calls", "functions", "function_call", "reasoning_effort", "thinking",
-    "modalities", "audio", "prediction", "top_k", "min_p", "repetition_penalty", "verbosity",
-    "web_search_options", "extra_body",
-})
+ANSWER_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "n",
+        "stop",
+        "max_tokens",
+        "max_completion_tokens",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "seed",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "functions",
+        "function_call",
+        "reasoning_effort",
+        "thinking",
+        "modalities",
+        "audio",
+        "prediction",
+        "top_k",
+        "min_p",
+        "repetition_penalty",
+        "verbosity",
+        "web_search_options",
+        "extra_body",
+    }
+)
 COMPLETE_FINISH = frozenset({"stop", "tool_calls", "function_call"})
 
 

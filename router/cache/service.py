@@ -108,7 +108,9 @@ class ResponseCache:
         vector = self.embedder.embed(text)
         self._pending.put(key, _Pending(partition, text, vector))
         found = self.index.search(partition, vector, _CANDIDATES, now)
-        best, why = choose(text, [Candidate(s, e.text, e.key) for s, e in found], request.rule.threshold, request.rule.margin)
+        best, why = choose(
+            text, [Candidate(s, e.text, e.key) for s, e in found], request.rule.threshold, request.rule.margin
+        )
         if best is None:
             return None, why
         record = self._record(best.key)
@@ -166,12 +168,20 @@ class ResponseCache:
             if text is None:
                 return
             scope = keys.scope_of(request.identity, request.rule.semantic_scope)
-            pending = _Pending(keys.partition_key(scope, request.route, request.messages, request.params), text,
-                               self.embedder.embed(text))
+            pending = _Pending(
+                keys.partition_key(scope, request.route, request.messages, request.params),
+                text,
+                self.embedder.embed(text),
+            )
         expires = now + request.rule.semantic_ttl
         self.index.add(pending.partition, pending.vector, Entry(pending.text, key, expires))
-        payload = {"p": pending.partition, "k": key, "x": pending.text, "e": expires,
-                   "v": base64.b64encode(pending.vector.astype(np.float32).tobytes()).decode()}
+        payload = {
+            "p": pending.partition,
+            "k": key,
+            "x": pending.text,
+            "e": expires,
+            "v": base64.b64encode(pending.vector.astype(np.float32).tobytes()).decode(),
+        }
         try:
             self.store.append(ENTRIES_LOG, json.dumps(payload).encode(), self.index.max_entries)
         except StoreUnavailable:

@@ -73,8 +73,12 @@ def applies(budget: Budget, route: str, model: str | None) -> bool:
 def scopes(budget: Budget, identity: Identity, route: str, model: str | None, tags: tuple[str, ...]) -> list[str]:
     """The counters a request draws on for this budget; none when its identity lacks the field."""
     value = {
-        "key": identity.key_hash, "team": identity.team, "user": identity.user,
-        "model": model, "route": route, "global": "all",
+        "key": identity.key_hash,
+        "team": identity.team,
+        "user": identity.user,
+        "model": model,
+        "route": route,
+        "global": "all",
     }
     if budget.per == "tag":
         return list(dict.fromkeys(tags))
@@ -101,4 +105,6 @@ def worst_case(price: Price, prompt_tokens: int, max_output: int) -> Amounts:
 
 def spent(price: Price, usage: Mapping, reasoning_text: str | None = None) -> Amounts:
     counts = token_counts(usage, reasoning_text)
-    return Amounts(cost_usd(price, usage, reasoning_text), float(counts.prompt + counts.completion), float(counts.reasoning))
+    return Amounts(
+        cost_usd(price, usage, reasoning_text), float(counts.prompt + counts.completion), float(counts.reasoning)
+    )

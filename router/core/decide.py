@@ -69,7 +69,9 @@ class CompiledPolicy:
         return self.policy.models[self._names[name]]
 
 
-def route_body(compiled: CompiledPolicy, body: object, identity: Identity | None = None, shape_checked: bool = False) -> Decision:
+def route_body(
+    compiled: CompiledPolicy, body: object, identity: Identity | None = None, shape_checked: bool = False
+) -> Decision:
     """Check a chat request body and decide; raises RequestRejected for a request the policy will not serve.
     `shape_checked`: the body's size and nesting were already checked against the policy's limits."""
     if isinstance(body, Mapping) and not shape_checked:
@@ -80,7 +82,9 @@ def route_body(compiled: CompiledPolicy, body: object, identity: Identity | None
 def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
     requested = view.model
     if not isinstance(requested, str) or not requested:
-        raise RequestRejected(400, f"`model` is required: name a model, or '{compiled.settings.auto_model}' to let the policy choose")
+        raise RequestRejected(
+            400, f"`model` is required: name a model, or '{compiled.settings.auto_model}' to let the policy choose"
+        )
     if requested == compiled.settings.auto_model:
         return _route(compiled, view)
     name = compiled.resolve(requested)
@@ -91,10 +95,26 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
         reason = f"the request names model group '{requested}' (model '{name}')"
     else:
         _check_unlisted(compiled, requested)
-        return Decision(EXPLICIT_ROUTE, None, requested, (), (f"the request names model '{requested}'",), view.prompt_tokens,
-                        view.max_output_tokens, answers=view.answers)
-    return Decision(EXPLICIT_ROUTE, name, compiled.spec(name).target, (), (reason,), view.prompt_tokens, view.max_output_tokens,
-                    answers=view.answers)
+        return Decision(
+            EXPLICIT_ROUTE,
+            None,
+            requested,
+            (),
+            (f"the request names model '{requested}'",),
+            view.prompt_tokens,
+            view.max_output_tokens,
+            answers=view.answers,
+        )
+    return Decision(
+        EXPLICIT_ROUTE,
+        name,
+        compiled.spec(name).target,
+        (),
+        (reason,),
+        view.prompt_tokens,
+        view.max_output_tokens,
+        answers=view.answers,
+    )
 
 
 def _check_unlisted(compiled: CompiledPolicy, requested: str) -> None:
@@ -106,8 +126,10 @@ def _check_unlisted(compiled: CompiledPolicy, requested: str) -> None:
         raise RequestRejected(400, f"`model` must name one model, not a list ({shown!r})")
     if compiled.settings.unlisted_models == "refuse":
         names = ", ".join(sorted(compiled.names()))
-        raise RequestRejected(400, f"model {shown!r} is not in the routing policy: name '{compiled.settings.auto_model}' "
-                                   f"or one of {names}")
+        raise RequestRejected(
+            400,
+            f"model {shown!r} is not in the routing policy: name '{compiled.settings.auto_model}' or one of {names}",
+        )
 
 
 def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
@@ -117,12 +139,22 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
         if reasons is not None:
             model, fallbacks = _fit_context(compiled, route, view, reasons)
             targets = tuple(compiled.spec(m).target for m in fallbacks)
-            return Decision(route.name, model, compiled.spec(model).target, targets, tuple(reasons), view.prompt_tokens,
-                            view.max_output_tokens, answers=view.answers)
+            return Decision(
+                route.name,
+                model,
+                compiled.spec(model).target,
+                targets,
+                tuple(reasons),
+                view.prompt_tokens,
+                view.max_output_tokens,
+                answers=view.answers,
+            )
     raise AssertionError("a validated policy ends with a route that matches every request")
 
 
-def _fit_context(compiled: CompiledPolicy, route: Route, view: RequestView, reasons: list[str]) -> tuple[str, list[str]]:
+def _fit_context(
+    compiled: CompiledPolicy, route: Route, view: RequestView, reasons: list[str]
+) -> tuple[str, list[str]]:
     """The route's model, or its first fallback whose context window holds prompt plus max_tokens."""
     chain = list(dict.fromkeys(compiled.canonical(m) for m in (route.use, *route.fallbacks)))
     need = view.prompt_tokens + view.max_output_tokens
@@ -135,5 +167,7 @@ def _fit_context(compiled: CompiledPolicy, route: Route, view: RequestView, reas
             f"tokens, more than the context window of any model route '{route.name}' may use ({windows})",
         )
     if fitting[0] != chain[0]:
-        reasons.append(f"'{chain[0]}' holds {compiled.spec(chain[0]).context} tokens, ~{need} needed: using '{fitting[0]}'")
+        reasons.append(
+            f"'{chain[0]}' holds {compiled.spec(chain[0]).context} tokens, ~{need} needed: using '{fitting[0]}'"
+        )
     return fitting[0], fitting[1:]

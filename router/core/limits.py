@@ -18,16 +18,25 @@ def check_shape(body: Mapping, limits: Limits) -> None:
     messages = body.get("messages")
     if isinstance(messages, list):
         if len(messages) > limits.max_messages:
-            raise RequestRejected(413, f"the request has {len(messages)} messages; this router accepts at most "
-                                       f"{limits.max_messages} (policy settings.limits.max_messages)")
+            raise RequestRejected(
+                413,
+                f"the request has {len(messages)} messages; this router accepts at most "
+                f"{limits.max_messages} (policy settings.limits.max_messages)",
+            )
         parts = sum(len(m["content"]) for m in messages if isinstance(m, dict) and isinstance(m.get("content"), list))
         if parts > limits.max_parts:
-            raise RequestRejected(413, f"the messages have {parts} content parts; this router accepts at most "
-                                       f"{limits.max_parts} (policy settings.limits.max_parts)")
+            raise RequestRejected(
+                413,
+                f"the messages have {parts} content parts; this router accepts at most "
+                f"{limits.max_parts} (policy settings.limits.max_parts)",
+            )
     deepest = _depth_beyond(dict(body), limits.max_depth)
     if deepest is not None:
-        raise RequestRejected(400, f"the request nests objects and lists more than {limits.max_depth} deep "
-                                   f"(at {deepest}; policy settings.limits.max_depth)")
+        raise RequestRejected(
+            400,
+            f"the request nests objects and lists more than {limits.max_depth} deep "
+            f"(at {deepest}; policy settings.limits.max_depth)",
+        )
 
 
 def _depth_beyond(body: Mapping, limit: int) -> str | None:
@@ -37,7 +46,9 @@ def _depth_beyond(body: Mapping, limit: int) -> str | None:
     for _ in range(limit):
         deeper: list = []
         for value in level:  # dict and list, not the ABCs: isinstance against those is ~5x slower
-            deeper.extend(c for c in (value.values() if isinstance(value, dict) else value) if isinstance(c, (dict, list)))
+            deeper.extend(
+                c for c in (value.values() if isinstance(value, dict) else value) if isinstance(c, (dict, list))
+            )
         if not deeper:
             return None
         level = deeper

@@ -15,7 +15,12 @@ import ahocorasick_rs
 from router.core.request import RequestView
 from router.policy.schema import When
 
-_SCOPE_WORDS = {"last_user": "the last user message", "user": "the user messages", "system": "the system prompt", "all": "the conversation"}
+_SCOPE_WORDS = {
+    "last_user": "the last user message",
+    "user": "the user messages",
+    "system": "the system prompt",
+    "all": "the conversation",
+}
 # One line that looks like code is enough; prose rarely starts a line with these or ends one with ; { }.
 # Each pattern starts with a literal or a character set, which lets `re` skip ahead quickly.
 _CODE_MARKS = ("```", "=>", "#include")
@@ -141,9 +146,7 @@ class Condition:
             if not self.all <= found:
                 return False
             reasons.append(f"all keywords {_quote(sorted(self.all))} in {where}")
-        if self.none & found:
-            return False
-        return True
+        return not self.none & found
 
     def _regex_holds(self, view, reasons: list[str]) -> bool:
         text = view.text(self.scope)

@@ -30,7 +30,9 @@ def _boolean(value: object) -> str | None:
 
 
 def _positive_int(value: object) -> str | None:
-    return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else "must be a positive integer"
+    return (
+        None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else "must be a positive integer"
+    )
 
 
 def _integer(value: object) -> str | None:
@@ -96,11 +98,25 @@ CHECKS: dict[str, Callable[[object], str | None]] = {
 # LiteLLM reads these from a request body to choose models, deployments, providers, credentials
 # or the answer itself: a routed request leaves those to the policy (a client's `fallbacks` served
 # a request a budget had downgraded, issue 10). Fields named `mock_*` fake answers or failures.
-POLICY_OWNED = frozenset({
-    "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "model_list", "user_config",
-    "specific_deployment", "silent_model", "passthrough_on_no_deployment", "custom_llm_provider",
-    "model_group_retry_policy", "api_key", "api_base", "base_url", "api_version", "organization",
-})
+POLICY_OWNED = frozenset(
+    {
+        "fallbacks",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+        "model_list",
+        "user_config",
+        "specific_deployment",
+        "silent_model",
+        "passthrough_on_no_deployment",
+        "custom_llm_provider",
+        "model_group_retry_policy",
+        "api_key",
+        "api_base",
+        "base_url",
+        "api_version",
+        "organization",
+    }
+)
 
 
 def check_params(body: Mapping) -> None:
@@ -108,8 +124,10 @@ def check_params(body: Mapping) -> None:
     shape; null means unset."""
     for name in body:
         if name in POLICY_OWNED or (isinstance(name, str) and name.startswith("mock_")):
-            raise RequestRejected(400, f"`{name}` is decided by the routing policy and the proxy's configuration; "
-                                       "remove it from the request")
+            raise RequestRejected(
+                400,
+                f"`{name}` is decided by the routing policy and the proxy's configuration; remove it from the request",
+            )
     for name, check in CHECKS.items():
         value = body.get(name)
         if value is None:

@@ -57,7 +57,9 @@ def reasoning_text(response: object) -> str | None:
     choices = _field(response, "choices")
     first = choices[0] if isinstance(choices, (list, tuple)) and choices else None
     message = _field(first, "message") or _field(first, "delta")
-    text = _field(message, "reasoning_content") or _field(_field(message, "provider_specific_fields"), "reasoning_content")
+    text = _field(message, "reasoning_content") or _field(
+        _field(message, "provider_specific_fields"), "reasoning_content"
+    )
     return text if isinstance(text, str) and text else None
 
 

@@ -46,7 +46,17 @@ def estimate_tokens(text: str) -> int:
 class RequestView:
     """The parts of an OpenAI chat request body that routing reads, checked once."""
 
-    __slots__ = ("model", "max_output_tokens", "answers", "prompt_chars", "prompt_tokens", "identity", "_roles", "_texts", "_cache")
+    __slots__ = (
+        "_cache",
+        "_roles",
+        "_texts",
+        "answers",
+        "identity",
+        "max_output_tokens",
+        "model",
+        "prompt_chars",
+        "prompt_tokens",
+    )
 
     def __init__(self, body: object, max_prompt_chars: int, identity: Identity | None = None):
         if not isinstance(body, Mapping):

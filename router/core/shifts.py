@@ -48,8 +48,13 @@ def step(rule: Shift, state: ShiftState, figures_since: Callable[[float], Figure
     if state.phase == SHIFTED:
         if now < state.until:
             return state
-        return dataclasses.replace(state, phase=PROBING, since=now, until=0.0,
-                                   reason=f"hold ended: {rule.probe.percent:g}% of traffic probes '{rule.watch}'")
+        return dataclasses.replace(
+            state,
+            phase=PROBING,
+            since=now,
+            until=0.0,
+            reason=f"hold ended: {rule.probe.percent:g}% of traffic probes '{rule.watch}'",
+        )
     if state.phase == PROBING:
         figures = figures_since(state.since)
         value, samples = figures.value(metric), figures.samples(metric)
@@ -57,20 +62,32 @@ def step(rule: Shift, state: ShiftState, figures_since: Callable[[float], Figure
         if not timed_out and (samples < (rule.probe.min_samples or 2 * trigger.min_samples) or value is None):
             return state
         if value is None:
-            return ShiftState(NORMAL, now, 0.0, None, f"no probe traffic in {now - state.since:.0f}s: the shift ends",
-                              state.count)
+            return ShiftState(
+                NORMAL, now, 0.0, None, f"no probe traffic in {now - state.since:.0f}s: the shift ends", state.count
+            )
         if value <= threshold * rule.probe.recover_below:
-            return ShiftState(NORMAL, now, 0.0, value, f"recovered: probe {_show(metric, value)} over {samples} samples",
-                              state.count)
-        return ShiftState(SHIFTED, now, now + rule.hold, value,
-                          f"probe {_show(metric, value)}, not under {_show(metric, threshold * rule.probe.recover_below)}",
-                          state.count + 1)
+            return ShiftState(
+                NORMAL, now, 0.0, value, f"recovered: probe {_show(metric, value)} over {samples} samples", state.count
+            )
+        return ShiftState(
+            SHIFTED,
+            now,
+            now + rule.hold,
+            value,
+            f"probe {_show(metric, value)}, not under {_show(metric, threshold * rule.probe.recover_below)}",
+            state.count + 1,
+        )
     figures = figures_since(max(now - trigger.window, state.since))
     value, samples = figures.value(metric), figures.samples(metric)
     if samples >= trigger.min_samples and value is not None and value > threshold:
-        return ShiftState(SHIFTED, now, now + rule.hold, value,
-                          f"{metric} {_show(metric, value)} > {_show(metric, threshold)} over {samples} samples",
-                          state.count + 1)
+        return ShiftState(
+            SHIFTED,
+            now,
+            now + rule.hold,
+            value,
+            f"{metric} {_show(metric, value)} > {_show(metric, threshold)} over {samples} samples",
+            state.count + 1,
+        )
     return state
 
 
@@ -100,13 +117,28 @@ def active_shifts(rules: tuple[Shift, ...], states: Mapping[str, ShiftState], re
         watch = resolve(rule.watch)
         if state is None or state.phase == NORMAL or watch in active:
             continue
-        active[watch] = Active(rule.key, watch, tuple(resolve(t) for t in rule.to), rule.percent, rule.probe.percent,
-                               state.phase, state.reason, rule.moves_named)
+        active[watch] = Active(
+            rule.key,
+            watch,
+            tuple(resolve(t) for t in rule.to),
+            rule.percent,
+            rule.probe.percent,
+            state.phase,
+            state.reason,
+            rule.moves_named,
+        )
     return active
 
 
-def reroute(compiled: CompiledPolicy, decision: Decision, active: Mapping[str, Active], held: Mapping[str, float],
-            now: float, draw: float, pick: int) -> Decision:
+def reroute(
+    compiled: CompiledPolicy,
+    decision: Decision,
+    active: Mapping[str, Active],
+    held: Mapping[str, float],
+    now: float,
+    draw: float,
+    pick: int,
+) -> Decision:
     """Apply shifts and retry-after holds (target -> until) to a decision. `draw` in [0, 1) decides
     whether this request is in a shifted share, `pick` which target takes it. Held models are left
     out; shifted ones become the last resort of a chain."""
@@ -121,32 +153,53 @@ def reroute(compiled: CompiledPolicy, decision: Decision, active: Mapping[str, A
         return m in active and active[m].phase == SHIFTED
 
     chain = [model, *(m for m in map(compiled.model_serving, decision.fallbacks) if m)]
-    fallbacks = [m for m in chain[1:] if usable(m) and not degraded(m)] + [m for m in chain[1:] if usable(m) and degraded(m)]
+    fallbacks = [m for m in chain[1:] if usable(m) and not degraded(m)] + [
+        m for m in chain[1:] if usable(m) and degraded(m)
+    ]
     if not usable(model):
         wait = held[compiled.spec(model).target] - now
         if not fallbacks:
-            raise RequestRejected(429, f"'{model}' is rate limited by its provider (held for {wait:.0f}s more) and "
-                                       "the request has no other model", retry_after=wait)
-        move: tuple[str, str] | None = fallbacks[0], f"'{model}' rate limited by its provider (retry-after, {wait:.0f}s left): using '{fallbacks[0]}'"
+            raise RequestRejected(
+                429,
+                f"'{model}' is rate limited by its provider (held for {wait:.0f}s more) and "
+                "the request has no other model",
+                retry_after=wait,
+            )
+        move: tuple[str, str] | None = (
+            fallbacks[0],
+            f"'{model}' rate limited by its provider (retry-after, {wait:.0f}s left): using '{fallbacks[0]}'",
+        )
     else:
         shift = active.get(model)
         if shift is not None and decision.route == EXPLICIT_ROUTE and not shift.moves_named:
             shift = None  # the client named this model and the rule leaves such requests where they are
-        move = _shift_target(compiled, shift, lambda t: usable(t) and not degraded(t),
-                             decision.prompt_tokens + decision.max_output_tokens, draw, pick)
+        move = _shift_target(
+            compiled,
+            shift,
+            lambda t: usable(t) and not degraded(t),
+            decision.prompt_tokens + decision.max_output_tokens,
+            draw,
+            pick,
+        )
     if move is None:
         if fallbacks == chain[1:]:
             return decision
         return dataclasses.replace(decision, fallbacks=tuple(compiled.spec(m).target for m in fallbacks))
     to, reason = move
     rest = [m for m in dict.fromkeys([*fallbacks, *((model,) if usable(model) else ())]) if m != to]
-    return dataclasses.replace(decision, model=to, target=compiled.spec(to).target,
-                               fallbacks=tuple(compiled.spec(m).target for m in rest),
-                               reasons=decision.reasons + (reason,), shifted_from=decision.target)
+    return dataclasses.replace(
+        decision,
+        model=to,
+        target=compiled.spec(to).target,
+        fallbacks=tuple(compiled.spec(m).target for m in rest),
+        reasons=decision.reasons + (reason,),
+        shifted_from=decision.target,
+    )
 
 
-def _shift_target(compiled: CompiledPolicy, shift: Active | None, healthy, need_tokens: int, draw: float,
-                  pick: int) -> tuple[str, str] | None:
+def _shift_target(
+    compiled: CompiledPolicy, shift: Active | None, healthy, need_tokens: int, draw: float, pick: int
+) -> tuple[str, str] | None:
     """(model to use instead, why) when this request is in the shift's share and a target can take it."""
     if shift is None:
         return None

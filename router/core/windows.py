@@ -41,8 +41,14 @@ class Tally:
     def __init__(self) -> None:
         self.pending: dict[tuple[str, int], dict[str, int]] = {}
 
-    def record(self, subjects: Iterable[str], now: float, latency: float | None = None, ttft: float | None = None,
-               error: bool = False) -> None:
+    def record(
+        self,
+        subjects: Iterable[str],
+        now: float,
+        latency: float | None = None,
+        ttft: float | None = None,
+        error: bool = False,
+    ) -> None:
         fields = {REQUESTS: 1}
         if error:
             fields[ERRORS] = 1
@@ -94,15 +100,21 @@ def summarize(buckets: Iterable[Mapping[str, float]]) -> Figures:
     latency = _histogram(totals, LATENCY)
     ttft = _histogram(totals, TTFT)
     return Figures(
-        requests=int(totals.get(REQUESTS, 0)), errors=int(totals.get(ERRORS, 0)),
-        latency_samples=sum(latency.values()), ttft_samples=sum(ttft.values()),
-        p50_latency=_percentile(latency, 0.50), p95_latency=_percentile(latency, 0.95),
-        p99_latency=_percentile(latency, 0.99), ttft_p95=_percentile(ttft, 0.95),
+        requests=int(totals.get(REQUESTS, 0)),
+        errors=int(totals.get(ERRORS, 0)),
+        latency_samples=sum(latency.values()),
+        ttft_samples=sum(ttft.values()),
+        p50_latency=_percentile(latency, 0.50),
+        p95_latency=_percentile(latency, 0.95),
+        p99_latency=_percentile(latency, 0.99),
+        ttft_p95=_percentile(ttft, 0.95),
     )
 
 
 def _histogram(totals: Mapping[str, float], prefix: str) -> dict[int, int]:
-    return {int(field[1:]): int(n) for field, n in totals.items() if field[0] == prefix and field[1:].isdigit() and n > 0}
+    return {
+        int(field[1:]): int(n) for field, n in totals.items() if field[0] == prefix and field[1:].isdigit() and n > 0
+    }
 
 
 def _percentile(histogram: Mapping[int, int], q: float) -> float | None:

@@ -46,8 +46,16 @@ class Accounting:
         compiled = self.policy.current
         if not compiled.policy.budgets:
             return decision, new_record(decision, identity)
-        admission = self.book.admit(compiled, decision.route, decision.model, identity, identity.tags,
-                                    decision.prompt_tokens, decision.max_output_tokens or None, answers=decision.answers)
+        admission = self.book.admit(
+            compiled,
+            decision.route,
+            decision.model,
+            identity,
+            identity.tags,
+            decision.prompt_tokens,
+            decision.max_output_tokens or None,
+            answers=decision.answers,
+        )
         if admission.rejected is not None:
             raise BudgetExceeded(admission.rejected)
         downgraded_from = admission.downgraded_from
@@ -66,8 +74,15 @@ class Accounting:
 
     # -- after the call ----------------------------------------------------------------------------
 
-    def on_success(self, decision: DecisionRecord | None, response: Mapping, served: str | None, cache_hit: bool,
-                   litellm_cost: float | None, latency: float) -> None:
+    def on_success(
+        self,
+        decision: DecisionRecord | None,
+        response: Mapping,
+        served: str | None,
+        cache_hit: bool,
+        litellm_cost: float | None,
+        latency: float,
+    ) -> None:
         """A call answered (`served`: the model group that did): settle and record it, once."""
         if decision is None or decision.get("settled"):
             return
@@ -83,14 +98,24 @@ class Accounting:
             answer = token_counts(usage, reasoning_text).completion // max(1, decision.get("answers", 1))
             self.book.outputs.observe(decision["route"], model, answer)
         record = self._record(decision, "ok", latency, served, model)
-        record.update(cost_usd=actual.usd, litellm_cost_usd=litellm_cost, cache=decision.get("cache", "off"),
-                      tokens=_tokens(usage, reasoning_text), priced_by="policy" if model else "litellm")
+        record.update(
+            cost_usd=actual.usd,
+            litellm_cost_usd=litellm_cost,
+            cache=decision.get("cache", "off"),
+            tokens=_tokens(usage, reasoning_text),
+            priced_by="policy" if model else "litellm",
+        )
         if cache_hit and model:
             record["saved_usd"] = spent(compiled.spec(model).price, usage, reasoning_text).usd
         cap = decision.get("reasoning_cap")
         if cap and record["tokens"]["reasoning"] > cap:
             record["reasoning_over_cap"] = True
-            log.warning("route %s: %d reasoning tokens, over its cap of %d", decision["route"], record["tokens"]["reasoning"], cap)
+            log.warning(
+                "route %s: %d reasoning tokens, over its cap of %d",
+                decision["route"],
+                record["tokens"]["reasoning"],
+                cap,
+            )
         self.ledger.write(record)
 
     def on_failure(self, decision: DecisionRecord | None, outcome: str = "error") -> None:
@@ -106,12 +131,20 @@ class Accounting:
         self.ledger.write(record)
 
     @staticmethod
-    def _record(decision: DecisionRecord, outcome: str, latency: float | None, served: str | None, model: str | None) -> dict:
+    def _record(
+        decision: DecisionRecord, outcome: str, latency: float | None, served: str | None, model: str | None
+    ) -> dict:
         identity = decision.get("identity") or {}
         return {
-            "t": time.time(), "outcome": outcome, "route": decision.get("route"),
-            "model": model or decision.get("model"), "target": decision.get("target"), "served": served,
-            "key": identity.get("key_hash"), "team": identity.get("team"), "user": identity.get("user"),
+            "t": time.time(),
+            "outcome": outcome,
+            "route": decision.get("route"),
+            "model": model or decision.get("model"),
+            "target": decision.get("target"),
+            "served": served,
+            "key": identity.get("key_hash"),
+            "team": identity.get("team"),
+            "user": identity.get("user"),
             "tags": list(identity.get("tags") or []),
             "latency_ms": None if latency is None else round(latency * 1000, 1),
             "downgraded_from": decision.get("downgraded_from"),
@@ -120,12 +153,14 @@ class Accounting:
 
 def _downgrade(compiled: CompiledPolicy, decision: Decision, model: str) -> Decision:
     reason = f"budget exhausted for '{decision.model}': downgraded to '{model}'"
-    return dataclasses.replace(decision, model=model, target=compiled.spec(model).target, fallbacks=(),
-                               reasons=decision.reasons + (reason,))
+    return dataclasses.replace(
+        decision, model=model, target=compiled.spec(model).target, fallbacks=(), reasons=decision.reasons + (reason,)
+    )
 
 
-def _actual(compiled: CompiledPolicy, model: str | None, usage: dict, reasoning_text: str | None,
-            litellm_cost: float | None) -> Amounts:
+def _actual(
+    compiled: CompiledPolicy, model: str | None, usage: dict, reasoning_text: str | None, litellm_cost: float | None
+) -> Amounts:
     """Spend at the policy's prices; at LiteLLM's for a group the policy does not price."""
     if model is not None:
         return spent(compiled.spec(model).price, usage, reasoning_text)
@@ -135,5 +170,10 @@ def _actual(compiled: CompiledPolicy, model: str | None, usage: dict, reasoning_
 
 def _tokens(usage: Mapping, reasoning_text: str | None) -> dict:
     t = token_counts(usage, reasoning_text)
-    return {"prompt": t.prompt, "cached": t.cached, "completion": t.completion, "reasoning": t.reasoning,
-            "reasoning_counted": t.reasoning_counted}
+    return {
+        "prompt": t.prompt,
+        "cached": t.cached,
+        "completion": t.completion,
+        "reasoning": t.reasoning,
+        "reasoning_counted": t.reasoning_counted,
+    }

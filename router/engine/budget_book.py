@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from router.core.budgets import ZERO, Amounts, applies, limits, output_estimate, scopes, window_span, worst_case
@@ -63,13 +63,22 @@ class Exceeded:
 
     def message(self) -> str:
         unit = "USD" if self.unit == "usd" else f"{self.unit} tokens" if self.unit == "reasoning" else "tokens"
-        when = datetime.fromtimestamp(self.reset_at, timezone.utc).isoformat(timespec="seconds")
-        return (f"budget '{self.budget.name}' ({self.budget.per}, {self.budget.window}) is exhausted: "
-                f"{self.spent:.6g} of {self.limit:.6g} {unit} spent; it frees up at {when}")
+        when = datetime.fromtimestamp(self.reset_at, UTC).isoformat(timespec="seconds")
+        return (
+            f"budget '{self.budget.name}' ({self.budget.per}, {self.budget.window}) is exhausted: "
+            f"{self.spent:.6g} of {self.limit:.6g} {unit} spent; it frees up at {when}"
+        )
 
     def details(self) -> dict:
-        return {"budget": self.budget.name, "per": self.budget.per, "window": self.budget.window, "unit": self.unit,
-                "limit": self.limit, "spent": round(self.spent, 9), "reset_at": self.reset_at}
+        return {
+            "budget": self.budget.name,
+            "per": self.budget.per,
+            "window": self.budget.window,
+            "unit": self.unit,
+            "limit": self.limit,
+            "spent": round(self.spent, 9),
+            "reset_at": self.reset_at,
+        }
 
 
 @dataclass
@@ -118,9 +127,18 @@ class BudgetBook:
         self._backlog: deque[tuple[str | None, list[Settlement]]] = deque()  # settlements the store missed
         self._lock = threading.Lock()
 
-    def admit(self, compiled: CompiledPolicy, route: str, model: str | None, identity: Identity,
-              tags: tuple[str, ...], prompt_tokens: int, max_tokens: int | None, now: float | None = None,
-              answers: int = 1) -> Admission:
+    def admit(
+        self,
+        compiled: CompiledPolicy,
+        route: str,
+        model: str | None,
+        identity: Identity,
+        tags: tuple[str, ...],
+        prompt_tokens: int,
+        max_tokens: int | None,
+        now: float | None = None,
+        answers: int = 1,
+    ) -> Admission:
         """Reserve what the request is expected to spend in every budget that applies (its prompt, and
         the output `reserve_output` says, bounded by the client's `max_tokens`, for each of its
         `answers`), downgrading or rejecting as told."""
@@ -178,7 +196,9 @@ class BudgetBook:
             budget, unit, span = owners[reserved.refused]
             ask = asks[reserved.refused]
             assert ask.limit is not None  # only an ask with a limit is refused
-            return Admission(model, rejected=Exceeded(budget, unit, ask.limit, reserved.totals[reserved.refused], span.reset_at))
+            return Admission(
+                model, rejected=Exceeded(budget, unit, ask.limit, reserved.totals[reserved.refused], span.reset_at)
+            )
         return self._admitted(model, hold, asks, owners, reserved)
 
     @staticmethod
@@ -199,8 +219,9 @@ class BudgetBook:
     def settle(self, reservation: Reservation, actual: Amounts) -> None:
         """Turn a reservation into the real spend."""
         if reservation.holds:
-            self._apply((reservation.id, [Settlement(h.key, h.amount, actual.of(h.unit), h.ttl)
-                                          for h in reservation.holds]))
+            self._apply(
+                (reservation.id, [Settlement(h.key, h.amount, actual.of(h.unit), h.ttl) for h in reservation.holds])
+            )
 
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back: the call failed and cost nothing."""

@@ -35,8 +35,13 @@ def hold_key(target: str) -> str:
 
 
 class Health:
-    def __init__(self, store: StateStore, current: Callable[[], CompiledPolicy], clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None):
+    def __init__(
+        self,
+        store: StateStore,
+        current: Callable[[], CompiledPolicy],
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ):
         self.store = store
         self.current = current
         self.clock = clock
@@ -87,8 +92,14 @@ class Health:
     def reported(self, attempt: str | None) -> bool:
         return attempt in self._reported
 
-    def record(self, target: str, deployment: str | None, latency: float | None = None, ttft: float | None = None,
-               error: bool = False) -> None:
+    def record(
+        self,
+        target: str,
+        deployment: str | None,
+        latency: float | None = None,
+        ttft: float | None = None,
+        error: bool = False,
+    ) -> None:
         subjects = (target, f"{target}#{deployment}") if deployment else (target,)
         now = self.clock()
         with self._lock:
@@ -108,8 +119,15 @@ class Health:
     def reroute(self, decision: Decision) -> Decision:
         if not self.active and not self.held:
             return decision  # the usual case: nothing degraded, nothing held
-        return reroute(self.current(), decision, self.active, self.held, self.clock(),
-                       self.rng.random(), self.rng.randrange(1 << 30))
+        return reroute(
+            self.current(),
+            decision,
+            self.active,
+            self.held,
+            self.clock(),
+            self.rng.random(),
+            self.rng.randrange(1 << 30),
+        )
 
     # -- the sync loop ---------------------------------------------------------------------------
 

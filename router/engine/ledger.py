@@ -61,9 +61,10 @@ def records(store: StateStore, since: float = 0.0, batch: int = 5000) -> Iterato
     position = None
     while True:
         rows = store.read(LEDGER_LOG, position, batch)
-        for position, raw in rows:
+        for _, raw in rows:
             record = json.loads(raw)
             if record.get("t", 0) >= since:
                 yield record
         if len(rows) < batch:
             return
+        position = rows[-1][0]

@@ -39,8 +39,14 @@ class Refused(RequestRejected):
     """Refused after routing: `record` is the decision it was refused at, so the answer can still
     say which route and model it was for; `exceeded` is the budget that refused it, if one did."""
 
-    def __init__(self, status: int, message: str, record: DecisionRecord, retry_after: float | None = None,
-                 exceeded: Exceeded | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        record: DecisionRecord,
+        retry_after: float | None = None,
+        exceeded: Exceeded | None = None,
+    ):
         super().__init__(status, message, retry_after)
         self.record = record
         self.exceeded = exceeded
@@ -70,15 +76,17 @@ class Pipeline:
             raise _refused(decision, identity, RequestRejected(429, str(exc), wait), exc.exceeded) from None
         return self._admitted(compiled, decision, record, body)
 
-    def truncated(self, record: DecisionRecord, body: Mapping, finish_reason: object, produced: int,
-                  served: str | None) -> Decision | None:
+    def truncated(
+        self, record: DecisionRecord, body: Mapping, finish_reason: object, produced: int, served: str | None
+    ) -> Decision | None:
         """The decision to ask the route's larger model again, when the answer was cut off by the
         model's limit rather than the client's own max_tokens; None when there is nothing to retry
         on. Pure and cheap: it runs for every answer (`admit_retry` then reserves its budget)."""
         return _truncation_retry(self.policy.current, record, body, finish_reason, produced, served)
 
-    def admit_retry(self, record: DecisionRecord, decision: Decision, body: Mapping,
-                    served: str | None) -> Admitted | None:
+    def admit_retry(
+        self, record: DecisionRecord, decision: Decision, body: Mapping, served: str | None
+    ) -> Admitted | None:
         """The retry `truncated` decided, admitted on its own; None when its budget says no (the
         truncated answer is still an answer)."""
         try:
@@ -88,8 +96,9 @@ class Pipeline:
         retry["truncated_on"] = served or record["target"]
         return self._admitted(self.policy.current, decision, retry, body)
 
-    def _admitted(self, compiled: CompiledPolicy, decision: Decision, record: DecisionRecord,
-                  body: Mapping) -> Admitted:
+    def _admitted(
+        self, compiled: CompiledPolicy, decision: Decision, record: DecisionRecord, body: Mapping
+    ) -> Admitted:
         controls = _reasoning_controls(compiled, decision, body, record)
         cacheable = False
         if self.cache_rules is not None:
@@ -114,16 +123,18 @@ def attempt_params(compiled: CompiledPolicy, decision: Decision, body: Mapping) 
         # LiteLLM retries a rate-limited single-deployment group after sleeping its retry-after. Never
         # sleep on the request path: move to the next model at once, or answer 429 when there is none
         # (the group is held for the time its provider asked for).
-        "model_group_retry_policy": {group: {"RateLimitErrorRetries": 0}
-                                     for group in (decision.target, *decision.fallbacks)},
+        "model_group_retry_policy": {
+            group: {"RateLimitErrorRetries": 0} for group in (decision.target, *decision.fallbacks)
+        },
     }
     if "timeout" not in body:
         params["timeout"] = route.timeout if route is not None and route.timeout is not None else settings.timeout
     return params
 
 
-def _reasoning_controls(compiled: CompiledPolicy, decision: Decision, body: Mapping,
-                        record: DecisionRecord) -> dict[str, object]:
+def _reasoning_controls(
+    compiled: CompiledPolicy, decision: Decision, body: Mapping, record: DecisionRecord
+) -> dict[str, object]:
     """The route's reasoning cap, the way its model understands it (unless the client set its own)."""
     route = compiled.route_by_name.get(decision.route)
     if route is None or route.reasoning is None or decision.model is None:
@@ -138,8 +149,14 @@ def _reasoning_controls(compiled: CompiledPolicy, decision: Decision, body: Mapp
     return {}
 
 
-def _truncation_retry(compiled: CompiledPolicy, record: DecisionRecord, body: Mapping, finish_reason: object,
-                      produced: int, served: str | None) -> Decision | None:
+def _truncation_retry(
+    compiled: CompiledPolicy,
+    record: DecisionRecord,
+    body: Mapping,
+    finish_reason: object,
+    produced: int,
+    served: str | None,
+) -> Decision | None:
     route = compiled.route_by_name.get(record["route"])
     if route is None or route.on_truncation is None or body.get("stream") or finish_reason != "length":
         return None
@@ -148,9 +165,16 @@ def _truncation_retry(compiled: CompiledPolicy, record: DecisionRecord, body: Ma
     first = served or record["target"]
     if larger is None or (isinstance(limit, int) and produced >= limit) or compiled.spec(larger).target == first:
         return None
-    return Decision(record["route"], larger, compiled.spec(larger).target, (),
-                    (f"'{first}' cut its answer off (finish_reason length): retried on '{larger}'",),
-                    record["prompt_tokens"], record.get("max_output_tokens", 0), answers=record.get("answers", 1))
+    return Decision(
+        record["route"],
+        larger,
+        compiled.spec(larger).target,
+        (),
+        (f"'{first}' cut its answer off (finish_reason length): retried on '{larger}'",),
+        record["prompt_tokens"],
+        record.get("max_output_tokens", 0),
+        answers=record.get("answers", 1),
+    )
 
 
 def _refused(decision: Decision, identity: Identity, why: RequestRejected, exceeded: Exceeded | None = None) -> Refused:

@@ -50,7 +50,9 @@ class PolicyFile:
             log.error("policy %s was not reloaded; the last good policy keeps serving. %s", self.path, exc)
             return False
         self._current, self.last_error = compiled, None
-        log.info("policy %s reloaded: %d routes, %d models", self.path, len(compiled.routes), len(compiled.policy.models))
+        log.info(
+            "policy %s reloaded: %d routes, %d models", self.path, len(compiled.routes), len(compiled.policy.models)
+        )
         return True
 
     def watch(self) -> None:

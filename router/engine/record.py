@@ -57,16 +57,27 @@ class DecisionRecord(TypedDict, total=False):
 
 def new_record(decision: Decision, identity: Identity) -> DecisionRecord:
     return DecisionRecord(
-        route=decision.route, model=decision.model, target=decision.target, fallbacks=list(decision.fallbacks),
-        reasons=list(decision.reasons), prompt_tokens=decision.prompt_tokens,
-        max_output_tokens=decision.max_output_tokens, shifted_from=decision.shifted_from, answers=decision.answers,
-        identity=IdentityFields(key_hash=identity.key_hash, team=identity.team, user=identity.user,
-                                tags=list(identity.tags)),
+        route=decision.route,
+        model=decision.model,
+        target=decision.target,
+        fallbacks=list(decision.fallbacks),
+        reasons=list(decision.reasons),
+        prompt_tokens=decision.prompt_tokens,
+        max_output_tokens=decision.max_output_tokens,
+        shifted_from=decision.shifted_from,
+        answers=decision.answers,
+        identity=IdentityFields(
+            key_hash=identity.key_hash, team=identity.team, user=identity.user, tags=list(identity.tags)
+        ),
     )
 
 
 def identity_of(record: DecisionRecord) -> Identity:
     """Who the request is for, as the pipeline recorded it."""
     fields = record.get("identity") or {}
-    return Identity(key_hash=fields.get("key_hash"), team=fields.get("team"), user=fields.get("user"),
-                    tags=tuple(fields.get("tags") or ()))
+    return Identity(
+        key_hash=fields.get("key_hash"),
+        team=fields.get("team"),
+        user=fields.get("user"),
+        tags=tuple(fields.get("tags") or ()),
+    )

@@ -109,18 +109,29 @@ class Runtime:
             log.exception("shutdown: the last write to the state store failed")
         kept = spill.save(self.spill_to, book, ledger)
         if kept is not None:
-            log.warning("shutdown: the state store is unreachable: %d spend changes and %d ledger records are kept in "
-                        "%s and written at the next start", book.backlog, ledger.backlog, kept)
+            log.warning(
+                "shutdown: the state store is unreachable: %d spend changes and %d ledger records are kept in "
+                "%s and written at the next start",
+                book.backlog,
+                ledger.backlog,
+                kept,
+            )
         elif book.backlog or ledger.backlog:
-            log.error("shutdown: %d spend changes and %d ledger records could not be written", book.backlog, ledger.backlog)
+            log.error(
+                "shutdown: %d spend changes and %d ledger records could not be written", book.backlog, ledger.backlog
+            )
         else:
-            log.info("shutdown: figures, spend and ledger written to the state store (%d held back by an outage); "
-                     "store closed", spend + records)
+            log.info(
+                "shutdown: figures, spend and ledger written to the state store (%d held back by an outage); "
+                "store closed",
+                spend + records,
+            )
         self.store.close()
 
 
-def build_runtime(policy: PolicyFile, embedder_for: Callable[[str], Embedder],
-                  pinger: Callable[[], Ping | None] = lambda: None) -> Runtime:
+def build_runtime(
+    policy: PolicyFile, embedder_for: Callable[[str], Embedder], pinger: Callable[[], Ping | None] = lambda: None
+) -> Runtime:
     """`state` and the embedder are read once: changing them needs a restart. `embedder_for` makes
     the embedder the policy's semantic cache names."""
     spec = policy.current.policy
@@ -129,20 +140,34 @@ def build_runtime(policy: PolicyFile, embedder_for: Callable[[str], Embedder],
     accounting = Accounting(policy, BudgetBook(store), Ledger(store))
     cache = _build_cache(policy, store, embedder_for)
     pipeline = Pipeline(policy, health, accounting, RuleBook() if cache is not None else None)
-    runtime = Runtime(store, accounting, cache, health, KeepAlive(policy, health, pinger), pipeline,
-                      remote=spec.state.backend == "redis", spill_to=spill.directory(spec.state.backend, spec.state.path))
+    runtime = Runtime(
+        store,
+        accounting,
+        cache,
+        health,
+        KeepAlive(policy, health, pinger),
+        pipeline,
+        remote=spec.state.backend == "redis",
+        spill_to=spill.directory(spec.state.backend, spec.state.path),
+    )
     spill.restore(runtime.spill_to, accounting.book, accounting.ledger)
     runtime.tick()
     runtime.start()
     # The proxy's shutdown reaches us through the cache backend's disconnect(); a process that ends
     # otherwise (the SDK's, or a proxy without a response cache) writes out at exit.
     atexit.register(runtime.close)
-    log.info("state on %s; %d budgets; response cache %s", spec.state.backend, len(spec.budgets),
-             "off" if cache is None else "on")
+    log.info(
+        "state on %s; %d budgets; response cache %s",
+        spec.state.backend,
+        len(spec.budgets),
+        "off" if cache is None else "on",
+    )
     return runtime
 
 
-def _build_cache(policy: PolicyFile, store: StateStore, embedder_for: Callable[[str], Embedder]) -> ResponseCache | None:
+def _build_cache(
+    policy: PolicyFile, store: StateStore, embedder_for: Callable[[str], Embedder]
+) -> ResponseCache | None:
     spec = policy.current.policy
     if spec.cache is None:
         return None

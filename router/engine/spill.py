@@ -52,6 +52,10 @@ def restore(where: Path | None, book: BudgetBook, ledger: Ledger) -> int:
         ledger.restore(saved.get("ledger", []))
         claimed.unlink()
         taken += 1
-        log.info("took back %d spend changes and %d ledger records kept in %s", len(saved.get("spend", [])),
-                 len(saved.get("ledger", [])), file)
+        log.info(
+            "took back %d spend changes and %d ledger records kept in %s",
+            len(saved.get("spend", [])),
+            len(saved.get("ledger", [])),
+            file,
+        )
     return taken

@@ -1,4 +1,5 @@
-"""Command line: `python -m router validate POLICY [--config config.yaml]`, `python -m router explain POLICY [--json] [PROMPT]`,
+"""Command line: `python -m router validate POLICY [--config config.yaml]`,
+`python -m router explain POLICY [--json] [PROMPT]`,
 `python -m router report [--policy POLICY] [--window day] [--by route]` and
 `python -m router status [--policy POLICY] [--window 5m] [--json]`."""
 
@@ -41,13 +42,17 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         except ValueError as exc:
             print(f"--window: {exc}", file=sys.stderr)
             return 2
-        return _with_store(compiled.policy, out, lambda store: report(list(records(store)), compiled.policy, window, args.by))
+        return _with_store(
+            compiled.policy, out, lambda store: report(list(records(store)), compiled.policy, window, args.by)
+        )
     if args.command == "status":
         seconds = duration(args.window)
         if not isinstance(seconds, float):
             print(f"--window: not a duration: {args.window!r} (e.g. 60s, 5m, 1h)", file=sys.stderr)
             return 2
-        return _with_store(compiled.policy, out, lambda store: status.render(status.snapshot(store, compiled, seconds), args.json))
+        return _with_store(
+            compiled.policy, out, lambda store: status.render(status.snapshot(store, compiled, seconds), args.json)
+        )
     return _explain(compiled, args, stdin or sys.stdin, out)
 
 
@@ -78,11 +83,15 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(prog="python -m router", description="Check a routing policy and see its decisions.")
+    parser = argparse.ArgumentParser(
+        prog="python -m router", description="Check a routing policy and see its decisions."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check a policy file; exit 1 listing every problem")
     validate.add_argument("policy")
-    validate.add_argument("--config", help="a LiteLLM proxy config: every model's target must be one of its model groups")
+    validate.add_argument(
+        "--config", help="a LiteLLM proxy config: every model's target must be one of its model groups"
+    )
     explain = commands.add_parser(
         "explain", help="print the decision for PROMPT, or for each JSON chat request body read from stdin (one a line)"
     )
@@ -94,7 +103,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     summary.add_argument("--window", default="day", help="hour, day, month, 'rolling <duration>' or all (default: day)")
     summary.add_argument("--by", choices=GROUPS, default="route", help="group by (default: route)")
     health = commands.add_parser("status", help="each model's latency and error figures, active shifts and holds")
-    health.add_argument("--policy", help="the policy whose state store and shift rules to read (default: ROUTER_POLICY)")
+    health.add_argument(
+        "--policy", help="the policy whose state store and shift rules to read (default: ROUTER_POLICY)"
+    )
     health.add_argument("--window", default="5m", help="how far back the figures reach (default: 5m)")
     health.add_argument("--json", action="store_true", help="print JSON")
     return parser, commands.choices

@@ -12,8 +12,20 @@ from router.core.budgets import applies, limits, window_span
 from router.policy.schema import Policy
 
 GROUPS = ("route", "model", "key", "team", "user")
-_COLUMNS = ("requests", "spend_usd", "usd_per_1k", "prompt", "cached", "output", "reasoning", "reasoning_share",
-            "cache_hits", "saved_usd", "rejected", "errors")
+_COLUMNS = (
+    "requests",
+    "spend_usd",
+    "usd_per_1k",
+    "prompt",
+    "cached",
+    "output",
+    "reasoning",
+    "reasoning_share",
+    "cache_hits",
+    "saved_usd",
+    "rejected",
+    "errors",
+)
 
 
 def window_start(window: str, policy: Policy, now: float) -> float:
@@ -55,7 +67,11 @@ def budget_standing(records: list[dict], policy: Policy, now: float) -> list[str
         start = window_start(budget.window, policy, now)
         used: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         for record in records:
-            if record["t"] < start or record.get("outcome") != "ok" or not applies(budget, record["route"], record["model"]):
+            if (
+                record["t"] < start
+                or record.get("outcome") != "ok"
+                or not applies(budget, record["route"], record["model"])
+            ):
                 continue
             for scope in _record_scopes(budget.per, record):
                 tokens = record.get("tokens") or {}
@@ -82,15 +98,18 @@ def _record_scopes(per: str, record: dict) -> list[str]:
 
 
 def render(rows: dict[str, dict[str, float]], by: str) -> list[str]:
-    header = (f"{by:<28} {'requests':>8} {'spend USD':>12} {'USD/1K req':>11} {'prompt':>9} {'cached':>8} "
-              f"{'output':>9} {'reasoning':>9} {'reas.%':>6} {'hits':>6} {'saved USD':>10} {'rejected':>8} {'errors':>6}")
+    header = (
+        f"{by:<28} {'requests':>8} {'spend USD':>12} {'USD/1K req':>11} {'prompt':>9} {'cached':>8} "
+        f"{'output':>9} {'reasoning':>9} {'reas.%':>6} {'hits':>6} {'saved USD':>10} {'rejected':>8} {'errors':>6}"
+    )
     lines = [header]
     for name in sorted(rows, key=lambda n: (n == "TOTAL", -rows[n]["spend_usd"])):
         r = rows[name]
         lines.append(
-            f"{name[:28]:<28} {r['requests']:>8.0f} {r['spend_usd']:>12.6f} {r['usd_per_1k']:>11.6f} {r['prompt']:>9.0f} "
-            f"{r['cached']:>8.0f} {r['output']:>9.0f} {r['reasoning']:>9.0f} {r['reasoning_share']:>6.1%} "
-            f"{r['cache_hits']:>6.0f} {r['saved_usd']:>10.6f} {r['rejected']:>8.0f} {r['errors']:>6.0f}"
+            f"{name[:28]:<28} {r['requests']:>8.0f} {r['spend_usd']:>12.6f} {r['usd_per_1k']:>11.6f} "
+            f"{r['prompt']:>9.0f} {r['cached']:>8.0f} {r['output']:>9.0f} {r['reasoning']:>9.0f} "
+            f"{r['reasoning_share']:>6.1%} {r['cache_hits']:>6.0f} {r['saved_usd']:>10.6f} "
+            f"{r['rejected']:>8.0f} {r['errors']:>6.0f}"
         )
     return lines
 
@@ -99,7 +118,11 @@ def report(records: list[dict], policy: Policy, window: str, by: str, now: float
     now = time.time() if now is None else now
     start = window_start(window, policy, now)
     chosen = [r for r in records if r.get("t", 0) >= start]
-    since = "all time" if window == "all" else datetime.fromtimestamp(start, ZoneInfo(policy.settings.timezone)).isoformat(timespec="minutes")
+    since = (
+        "all time"
+        if window == "all"
+        else datetime.fromtimestamp(start, ZoneInfo(policy.settings.timezone)).isoformat(timespec="minutes")
+    )
     lines = [f"spend by {by}, window {window} (since {since}), {len(chosen)} requests", ""]
     lines += render(summarize(chosen, by), by) if chosen else ["no requests in this window"]
     if policy.budgets:

@@ -25,10 +25,18 @@ def snapshot(store: StateStore, compiled: CompiledPolicy, window: float, now: fl
         "window_seconds": window,
         "models": {subject: _figures(health.mirror.figures(subject, now - window, now)) for subject in subjects},
         "shifts": [
-            {"rule": rule.key, "watch": rule.watch, "to": list(rule.to), "metric": rule.when.metric,
-             "threshold": rule.when.threshold, "phase": state.phase, "since_seconds": round(now - state.since, 1) if state.since else None,
-             "hold_left_seconds": round(state.until - now, 1) if state.until > now else None,
-             "reason": state.reason, "times_shifted": state.count}
+            {
+                "rule": rule.key,
+                "watch": rule.watch,
+                "to": list(rule.to),
+                "metric": rule.when.metric,
+                "threshold": rule.when.threshold,
+                "phase": state.phase,
+                "since_seconds": round(now - state.since, 1) if state.since else None,
+                "hold_left_seconds": round(state.until - now, 1) if state.until > now else None,
+                "reason": state.reason,
+                "times_shifted": state.count,
+            }
             for rule, state in zip(rules, states)
         ],
         "holds": {target: round(left, 1) for target, left in holds.items() if left > 0},
@@ -36,21 +44,33 @@ def snapshot(store: StateStore, compiled: CompiledPolicy, window: float, now: fl
 
 
 def _figures(figures: Figures) -> dict:
-    return {"requests": figures.requests, "errors": figures.errors, "error_rate": figures.error_rate,
-            "p50_latency": figures.p50_latency, "p95_latency": figures.p95_latency, "p99_latency": figures.p99_latency,
-            "ttft_p95": figures.ttft_p95, "ttft_samples": figures.ttft_samples}
+    return {
+        "requests": figures.requests,
+        "errors": figures.errors,
+        "error_rate": figures.error_rate,
+        "p50_latency": figures.p50_latency,
+        "p95_latency": figures.p95_latency,
+        "p99_latency": figures.p99_latency,
+        "ttft_p95": figures.ttft_p95,
+        "ttft_samples": figures.ttft_samples,
+    }
 
 
 def render(view: dict, as_json: bool = False) -> str:
     if as_json:
         return json.dumps(view, indent=2)
-    lines = [f"models (last {view['window_seconds']:g}s)",
-             f"  {'model group / deployment':<44} {'requests':>8} {'errors':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'ttft95':>7}"]
+    lines = [
+        f"models (last {view['window_seconds']:g}s)",
+        f"  {'model group / deployment':<44} {'requests':>8} {'errors':>7} "
+        f"{'p50':>7} {'p95':>7} {'p99':>7} {'ttft95':>7}",
+    ]
     for subject, f in sorted(view["models"].items()):
         name = ("    #" + subject.split("#", 1)[1]) if "#" in subject else subject
         rate = "-" if f["error_rate"] is None else f"{f['error_rate']:.0%}"
-        lines.append(f"  {name[:44]:<44} {f['requests']:>8} {rate:>7} {_s(f['p50_latency'])} {_s(f['p95_latency'])} "
-                     f"{_s(f['p99_latency'])} {_s(f['ttft_p95'])}")
+        lines.append(
+            f"  {name[:44]:<44} {f['requests']:>8} {rate:>7} {_s(f['p50_latency'])} {_s(f['p95_latency'])} "
+            f"{_s(f['p99_latency'])} {_s(f['ttft_p95'])}"
+        )
     if not view["models"]:
         lines.append("  (no requests in the window)")
     lines.append("shifts")
@@ -59,8 +79,10 @@ def render(view: dict, as_json: bool = False) -> str:
         if shift["phase"] != NORMAL:
             left = f", hold {shift['hold_left_seconds']:g}s left" if shift["hold_left_seconds"] else ""
             state = f"{state.upper()} for {shift['since_seconds']:g}s{left}: {shift['reason']}"
-        lines.append(f"  {shift['rule']}: {shift['watch']} -> {', '.join(shift['to'])} when {shift['metric']} > "
-                     f"{shift['threshold']:g} | {state} | shifted {shift['times_shifted']}x")
+        lines.append(
+            f"  {shift['rule']}: {shift['watch']} -> {', '.join(shift['to'])} when {shift['metric']} > "
+            f"{shift['threshold']:g} | {state} | shifted {shift['times_shifted']}x"
+        )
     if not view["shifts"]:
         lines.append("  (the policy has no shift rules)")
     lines.append("retry-after holds")

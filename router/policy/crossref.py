@@ -171,8 +171,13 @@ def _truncation_ref(route: dict, path: tuple, known: dict[str, str], models: obj
     specs = [models.get(known[m]) if isinstance(models, dict) else None for m in (use, larger)]
     first, second = (token_count(spec.get("context")) if isinstance(spec, dict) else None for spec in specs)
     if isinstance(first, int) and isinstance(second, int) and second <= first:
-        yield path, (f"'{larger}' holds {second} tokens, no more than '{use}' ({first}): "
-                     "a truncated answer must be retried on a larger model")
+        yield (
+            path,
+            (
+                f"'{larger}' holds {second} tokens, no more than '{use}' ({first}): "
+                "a truncated answer must be retried on a larger model"
+            ),
+        )
 
 
 def _model_ref(ref: object, path: tuple, known: dict[str, str]) -> Iterator[Finding]:

@@ -49,8 +49,9 @@ def read_model_groups(config: str | FsPath) -> Groups:
     return Groups.of(str(config), data.get("model_list") if isinstance(data, dict) else None)
 
 
-def parse_policy(text: str, file: str = "<policy>", env: Mapping[str, str] | None = None,
-                 groups: Groups | None = None) -> Policy:
+def parse_policy(
+    text: str, file: str = "<policy>", env: Mapping[str, str] | None = None, groups: Groups | None = None
+) -> Policy:
     located = source.parse(text, file, env)
     issues = list(located.issues)
     if located.data is None and not issues:

@@ -190,9 +190,9 @@ def _timezone(value: str) -> str:
 
 
 def parse_window(value: object) -> object:
-    """"hour", "day", "month" (calendar, in the policy's time zone) or "rolling <duration>"."""
+    """ "hour", "day", "month" (calendar, in the policy's time zone) or "rolling <duration>"."""
     if isinstance(value, str) and value.strip().lower().startswith("rolling"):
-        seconds = duration(value.strip()[len("rolling"):].strip())
+        seconds = duration(value.strip()[len("rolling") :].strip())
         if not isinstance(seconds, float) or seconds <= 0:
             raise ValueError(f"bad rolling window {value!r}: write e.g. 'rolling 30m' or 'rolling 24h'")
         return f"rolling {seconds:g}"

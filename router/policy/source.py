@@ -78,7 +78,11 @@ def _interpolate(value: str, path: Path, line: int, issues, file, env) -> str:
             return env[name]
         if default is not None:
             return default
-        issues.append(PolicyIssue(file, line, path, f"environment variable {name} is not set (write ${{{name}:-default}} for a default)"))
+        issues.append(
+            PolicyIssue(
+                file, line, path, f"environment variable {name} is not set (write ${{{name}:-default}} for a default)"
+            )
+        )
         return ""
 
     return _ENV.sub(replace, value)

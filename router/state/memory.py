@@ -62,8 +62,11 @@ class MemoryStore:
 
     def reserve(self, asks: list[Ask], hold: str | None = None) -> Reserved:
         with self._lock:
-            reserved = settle_asks(asks, [sum(self._number(k) for k in ask.keys) for ask in asks],
-                                   lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl))
+            reserved = settle_asks(
+                asks,
+                [sum(self._number(k) for k in ask.keys) for ask in asks],
+                lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl),
+            )
             if hold is not None and reserved.refused is None:
                 self.set(hold_key(hold), b"1", hold_ttl(asks))
             return reserved

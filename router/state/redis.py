@@ -142,7 +142,9 @@ class RedisStore:
             args += [len(ask.keys), repr(ask.amount), limit, _ms(ask.ttl), int(ask.soft)]
         reply = self._call(lambda r: self._reserve_script(keys=keys, args=args, client=r))
         refused = int(reply[0])
-        return Reserved(refused - 1 if refused else None, [float(v) for v in reply[1::2]], [v == b"1" for v in reply[2::2]])
+        return Reserved(
+            refused - 1 if refused else None, [float(v) for v in reply[1::2]], [v == b"1" for v in reply[2::2]]
+        )
 
     def settle(self, hold: str | None, changes: list[Settlement]) -> None:
         keys = [hold_key(hold) if hold is not None else hold_key("")] + [c.key for c in changes]

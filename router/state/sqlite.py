@@ -64,7 +64,9 @@ class SQLiteStore:
     def set(self, key: str, value: bytes, ttl: float) -> None:
         now = time.time()
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)", (key, value, now + ttl))
+            self._db.execute(
+                "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)", (key, value, now + ttl)
+            )
             self._writes += 1
             if self._writes % _PURGE_EVERY == 0:
                 self._db.execute("DELETE FROM kv WHERE expires < ?", (now,))
@@ -76,13 +78,18 @@ class SQLiteStore:
         if not counts:
             return  # an idle instance's sync loop must not take the write lock twice a second
         now = time.time()
-        rows = [(key, field, amount, now + ttl, now) for key, fields in counts.items() for field, amount in fields.items()]
+        rows = [
+            (key, field, amount, now + ttl, now) for key, fields in counts.items() for field, amount in fields.items()
+        ]
         with self._transaction():
             # An expired group restarts at the new amount; every field of a group expires together.
             self._db.executemany(
-                "INSERT INTO tallies (key, field, value, expires) VALUES (?, ?, ?, ?) ON CONFLICT(key, field) DO UPDATE "
+                "INSERT INTO tallies (key, field, value, expires) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(key, field) DO UPDATE "
                 "SET value = CASE WHEN expires < ?5 THEN excluded.value ELSE value + excluded.value END, "
-                "expires = excluded.expires", rows)
+                "expires = excluded.expires",
+                rows,
+            )
             self._db.executemany("UPDATE tallies SET expires = ? WHERE key = ?", [(now + ttl, key) for key in counts])
             self._writes += 1
             if self._writes % _PURGE_EVERY == 0:
@@ -93,8 +100,9 @@ class SQLiteStore:
             return []
         marks = ",".join("?" * len(keys))
         with self._lock:
-            rows = self._db.execute(f"SELECT key, field, value FROM tallies WHERE key IN ({marks}) AND expires >= ?",
-                                    (*keys, time.time())).fetchall()
+            rows = self._db.execute(
+                f"SELECT key, field, value FROM tallies WHERE key IN ({marks}) AND expires >= ?", (*keys, time.time())
+            ).fetchall()
         found: dict[str, dict[str, float]] = {}
         for key, field, value in rows:
             found.setdefault(key, {})[field] = value
@@ -121,15 +129,20 @@ class SQLiteStore:
             totals = [self._window_total(ask.keys, now) for ask in asks]
             reserved = settle_asks(asks, totals, lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl, now))
             if hold is not None and reserved.refused is None:
-                self._db.execute("INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
-                                 (hold_key(hold), b"1", now + hold_ttl(asks)))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                    (hold_key(hold), b"1", now + hold_ttl(asks)),
+                )
             return reserved
 
     def settle(self, hold: str | None, changes: list[Settlement]) -> None:
         now = time.time()
         with self._transaction():
-            row = None if hold is None else self._db.execute(
-                "DELETE FROM kv WHERE key = ? RETURNING expires", (hold_key(hold),)).fetchone()
+            row = (
+                None
+                if hold is None
+                else self._db.execute("DELETE FROM kv WHERE key = ? RETURNING expires", (hold_key(hold),)).fetchone()
+            )
             held = row is not None and row[0] >= now
             for change in changes:
                 self._add(change.key, change.actual - (change.reserved if held else 0.0), change.ttl, now)
@@ -152,7 +165,8 @@ class SQLiteStore:
     def read(self, log: str, after: str | None, limit: int) -> list[tuple[str, bytes]]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, payload FROM log WHERE name = ? AND id > ? ORDER BY id LIMIT ?", (log, int(after or 0), limit)
+                "SELECT id, payload FROM log WHERE name = ? AND id > ? ORDER BY id LIMIT ?",
+                (log, int(after or 0), limit),
             ).fetchall()
         return [(str(i), p) for i, p in rows]
 

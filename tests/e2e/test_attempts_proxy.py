@@ -44,8 +44,9 @@ def proxy(simulator, tmp_path):
 def ask_many(proxy, count: int) -> list[httpx.Response]:
     def one(i: int) -> httpx.Response:
         body = {"model": "auto", "messages": [{"role": "user", "content": f"question {i}"}]}
-        return httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"},
-                          timeout=60)
+        return httpx.post(
+            f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=60
+        )
 
     with ThreadPoolExecutor(count) as pool:
         return list(pool.map(one, range(count)))
@@ -54,6 +55,7 @@ def ask_many(proxy, count: int) -> list[httpx.Response]:
 def status(proxy, attempts: dict[str, int]) -> dict:
     """`router status` once the shared figures count `attempts` (model group -> attempts) at least:
     the last events arrive after the answers, and reach the store on the next sync tick."""
+
     def view() -> dict | None:
         out = io.StringIO()
         assert main(["status", "--policy", str(proxy.policy), "--json", "--window", "2m"], stdout=out) == 0
@@ -100,6 +102,8 @@ def test_when_every_model_fails_each_attempt_is_an_error_of_its_own_group(proxy,
     assert len(lines) == 10
     for answer in answers:
         (line,) = [line for line in lines if f"request {answer.headers['x-litellm-call-id']}, route default" in line]
-        assert line.endswith("answering 503: deepseek-r1 InternalServerError 500 x2; deepseek-v4-pro InternalServerError "
-                             "500 x2; deepseek-v4-flash InternalServerError 500 x2")
+        assert line.endswith(
+            "answering 503: deepseek-r1 InternalServerError 500 x2; deepseek-v4-pro InternalServerError "
+            "500 x2; deepseek-v4-flash InternalServerError 500 x2"
+        )
     assert "Traceback" not in log and "Error occurred while trying to do fallbacks" not in log

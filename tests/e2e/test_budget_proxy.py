@@ -25,7 +25,8 @@ FLASH_PRICE = {"input": 0.27, "output": 1.10}
 GLOBAL_LIMIT = 0.0006
 BUDGETS = f"""
   - {{name: default-global, per: global, window: day, limit_usd: {GLOBAL_LIMIT}, routes: [default]}}
-  - {{name: creative-key, per: key, window: day, limit_usd: 0.0005, on_exceed: downgrade, to: [flash], routes: [creative]}}
+  - {{name: creative-key, per: key, window: day, limit_usd: 0.0005, on_exceed: downgrade, to: [flash],
+     routes: [creative]}}
   - {{name: extraction-key, per: key, window: day, limit_usd: 0.0001, routes: [extraction]}}
 """
 
@@ -48,7 +49,9 @@ def pair(simulator, redis_server, tmp_path_factory):
 
 def post(proxy, content: str, key: str = "sk-tenant-a", **extra) -> httpx.Response:
     body = {"model": "auto", "messages": [{"role": "user", "content": content}], **extra}
-    return httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    return httpx.post(
+        f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    )
 
 
 @pytest.mark.parametrize("reported", [True, False], ids=["reasoning-in-usage", "reasoning-from-text"])
@@ -58,14 +61,25 @@ def test_each_token_kind_is_priced_through_the_proxy(pair, sim, redis_url, repor
     content = "Prove it step by step, please!!!"  # 32 characters: 8 prompt tokens at the simulator
     response = post(first, content)
     assert response.status_code == 200 and response.headers["x-router-route"] == "reasoning"
-    assert float(response.headers["x-router-cost"]) == pytest.approx(expected_cost(REASONER_PRICE, 8, 10, 30), abs=1e-11)
-    with httpx.stream("POST", f"{first.url}/v1/chat/completions", headers={"Authorization": "Bearer sk-tenant-a"},
-                      json={"model": "auto", "stream": True, "messages": [{"role": "user", "content": content}]}) as stream:
+    assert float(response.headers["x-router-cost"]) == pytest.approx(
+        expected_cost(REASONER_PRICE, 8, 10, 30), abs=1e-11
+    )
+    with httpx.stream(
+        "POST",
+        f"{first.url}/v1/chat/completions",
+        headers={"Authorization": "Bearer sk-tenant-a"},
+        json={"model": "auto", "stream": True, "messages": [{"role": "user", "content": content}]},
+    ) as stream:
         assert stream.status_code == 200 and sum(1 for _ in stream.iter_lines()) > 3
     records = ledger_records(policy, 2, lambda r: r["route"] == "reasoning" and r["outcome"] == "ok")[-2:]
     for record in records:  # the whole answer and the stream alike
-        assert record["tokens"] == {"prompt": 8, "cached": 0, "completion": 40, "reasoning": 30,
-                                    "reasoning_counted": record["tokens"]["reasoning_counted"]}
+        assert record["tokens"] == {
+            "prompt": 8,
+            "cached": 0,
+            "completion": 40,
+            "reasoning": 30,
+            "reasoning_counted": record["tokens"]["reasoning_counted"],
+        }
         assert record["cost_usd"] == pytest.approx(expected_cost(REASONER_PRICE, 8, 10, 30))
         assert record["litellm_cost_usd"] is not None  # LiteLLM's own figure is kept beside ours
 
@@ -76,11 +90,14 @@ def test_200_concurrent_requests_on_two_instances_do_not_overrun(pair, sim, redi
 
     async def fire():
         async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=200)) as client:
+
             async def one(i):
                 proxy = (first, second)[i % 2]
                 body = {"model": "auto", "max_tokens": 50, "messages": [{"role": "user", "content": content}]}
-                return await client.post(f"{proxy.url}/v1/chat/completions", json=body,
-                                         headers={"Authorization": f"Bearer {MASTER_KEY}"})
+                return await client.post(
+                    f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}
+                )
+
             return await asyncio.gather(*(one(i) for i in range(200)))
 
     responses = asyncio.run(fire())

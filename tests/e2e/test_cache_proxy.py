@@ -98,7 +98,10 @@ def test_an_unknown_key_is_refused(proxy):
 def test_a_streamed_answer_is_stored_and_a_hit_is_streamed(proxy, sim):
     def stream():
         raw = client(proxy).chat.completions.with_raw_response.create(
-            model="auto", messages=[{"role": "user", "content": "Name three rivers in Africa."}], temperature=0, stream=True
+            model="auto",
+            messages=[{"role": "user", "content": "Name three rivers in Africa."}],
+            temperature=0,
+            stream=True,
         )
         return raw.headers, "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
 
@@ -115,8 +118,11 @@ def test_a_streamed_hit_keeps_the_reasoning(proxy, sim):
 
     def stream():
         raw = client(proxy).chat.completions.with_raw_response.create(
-            model="auto", messages=[{"role": "user", "content": "Prove step by step that 7 is prime."}], temperature=0,
-            stream=True)
+            model="auto",
+            messages=[{"role": "user", "content": "Prove step by step that 7 is prime."}],
+            temperature=0,
+            stream=True,
+        )
         chunks = [c for c in raw.parse() if c.choices]
         reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks)
         return raw.headers, reasoning, "".join(c.choices[0].delta.content or "" for c in chunks)

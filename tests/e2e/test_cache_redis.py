@@ -32,7 +32,9 @@ def proxies(simulator, redis_server, tmp_path_factory):
 
 
 def ask(proxy, content: str):
-    raw = OpenAI(base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0).chat.completions.with_raw_response.create(
+    raw = OpenAI(
+        base_url=f"{proxy.url}/v1", api_key=MASTER_KEY, max_retries=0
+    ).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": content}], temperature=0
     )
     return raw.headers["x-router-cache"], raw.parse().choices[0].message.content

@@ -23,8 +23,9 @@ BUDGETS = f"  - {{name: extract-global, per: global, window: day, limit_usd: {LI
 
 def post(proxy, content: str, **extra) -> httpx.Response:
     body = {"model": "auto", "messages": [{"role": "user", "content": content}], "max_tokens": MAX_TOKENS, **extra}
-    return httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"},
-                      timeout=60)
+    return httpx.post(
+        f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=60
+    )
 
 
 def cost(response: httpx.Response) -> float:
@@ -74,7 +75,9 @@ def test_redis_killed_under_load_and_restarted_empty(simulator, sim, tmp_path):
         # What the budget admitted since Redis came back empty: the eight that were in flight (settled
         # at their real cost, not as negative deltas) and the sequential ones.
         admitted = sum(cost(r) for r in first) + sum(cost(r) for r in after if r.status_code == 200)
-        one_reservation = (len("Please extract the total from invoice 100") / 4 + 4 + MAX_TOKENS) * GLM_PRICE["output"] / 1e6
+        one_reservation = (
+            (len("Please extract the total from invoice 100") / 4 + 4 + MAX_TOKENS) * GLM_PRICE["output"] / 1e6
+        )
         assert admitted <= LIMIT + one_reservation, (admitted, LIMIT)
         assert proxy.proc.poll() is None  # nothing crashed
     finally:
@@ -120,8 +123,9 @@ def test_spend_kept_through_an_outage_survives_a_shutdown_and_reaches_redis_afte
     redis = procs.RedisServer(tmp_path)
     redis.start()
     budgets = "  - {name: all-day, per: global, window: day, limit_usd: 5}"
-    policy = write_policy(tmp_path, state=f'{{backend: redis, url: "{redis.url}", path: {tmp_path / "state.db"}}}',
-                          budgets=budgets)
+    policy = write_policy(
+        tmp_path, state=f'{{backend: redis, url: "{redis.url}", path: {tmp_path / "state.db"}}}', budgets=budgets
+    )
     first = start_proxy(simulator, policy, tmp_path)
     try:
         redis.stop()  # down: requests are admitted unchecked and their spend waits in memory

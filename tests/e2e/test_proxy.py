@@ -38,7 +38,9 @@ def client(proxy) -> OpenAI:
 
 
 def ask(client: OpenAI, content: str, model: str = "auto", **extra):
-    raw = client.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": content}], **extra)
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": content}], **extra
+    )
     return raw.headers, raw.parse()
 
 
@@ -52,7 +54,7 @@ def test_debug_request_takes_the_reasoning_route(client, sim):
 
 
 def test_plain_question_takes_the_default_route(client, sim):
-    headers, completion = ask(client, PLAIN)
+    headers, _ = ask(client, PLAIN)
     assert (headers["x-router-route"], headers["x-router-model"]) == ("default", "deepseek-v4-flash")
     assert sim.count("deepseek-v4-flash") == 1 and sim.count("deepseek-reasoner") == 0
 
@@ -68,7 +70,7 @@ def test_streaming_is_routed_and_explained(client, sim):
 
 
 def test_a_named_model_group_is_served_as_asked(client, sim):
-    headers, completion = ask(client, DEBUG, model="qwen3-32b")
+    headers, _ = ask(client, DEBUG, model="qwen3-32b")
     assert (headers["x-router-route"], headers["x-router-model"]) == ("explicit", "qwen3-32b")
     assert sim.count("qwen3-32b") == 1 and sim.count("deepseek-reasoner") == 0
 
@@ -81,14 +83,17 @@ def test_a_policy_alias_names_its_model(client, sim):
 
 def test_a_failing_model_falls_back_along_the_route(client, sim):
     sim.set_profile("deepseek-reasoner", error_rate=1.0)
-    headers, completion = ask(client, DEBUG)
+    _, completion = ask(client, DEBUG)
     assert completion.choices[0].message.content.startswith("[deepseek-v4-pro#")
     assert sim.count("deepseek-reasoner", "errors") >= 1 and sim.count("deepseek-v4-pro", "ok") == 1
 
 
 def test_litellm_sdk_as_a_client_of_the_proxy(proxy, sim):
     response = litellm.completion(
-        model="litellm_proxy/auto", api_base=proxy.url, api_key=MASTER_KEY, messages=[{"role": "user", "content": DEBUG}]
+        model="litellm_proxy/auto",
+        api_base=proxy.url,
+        api_key=MASTER_KEY,
+        messages=[{"role": "user", "content": DEBUG}],
     )
     assert response.choices[0].message.content.startswith("[deepseek-reasoner#")
 
@@ -101,56 +106,116 @@ def test_litellm_sdk_as_a_client_of_the_proxy(proxy, sim):
         ({"model": "auto", "messages": [{"content": "hi"}]}, 400, "string `role`"),
         ({"model": "auto", "messages": [{"role": "user", "content": "x" * 2_000_000}]}, 413, "max_prompt_chars"),
         ({"model": "auto", "messages": [{"role": "user", "content": "word " * 180_000}]}, 400, "context window"),
-        ({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "tools": "nope"}, 400, "`tools` must be a list"),
-        ({"model": "qwen3-32b", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages[0].role must be one of"),
-        ({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}, 400, "`temperature`"),
-        ({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}, 400, "`stream` must be true"),
+        (
+            {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "tools": "nope"},
+            400,
+            "`tools` must be a list",
+        ),
+        (
+            {"model": "qwen3-32b", "messages": [{"role": "wizard", "content": "hi"}]},
+            400,
+            "messages[0].role must be one of",
+        ),
+        (
+            {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"},
+            400,
+            "`temperature`",
+        ),
+        (
+            {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"},
+            400,
+            "`stream` must be true",
+        ),
     ],
-    ids=["no-messages", "messages-not-a-list", "no-role", "2MB-prompt", "too-long-for-every-model", "tools-not-a-list",
-         "unknown-role-named-model", "temperature-not-a-number", "stream-not-a-boolean"],
+    ids=[
+        "no-messages",
+        "messages-not-a-list",
+        "no-role",
+        "2MB-prompt",
+        "too-long-for-every-model",
+        "tools-not-a-list",
+        "unknown-role-named-model",
+        "temperature-not-a-number",
+        "stream-not-a-boolean",
+    ],
 )
 def test_malformed_requests_get_a_4xx_with_a_message(proxy, sim, body, status, fragment):
-    response = httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30)
+    response = httpx.post(
+        f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=30
+    )
     assert response.status_code == status, response.text
     assert fragment in response.json()["error"]["message"]
     assert sim.stats() == {}
 
 
-@pytest.mark.parametrize("path,body", [
-    ("/v1/chat/completions", b"[1,2,3]"), ("/v1/chat/completions", b' "hello"'), ("/v1/chat/completions", b"7"),
-    ("/v1/embeddings", b"[1]"), ("/v1/completions", b"null"),
-], ids=["array", "string", "number", "embeddings-array", "completions-null"])
+@pytest.mark.parametrize(
+    "path,body",
+    [
+        ("/v1/chat/completions", b"[1,2,3]"),
+        ("/v1/chat/completions", b' "hello"'),
+        ("/v1/chat/completions", b"7"),
+        ("/v1/embeddings", b"[1]"),
+        ("/v1/completions", b"null"),
+    ],
+    ids=["array", "string", "number", "embeddings-array", "completions-null"],
+)
 def test_a_body_that_is_not_a_json_object_gets_400(proxy, sim, path, body):
-    response = httpx.post(f"{proxy.url}{path}", content=body, timeout=30,
-                          headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"})
+    response = httpx.post(
+        f"{proxy.url}{path}",
+        content=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {MASTER_KEY}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"]["message"] == "the request body must be a JSON object"
     assert sim.stats() == {}
 
 
-@pytest.mark.parametrize("headers,fragment", [({}, "no API key"), ({"Authorization": "Bearer sk-wrong"}, "invalid API key")],
-                         ids=["missing", "wrong"])
+@pytest.mark.parametrize(
+    "headers,fragment",
+    [({}, "no API key"), ({"Authorization": "Bearer sk-wrong"}, "invalid API key")],
+    ids=["missing", "wrong"],
+)
 def test_a_missing_or_wrong_key_gets_401(proxy, sim, headers, fragment):
     body = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
     for path in ("/v1/chat/completions", "/v1/models"):
-        response = (httpx.post(f"{proxy.url}{path}", json=body, headers=headers, timeout=30) if path.endswith("completions")
-                    else httpx.get(f"{proxy.url}{path}", headers=headers, timeout=30))
+        response = (
+            httpx.post(f"{proxy.url}{path}", json=body, headers=headers, timeout=30)
+            if path.endswith("completions")
+            else httpx.get(f"{proxy.url}{path}", headers=headers, timeout=30)
+        )
         assert response.status_code == 401, (path, response.text)
         assert fragment in response.json()["error"]["message"]
     assert sim.stats() == {}
 
 
-@pytest.mark.parametrize("old,new,problem", [
-    ("target: deepseek-v4-pro", "target: deepseek-v4-pr0",
-     "models.pro.target: 'deepseek-v4-pr0' is not a model group of"),
-    ("use: reasoner", "use: reasonr", "routes[0].use: unknown model 'reasonr'"),
-], ids=["target-not-in-config", "unknown-model"])
+@pytest.mark.parametrize(
+    "old,new,problem",
+    [
+        (
+            "target: deepseek-v4-pro",
+            "target: deepseek-v4-pr0",
+            "models.pro.target: 'deepseek-v4-pr0' is not a model group of",
+        ),
+        ("use: reasoner", "use: reasonr", "routes[0].use: unknown model 'reasonr'"),
+    ],
+    ids=["target-not-in-config", "unknown-model"],
+)
 def test_a_policy_the_proxy_cannot_serve_stops_it_with_the_problems_last(simulator, tmp_path, old, new, problem):
     policy = write_policy(tmp_path)
     policy.write_text(policy.read_text().replace(old, new))
-    env = procs.clean_env(LITELLM_MASTER_KEY=MASTER_KEY, ROUTER_POLICY=str(policy), **simulator_env(f"{simulator.url}/v1"))
-    args = [str(Path(sys.executable).parent / "litellm"), "--config", str(ROOT / "config.yaml"), "--port",
-            str(procs.free_port()), "--num_workers", "1"]
+    env = procs.clean_env(
+        LITELLM_MASTER_KEY=MASTER_KEY, ROUTER_POLICY=str(policy), **simulator_env(f"{simulator.url}/v1")
+    )
+    args = [
+        str(Path(sys.executable).parent / "litellm"),
+        "--config",
+        str(ROOT / "config.yaml"),
+        "--port",
+        str(procs.free_port()),
+        "--num_workers",
+        "1",
+    ]
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     output = (done.stdout + done.stderr).strip()
     assert done.returncode != 0
@@ -178,7 +243,9 @@ def test_hot_reload_follows_a_valid_change_and_ignores_an_invalid_one(client, pr
         log = proxy.log.read_text()
         assert "was not reloaded; the last good policy keeps serving" in log
         assert "routes[0].use: unknown model 'no-such-model'" in log
-        policy_copy.write_text(original.replace("use: reasoner", "use: gpt4o").replace("target: gpt-4o", "target: gpt-40"))
+        policy_copy.write_text(
+            original.replace("use: reasoner", "use: gpt4o").replace("target: gpt-4o", "target: gpt-40")
+        )
         poll_until(lambda: "'gpt-40' is not a model group" in proxy.log.read_text(), 10, "the unknown target refused")
         assert ask(client, DEBUG)[0]["x-router-model"] == "gpt-4o"  # a target the proxy does not serve: not taken
         assert "models.gpt4o.target: 'gpt-40' is not a model group of" in proxy.log.read_text()

@@ -3,6 +3,7 @@ whose upstream (the simulator) is made slow, erratic or rate limited while it ru
 
 from __future__ import annotations
 
+import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -69,11 +70,14 @@ def proxy(simulator, tmp_path_factory):
 
 def ask(proxy, content: str, **extra) -> httpx.Response:
     body = {"model": "auto", "messages": [{"role": "user", "content": content}], **extra}
-    return httpx.post(f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"},
-                      timeout=60)
+    return httpx.post(
+        f"{proxy.url}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {MASTER_KEY}"}, timeout=60
+    )
 
 
-def drive(proxies, seconds: float, content: str = "hello there", workers: int = 4) -> list[tuple[float, httpx.Response]]:
+def drive(
+    proxies, seconds: float, content: str = "hello there", workers: int = 4
+) -> list[tuple[float, httpx.Response]]:
     """Requests from `workers` clients for `seconds`, spread over the proxies: (sent at, response)."""
     deadline = time.time() + seconds
 
@@ -192,7 +196,7 @@ def test_rate_limited_model_is_not_called_before_its_retry_after(proxy, sim):
     assert sim.count(PRO) == len(answers)
     moved = [r for r in answers if r.headers.get("x-router-shifted-from") == QWEN]
     assert moved and "rate limited by its provider" in moved[0].headers["x-router-reason"]
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert min(gaps) >= 2.0, gaps
 
     while ask(proxy, "limited, once more").headers.get("x-router-fell-back-from") != QWEN:
@@ -210,7 +214,7 @@ def test_a_named_group_rate_limited_by_its_provider_gets_our_429_at_once(proxy, 
     answers: list[httpx.Response] = []
     # Over several seconds, so that several 1 s holds begin and end; each hold keeps qwen from the
     # next requests, so until both answers have been seen, ask on (a run of 429s is possible).
-    while len(answers) < 40 or {r.status_code for r in answers} < {200, 429} and len(answers) < 150:
+    while len(answers) < 40 or ({r.status_code for r in answers} < {200, 429} and len(answers) < 150):
         answers.append(ask(proxy, f"named and limited {len(answers)}", model=QWEN))
         time.sleep(0.1)
     statuses = [r.status_code for r in answers]
@@ -310,8 +314,12 @@ def test_status_reads_the_running_proxys_figures_including_stream_ttft(proxy, si
     from router.ops.cli import main
 
     sim.set_profile(PRO, latency_ms=300, tokens_per_second=200)
-    with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", headers={"Authorization": f"Bearer {MASTER_KEY}"},
-                      json={"model": "pro", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as stream:
+    with httpx.stream(
+        "POST",
+        f"{proxy.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {MASTER_KEY}"},
+        json={"model": "pro", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    ) as stream:
         assert stream.status_code == 200 and sum(1 for _ in stream.iter_lines()) > 3
 
     def view() -> dict | None:  # the success event, then the next sync tick

@@ -26,7 +26,8 @@ routes:
   - {name: default, use: small}
 budgets:
   - {name: strict-key, per: key, window: day, limit_usd: 0.01, routes: [strict]}
-  - {name: ladder-team, per: team, window: day, limit_usd: 0.01, on_exceed: downgrade, to: [mid, small], routes: [ladder]}
+  - {name: ladder-team, per: team, window: day, limit_usd: 0.01, on_exceed: downgrade, to: [mid, small],
+     routes: [ladder]}
   - {name: soft-all, per: global, window: hour, limit_usd: 0.001, on_exceed: warn, routes: [soft]}
 """
 ALICE, BOB = Identity(key_hash="alice", team="blue"), Identity(key_hash="bob", team="blue")
@@ -195,7 +196,9 @@ def test_a_model_outside_the_policy_cannot_escape_the_budgets(store):
     assert unpriced.rejected is None and unpriced.reservation.holds == ()  # `strict-key` is for the strict route only
     everyone = CompiledPolicy(parse_policy(POLICY.replace(", routes: [strict]}", "}"), env={}))
     first = book.admit(everyone, "explicit", None, ALICE, (), 100, 400)
-    assert first.rejected is None and [h.amount for h in first.reservation.holds] == [0.0]  # no price: nothing reserved...
+    assert first.rejected is None and [h.amount for h in first.reservation.holds] == [
+        0.0
+    ]  # no price: nothing reserved...
     book.settle(first.reservation, Amounts(0.02, 0, 0))  # ...but the spend, at LiteLLM's price, counts
     assert book.admit(everyone, "explicit", None, ALICE, (), 100, 400).rejected is not None
 

@@ -31,8 +31,11 @@ class Runtime:
 
 
 def test_the_cache_object_litellm_inspects_is_small():
-    backend = PolicyCache(ResponseCache(open_store("memory"), MiniLMEmbedder(), 100, 1000),
-                          PolicyFile(ROOT / "policies" / "default.yaml"), RuleBook())
+    backend = PolicyCache(
+        ResponseCache(open_store("memory"), MiniLMEmbedder(), 100, 1000),
+        PolicyFile(ROOT / "policies" / "default.yaml"),
+        RuleBook(),
+    )
     Runtime(backend)
     assert set(vars(backend)) <= {"default_ttl", "_parts"}  # the embedder, LRU, index and runtime stay out of sight
     cache = Cache(_backend=backend, mode=CacheMode.default_off, supported_call_types=["acompletion"], max_messages=None)

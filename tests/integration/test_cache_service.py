@@ -13,8 +13,17 @@ from router.cache.rules import CacheRule
 from router.cache.service import CacheRequest, ResponseCache
 from router.state import open_store
 
-RULE = CacheRule(exact=True, semantic=True, deterministic_only=True, exact_ttl=60, exact_scope="key",
-                 semantic_ttl=60, semantic_scope="key", threshold=0.8, margin=0.01)
+RULE = CacheRule(
+    exact=True,
+    semantic=True,
+    deterministic_only=True,
+    exact_ttl=60,
+    exact_scope="key",
+    semantic_ttl=60,
+    semantic_scope="key",
+    threshold=0.8,
+    margin=0.01,
+)
 ALICE, BOB = Identity(key_hash="alice", team="blue"), Identity(key_hash="bob", team="blue")
 
 
@@ -29,8 +38,10 @@ def ask(text: str, who: Identity = ALICE, rule: CacheRule = RULE, history: list 
 
 
 def answer(text: str, finish: str = "stop") -> tuple[str, dict]:
-    response = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                "usage": {"prompt_tokens": 5, "completion_tokens": 3}}
+    response = {
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3},
+    }
     return json.dumps(response), response
 
 
@@ -55,7 +66,7 @@ def test_exact_then_semantic_then_guarded(embedder):
 def test_two_plus_two_does_not_answer_three_plus_three(embedder):
     cache = make(embedder)
     cache.save(ask("What is 3+3?"), *answer("6"))
-    hit, why = cache.lookup(ask("What is 2+2?"))
+    hit, _ = cache.lookup(ask("What is 2+2?"))
     assert hit is None
 
 
@@ -71,7 +82,9 @@ def test_team_and_shared_scopes_share_on_purpose(embedder):
     cache = make(embedder)
     cache.save(ask("What is the capital city of France?", ALICE, team), *answer("Paris"))
     assert cache.lookup(ask("What is the capital city of France?", BOB, team))[0].kind == "exact"
-    assert cache.lookup(ask("What is the capital city of France?", Identity(key_hash="eve", team="red"), team))[0] is None
+    assert (
+        cache.lookup(ask("What is the capital city of France?", Identity(key_hash="eve", team="red"), team))[0] is None
+    )
 
 
 def test_earlier_turns_must_match(embedder):
@@ -108,7 +121,10 @@ def test_stats_reach_the_store(embedder):
 
 
 def test_two_instances_share_through_redis(embedder, redis_url):
-    first, second = make(embedder, open_store("redis", url=redis_url)), make(embedder, open_store("redis", url=redis_url))
+    first, second = (
+        make(embedder, open_store("redis", url=redis_url)),
+        make(embedder, open_store("redis", url=redis_url)),
+    )
     first.save(ask("What is the capital city of France?"), *answer("Paris"))
     assert second.lookup(ask("What is the capital city of France?"))[0].kind == "exact"
     assert second.lookup(ask("Which city is the capital of France?"))[0] is None  # not replayed yet

@@ -64,8 +64,11 @@ def test_an_admitted_request_carries_its_record_and_what_its_call_needs(pipeline
     record = admitted.record
     assert (record["route"], record["model"], record["target"]) == ("essay", "small", "g-small")
     assert identity_of(record) == ALICE  # written once, read back whole
-    assert admitted.attempt == {"num_retries": 0, "timeout": 5.0,
-                                "model_group_retry_policy": {"g-small": {"RateLimitErrorRetries": 0}}}
+    assert admitted.attempt == {
+        "num_retries": 0,
+        "timeout": 5.0,
+        "model_group_retry_policy": {"g-small": {"RateLimitErrorRetries": 0}},
+    }
     assert admitted.cacheable and record["cache_params"] == {"temperature": 0}
 
 
@@ -73,7 +76,9 @@ def test_a_client_timeout_is_kept_and_the_settings_fill_in_for_the_route(pipelin
     admitted = pipeline.prepare(body("hello", timeout=3), ALICE)
     assert "timeout" not in admitted.attempt  # the client's own stays
     assert admitted.attempt["num_retries"] == 2
-    assert admitted.attempt["model_group_retry_policy"] == {g: {"RateLimitErrorRetries": 0} for g in ("g-small", "g-big")}
+    assert admitted.attempt["model_group_retry_policy"] == {
+        g: {"RateLimitErrorRetries": 0} for g in ("g-small", "g-big")
+    }
 
 
 def test_a_request_that_is_not_deterministic_stays_out_of_the_cache(pipeline):

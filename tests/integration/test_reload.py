@@ -102,7 +102,9 @@ def test_a_target_outside_the_proxys_model_groups_is_refused_at_load_and_reload(
     write(path, POLICY.replace("DEFAULT_MODEL", "b").replace("target: group-b", "target: group-c"))
     with pytest.raises(PolicyError) as caught:
         PolicyFile(path, groups=groups)
-    assert f"{path}:4: models.b.target: 'group-c' is not a model group of config.yaml (group-a, group-b)" in str(caught.value)
+    assert f"{path}:4: models.b.target: 'group-c' is not a model group of config.yaml (group-a, group-b)" in str(
+        caught.value
+    )
     write(path, POLICY.replace("DEFAULT_MODEL", "b"))
     policy = PolicyFile(path, groups=groups)
     write(path, POLICY.replace("DEFAULT_MODEL", "b").replace("target: group-a", "target: group-typo"))

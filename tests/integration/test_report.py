@@ -22,9 +22,18 @@ state: {backend: sqlite, path: STATE}
 
 
 def record(team: str, cost: float, reasoning: int = 0, **extra) -> dict:
-    return {"t": time.time(), "outcome": "ok", "route": "default", "model": "m", "team": team, "key": "k",
-            "cost_usd": cost, "tokens": {"prompt": 100, "cached": 10, "completion": 50, "reasoning": reasoning},
-            "cache": "miss", **extra}
+    return {
+        "t": time.time(),
+        "outcome": "ok",
+        "route": "default",
+        "model": "m",
+        "team": team,
+        "key": "k",
+        "cost_usd": cost,
+        "tokens": {"prompt": 100, "cached": 10, "completion": 50, "reasoning": reasoning},
+        "cache": "miss",
+        **extra,
+    }
 
 
 def test_summary_by_team():
@@ -46,7 +55,9 @@ def test_the_report_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "spend by team, window day" in out and "4 requests" in out
     table = out.split("budgets:")[0]
-    lines = {line.split()[0]: line.split() for line in table.splitlines() if line and line.split()[0] in ("a", "b", "TOTAL")}
+    lines = {
+        line.split()[0]: line.split() for line in table.splitlines() if line and line.split()[0] in ("a", "b", "TOTAL")
+    }
     assert lines["a"][1:3] == ["2", "0.800000"] and lines["TOTAL"][1] == "4"
     assert "per-team (team, day, on exceed: reject)" in out and "0.800000 of 1 usd (80%)" in out
     assert main(["report", "--policy", str(policy), "--window", "all"]) == 0

@@ -95,8 +95,9 @@ def test_a_rejected_request_raises_a_clear_error(installed, sim):
 def priced(policy: Path, content: str, timeout: float = 5.0) -> dict:
     """The ledger record of the request whose prompt ended with `content` (sync SDK logging runs
     on a background thread, so wait for it)."""
-    found = ledger_records(policy, priced.seen + 1, lambda r: r["outcome"] == "ok" and r["route"] == "reasoning",
-                           timeout)
+    found = ledger_records(
+        policy, priced.seen + 1, lambda r: r["outcome"] == "ok" and r["route"] == "reasoning", timeout
+    )
     priced.seen = len(found)
     return found[-1]
 
@@ -170,8 +171,11 @@ def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async
     assert again.choices[0].message.content == first.choices[0].message.content
     similar = litellm.completion(model="auto", messages=reworded, temperature=0)
     assert similar._hidden_params["router"]["cache"].startswith("semantic;score=")
-    streamed = "".join(c.choices[0].delta.content or "" for c in litellm.completion(
-        model="auto", messages=question, temperature=0, stream=True) if c.choices)
+    streamed = "".join(
+        c.choices[0].delta.content or ""
+        for c in litellm.completion(model="auto", messages=question, temperature=0, stream=True)
+        if c.choices
+    )
     assert streamed == first.choices[0].message.content
 
     async def go():

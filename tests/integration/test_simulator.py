@@ -47,7 +47,9 @@ def test_truncation_and_max_tokens(sim):
 
 def test_context_window(sim):
     sim.set_profile("tiny", context=10)
-    response = sim.http.post("/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "x" * 100}]})
+    response = sim.http.post(
+        "/v1/chat/completions", json={"model": "tiny", "messages": [{"role": "user", "content": "x" * 100}]}
+    )
     assert response.status_code == 400 and "context" in response.json()["error"]["type"]
 
 
@@ -60,7 +62,12 @@ def test_latency_is_applied(sim):
 
 def test_streaming_with_usage_and_reasoning(sim):
     sim.set_profile("r1", reasoning_tokens=3, output_tokens=4)
-    body = {"model": "r1", "messages": [{"role": "user", "content": "hi"}], "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": "r1",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     with sim.http.stream("POST", "/v1/chat/completions", json=body) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"

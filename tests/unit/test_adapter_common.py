@@ -8,12 +8,19 @@ from router.adapter.common import apply_admitted, decision_headers, record_of, r
 from router.engine import Admitted
 from router.engine.record import new_record
 
-DECISION = Decision("reasoning", "reasoner", "deepseek-r1", ("deepseek-v4-pro", "deepseek-v4-flash"), ("keyword 'prove'",), 12)
+DECISION = Decision(
+    "reasoning", "reasoner", "deepseek-r1", ("deepseek-v4-pro", "deepseek-v4-flash"), ("keyword 'prove'",), 12
+)
 
 
 def admitted(cacheable: bool = False) -> Admitted:
-    return Admitted(DECISION, new_record(DECISION, Identity(key_hash="k")), {"num_retries": 1},
-                    {"reasoning_effort": "low"}, cacheable)
+    return Admitted(
+        DECISION,
+        new_record(DECISION, Identity(key_hash="k")),
+        {"num_retries": 1},
+        {"reasoning_effort": "low"},
+        cacheable,
+    )
 
 
 def test_apply_points_the_request_at_the_target_with_ordered_fallbacks():

@@ -22,8 +22,14 @@ async def echo(scope, receive, send):
     await send({"type": "http.response.body", "body": body})
 
 
-def call(chunks: list[bytes], content_type: bytes = b"application/json", method: str = "POST", limits: Limits = Limits(),
-         vet=None, length: int | None = None) -> tuple[int, bytes]:
+def call(
+    chunks: list[bytes],
+    content_type: bytes = b"application/json",
+    method: str = "POST",
+    limits: Limits | None = None,
+    vet=None,
+    length: int | None = None,
+) -> tuple[int, bytes]:
     messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
     sent = []
 
@@ -35,7 +41,7 @@ def call(chunks: list[bytes], content_type: bytes = b"application/json", method:
 
     headers = [(b"content-type", content_type)] + ([(b"content-length", str(length).encode())] if length else [])
     scope = {"type": "http", "method": method, "path": "/v1/chat/completions", "headers": headers}
-    anyio.run(RequestGuard(echo, lambda: limits, vet), scope, receive, send)
+    anyio.run(RequestGuard(echo, lambda: limits or Limits(), vet), scope, receive, send)
     return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
 
 

@@ -65,7 +65,9 @@ def test_scopes_come_from_the_identity():
 
 
 def test_filters_and_limits():
-    assert applies(BUDGET, "chat", "flash") and not applies(BUDGET, "code", "flash") and not applies(BUDGET, "chat", "pro")
+    assert (
+        applies(BUDGET, "chat", "flash") and not applies(BUDGET, "code", "flash") and not applies(BUDGET, "chat", "pro")
+    )
     assert limits(BUDGET) == [("usd", 1.0), ("reasoning", 100.0)]
 
 
@@ -88,5 +90,9 @@ def test_spent_counts_reasoning_text_when_usage_omits_it():
 def test_output_estimates_round_up():
     samples = list(range(1, 101))  # 1..100 tokens
     assert output_estimate(samples, "mean") == 51  # 50.5, rounded up
-    assert (output_estimate(samples, "p90"), output_estimate(samples, "p95"), output_estimate(samples, "p99")) == (90, 95, 99)
+    assert (output_estimate(samples, "p90"), output_estimate(samples, "p95"), output_estimate(samples, "p99")) == (
+        90,
+        95,
+        99,
+    )
     assert output_estimate([7] * 20, "p99") == 7

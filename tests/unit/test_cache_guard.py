@@ -39,9 +39,15 @@ def test_paraphrases_pass(query, cached):
 
 
 def test_choose_takes_the_best_above_the_threshold():
-    best, why = choose("Which city is the capital of France?",
-                       [Candidate(0.81, "What is France's biggest city?", "b"),
-                        Candidate(0.97, "What is the capital city of France?", "a")], 0.8, 0.01)
+    best, why = choose(
+        "Which city is the capital of France?",
+        [
+            Candidate(0.81, "What is France's biggest city?", "b"),
+            Candidate(0.97, "What is the capital city of France?", "a"),
+        ],
+        0.8,
+        0.01,
+    )
     assert best is not None and best.key == "a" and "0.970" in why
 
 

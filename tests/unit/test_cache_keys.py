@@ -51,7 +51,9 @@ def test_the_partition_holds_everything_but_the_last_question():
 def test_semantic_text():
     assert keys.semantic_text(MESSAGES) == "What is TCP?"
     assert keys.semantic_text([{"role": "assistant", "content": "hi"}]) is None
-    parts = [{"role": "user", "content": [{"type": "text", "text": "Describe"}, {"type": "image_url", "image_url": {}}]}]
+    parts = [
+        {"role": "user", "content": [{"type": "text", "text": "Describe"}, {"type": "image_url", "image_url": {}}]}
+    ]
     assert keys.semantic_text(parts) is None
 
 

@@ -24,7 +24,9 @@ cache:
 def test_route_switches_override_the_section():
     rules = cache_rules(parse_policy(POLICY, env={}))
     assert rules["plain"].exact and rules["plain"].semantic and rules["plain"].threshold == 0.85
-    assert rules["plain"].exact_ttl == 600 and rules["plain"].exact_scope == "team" and rules["plain"].semantic_ttl == 7200
+    assert (
+        rules["plain"].exact_ttl == 600 and rules["plain"].exact_scope == "team" and rules["plain"].semantic_ttl == 7200
+    )
     assert rules["no-semantic"].exact and not rules["no-semantic"].semantic
     assert rules["strict"].threshold == 0.95
     assert "never" not in rules

@@ -28,7 +28,9 @@ def test_validate_accepts_the_shipped_policies():
 
 def test_validate_lists_every_problem_and_exits_1(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nmodels:\n  a: {target: a, context: 1k}\nroutes:\n  - {name: x, use: b}\n  - {name: x, use: a}\n")
+    bad.write_text(
+        "version: 1\nmodels:\n  a: {target: a, context: 1k}\nroutes:\n  - {name: x, use: b}\n  - {name: x, use: a}\n"
+    )
     code, _ = run("validate", str(bad))
     err = capsys.readouterr().err
     assert code == 1
@@ -58,8 +60,11 @@ def test_explain_a_prompt():
 
 
 def test_explain_takes_options_before_or_after_the_prompt():
-    for argv in (("explain", DEFAULT, "--json", "Prove that 17 is prime"), ("explain", "--json", DEFAULT, "Prove that 17 is prime"),
-                 ("explain", DEFAULT, "Prove that 17 is prime", "--json")):
+    for argv in (
+        ("explain", DEFAULT, "--json", "Prove that 17 is prime"),
+        ("explain", "--json", DEFAULT, "Prove that 17 is prime"),
+        ("explain", DEFAULT, "Prove that 17 is prime", "--json"),
+    ):
         code, out = run(*argv)
         assert code == 0, argv
         assert json.loads(out)["route"] == "reasoning", argv

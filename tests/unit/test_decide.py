@@ -92,13 +92,21 @@ SMALL = CompiledPolicy(parse_policy(POLICY, env={}))
 
 
 def test_system_scope_and_the_auto_model_setting():
-    body = {"model": "smart", "messages": [{"role": "system", "content": "Talk like a pirate"}, {"role": "user", "content": "hi"}]}
+    body = {
+        "model": "smart",
+        "messages": [{"role": "system", "content": "Talk like a pirate"}, {"role": "user", "content": "hi"}],
+    }
     assert route_body(SMALL, body).route == "by-system"
 
 
 @pytest.mark.parametrize(
     "prompt,route",
-    [("alpha and beta", "all-of"), ("alpha only", "default"), ("alpha beta gamma", "default"), ("x = 1;\ny = 2;", "short-code")],
+    [
+        ("alpha and beta", "all-of"),
+        ("alpha only", "default"),
+        ("alpha beta gamma", "default"),
+        ("x = 1;\ny = 2;", "short-code"),
+    ],
 )
 def test_all_none_and_code_conditions(prompt, route):
     assert ask(SMALL, prompt, model="smart").route == route
@@ -137,21 +145,36 @@ def test_a_model_name_unknown_to_the_policy_is_refused(model):
 
 
 def test_a_policy_that_allows_unlisted_models_passes_them_through():
-    allowing = CompiledPolicy(SMALL.policy.model_copy(update={"settings": SMALL.settings.model_copy(update={"unlisted_models": "allow"})}))
+    allowing = CompiledPolicy(
+        SMALL.policy.model_copy(update={"settings": SMALL.settings.model_copy(update={"unlisted_models": "allow"})})
+    )
     decision = ask(allowing, "alpha and beta", model="gpt-4o")
     assert (decision.route, decision.model, decision.target, decision.fallbacks) == ("explicit", None, "gpt-4o", ())
 
 
 @pytest.mark.parametrize("unlisted", ["refuse", "allow"])
 def test_a_list_of_models_is_refused_whatever_the_policy(unlisted):
-    compiled = CompiledPolicy(SMALL.policy.model_copy(update={"settings": SMALL.settings.model_copy(update={"unlisted_models": unlisted})}))
+    compiled = CompiledPolicy(
+        SMALL.policy.model_copy(update={"settings": SMALL.settings.model_copy(update={"unlisted_models": unlisted})})
+    )
     with pytest.raises(RequestRejected) as caught:
         ask(compiled, "alpha", model="small-group,mid-group")
     assert caught.value.status == 400 and "one model, not a list" in caught.value.message
 
 
-@pytest.mark.parametrize("field", ["fallbacks", "context_window_fallbacks", "specific_deployment", "mock_response",
-                                   "mock_testing_rate_limit_error", "api_base", "api_key", "custom_llm_provider"])
+@pytest.mark.parametrize(
+    "field",
+    [
+        "fallbacks",
+        "context_window_fallbacks",
+        "specific_deployment",
+        "mock_response",
+        "mock_testing_rate_limit_error",
+        "api_base",
+        "api_key",
+        "custom_llm_provider",
+    ],
+)
 def test_fields_the_policy_owns_are_refused(field):
     with pytest.raises(RequestRejected) as caught:
         ask(SMALL, "alpha", model="smart", **{field: ["small-group"]})
@@ -189,10 +212,18 @@ def test_the_body_shape_is_bounded_by_the_policy_limits():
         ({"model": "smart"}, 400, "`messages` is required"),
         ({"model": "smart", "messages": "hi"}, 400, "must be a list"),
         ({"model": "smart", "messages": []}, 400, "must not be empty"),
-        ({"model": "smart", "messages": [{"content": "hi"}]}, 400, "messages[0] must be an object with a string `role`"),
+        (
+            {"model": "smart", "messages": [{"content": "hi"}]},
+            400,
+            "messages[0] must be an object with a string `role`",
+        ),
         ({"model": "smart", "messages": [{"role": "user", "content": 5}]}, 400, "messages[0].content must be a string"),
         ({"model": "smart", "messages": [{"role": "user", "content": ["x"]}]}, 400, "content[0] must be an object"),
-        ({"model": "smart", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "9"}, 400, "`max_tokens` must be a positive integer"),
+        (
+            {"model": "smart", "messages": [{"role": "user", "content": "hi"}], "max_tokens": "9"},
+            400,
+            "`max_tokens` must be a positive integer",
+        ),
         ({"messages": [{"role": "user", "content": "hi"}]}, 400, "`model` is required"),
         ("not an object", 400, "must be a JSON object"),
     ],
@@ -210,7 +241,15 @@ def test_a_huge_prompt_is_refused_with_413():
 
 
 def test_content_parts_are_read():
-    body = {"model": "auto", "messages": [{"role": "user", "content": [{"type": "text", "text": "Write a poem"}, {"type": "image_url", "image_url": {"url": "x"}}]}]}
+    body = {
+        "model": "auto",
+        "messages": [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Write a poem"}, {"type": "image_url", "image_url": {"url": "x"}}],
+            }
+        ],
+    }
     assert route_body(DEFAULT, body).route == "creative"
 
 

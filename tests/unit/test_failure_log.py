@@ -29,9 +29,16 @@ def test_provider_failures_lose_their_traceback_and_bugs_keep_it():
     assert quiet.filter(theirs) and theirs.exc_info is None
     bug = record(AttributeError("'list' object has no attribute 'get'"), "ours")
     assert quiet.filter(bug) and bug.exc_info is not None
-    fallback = logging.LogRecord("LiteLLM Router", logging.ERROR, __file__, 1,
-                                 "litellm.router.py::async_function_with_fallbacks() - Error occurred while trying to do "
-                                 "fallbacks - x\n\nDebug Information:\nCooldown Deployments=[]", (), None)
+    fallback = logging.LogRecord(
+        "LiteLLM Router",
+        logging.ERROR,
+        __file__,
+        1,
+        "litellm.router.py::async_function_with_fallbacks() - Error occurred while trying to do "
+        "fallbacks - x\n\nDebug Information:\nCooldown Deployments=[]",
+        (),
+        None,
+    )
     assert not quiet.filter(fallback)
 
 
@@ -42,6 +49,8 @@ def test_the_requests_line_counts_alike_attempts(caplog):
         failures.attempt_failed("r1", group, server)
     with caplog.at_level(logging.WARNING, logger="router"):
         failures.failed("r1", "default", "503")
-    assert caplog.records[-1].getMessage() == ("request r1, route default: every model failed, answering 503: "
-                                               "a InternalServerError 500 x2; b InternalServerError 500")
+    assert caplog.records[-1].getMessage() == (
+        "request r1, route default: every model failed, answering 503: "
+        "a InternalServerError 500 x2; b InternalServerError 500"
+    )
     assert not failures.knows("r1")

@@ -67,8 +67,13 @@ def test_no_import_runs_up_a_floor_or_across_one(path):
 def test_the_core_and_state_import_nothing_above_them():
     for path in modules():
         if room_of(path) in ("core", "state", "policy"):
-            above = {n for n in imports(path) if n.startswith("router.")
-                     and FLOOR_OF[n.split(".")[1]] >= FLOOR_OF["core"] and n.split(".")[1] != room_of(path)}
+            above = {
+                n
+                for n in imports(path)
+                if n.startswith("router.")
+                and FLOOR_OF[n.split(".")[1]] >= FLOOR_OF["core"]
+                and n.split(".")[1] != room_of(path)
+            }
             assert not above, f"{path.name}: {above}"
 
 

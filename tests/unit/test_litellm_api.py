@@ -67,8 +67,16 @@ def test_the_key_check_writes_the_fields_our_cache_reads():
 def test_the_standard_logging_payload_has_the_fields_we_read():
     from litellm.types.utils import StandardLoggingPayload
 
-    wanted = {"model_group", "model_id", "cache_hit", "response_cost", "startTime", "endTime", "completionStartTime",
-              "stream"}
+    wanted = {
+        "model_group",
+        "model_id",
+        "cache_hit",
+        "response_cost",
+        "startTime",
+        "endTime",
+        "completionStartTime",
+        "stream",
+    }
     assert wanted <= set(StandardLoggingPayload.__annotations__)
 
 
@@ -110,12 +118,21 @@ def test_a_router_call_carries_our_metadata_and_names_its_group():
     recorder = Recorder()
     litellm.callbacks.append(recorder)
     try:
-        router = litellm.Router(model_list=[{"model_name": "g", "litellm_params": {
-            "model": "openai/x", "api_key": "sk-none", "mock_response": "hi"}}])
+        router = litellm.Router(
+            model_list=[
+                {
+                    "model_name": "g",
+                    "litellm_params": {"model": "openai/x", "api_key": "sk-none", "mock_response": "hi"},
+                }
+            ]
+        )
         record = {"route": "r"}
-        response = router.completion(model="g", messages=[{"role": "user", "content": "hi"}],
-                                     metadata={api.RECORD_KEY: record},
-                                     model_group_retry_policy={"g": {api.RATE_LIMIT_RETRIES: 0}})
+        response = router.completion(
+            model="g",
+            messages=[{"role": "user", "content": "hi"}],
+            metadata={api.RECORD_KEY: record},
+            model_group_retry_policy={"g": {api.RATE_LIMIT_RETRIES: 0}},
+        )
         (event,) = poll_until(lambda: recorder.events, 10, "the success event")
     finally:
         litellm.callbacks.remove(recorder)
@@ -145,11 +162,17 @@ def test_the_opt_in_cache_mode_looks_up_only_requests_that_ask():
     saved = litellm.cache
     backend = Backend()
     try:
-        litellm.cache = api.Cache(_backend=backend, mode=api.CacheMode.default_off,
-                                  supported_call_types=["completion"], max_messages=None)
+        litellm.cache = api.Cache(
+            _backend=backend, mode=api.CacheMode.default_off, supported_call_types=["completion"], max_messages=None
+        )
         assert api.CACHE_CALLBACK in litellm.input_callback + litellm.success_callback  # what services removes
-        ask = {"model": "openai/x", "api_key": "sk-none", "mock_response": "hi", "temperature": 0,
-               "messages": [{"role": "user", "content": "hi"}]}
+        ask = {
+            "model": "openai/x",
+            "api_key": "sk-none",
+            "mock_response": "hi",
+            "temperature": 0,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
         litellm.completion(**ask)
         assert backend.lookups == 0
         litellm.completion(**ask, cache={api.CACHE_OPT_IN: True})

@@ -16,7 +16,8 @@ def test_plain_usage():
 
 def test_every_kind_apart():
     usage = {
-        "prompt_tokens": 1000, "completion_tokens": 500,
+        "prompt_tokens": 1000,
+        "completion_tokens": 500,
         "prompt_tokens_details": {"cached_tokens": 400},
         "completion_tokens_details": {"reasoning_tokens": 300},
     }
@@ -25,8 +26,12 @@ def test_every_kind_apart():
 
 
 def test_missing_prices_fall_back_to_input_and_output():
-    usage = {"prompt_tokens": 10, "completion_tokens": 50, "completion_tokens_details": {"reasoning_tokens": 30},
-             "prompt_tokens_details": {"cached_tokens": 4}}
+    usage = {
+        "prompt_tokens": 10,
+        "completion_tokens": 50,
+        "completion_tokens_details": {"reasoning_tokens": 30},
+        "prompt_tokens_details": {"cached_tokens": 4},
+    }
     assert cost_usd(Price(input=1.0, output=2.0), usage) == pytest.approx((10 * 1 + 50 * 2) / 1e6)
 
 

@@ -18,8 +18,17 @@ def pre_call(auth: UserAPIKeyAuth, call_type: str) -> dict:
     return anyio.run(HOOK.async_pre_call_hook, auth, None, data, call_type)
 
 
-@pytest.mark.parametrize("call_type", ["aembedding", "atext_completion", "aresponses", "anthropic_messages",
-                                       "aimage_generation", "pass_through_endpoint"])
+@pytest.mark.parametrize(
+    "call_type",
+    [
+        "aembedding",
+        "atext_completion",
+        "aresponses",
+        "anthropic_messages",
+        "aimage_generation",
+        "pass_through_endpoint",
+    ],
+)
 def test_calls_other_than_chat_are_refused_to_tenant_keys(call_type):
     with pytest.raises(HTTPException) as caught:
         pre_call(UserAPIKeyAuth(api_key="hash", team_id="team-a", user_role=LitellmUserRoles.INTERNAL_USER), call_type)

@@ -8,9 +8,23 @@ import sys
 import router
 
 EXPECTED = {
-    "CompiledPolicy", "Decision", "Identity", "Policy", "PolicyError", "PolicyFile", "PolicyIssue",
-    "RequestRejected", "RequestView", "RouterError", "RouterSettings", "decide", "estimate_tokens",
-    "install", "load_policy", "parse_policy", "route_body",
+    "CompiledPolicy",
+    "Decision",
+    "Identity",
+    "Policy",
+    "PolicyError",
+    "PolicyFile",
+    "PolicyIssue",
+    "RequestRejected",
+    "RequestView",
+    "RouterError",
+    "RouterSettings",
+    "decide",
+    "estimate_tokens",
+    "install",
+    "load_policy",
+    "parse_policy",
+    "route_body",
 }
 
 

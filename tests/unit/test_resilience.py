@@ -14,7 +14,8 @@ from fastapi import HTTPException
 from router import CompiledPolicy, parse_policy
 from router.adapter import resilience
 
-POLICY = CompiledPolicy(parse_policy("""
+POLICY = CompiledPolicy(
+    parse_policy("""
 version: 1
 settings: {timeout: 20s, retries: 2, unavailable: {message: busy, retry_after: 9s}}
 models:
@@ -23,7 +24,8 @@ models:
 routes:
   - {name: essay, when: {any: [essay]}, use: small, on_truncation: big, timeout: 5s, retries: 0}
   - {name: default, use: small, fallbacks: [big]}
-"""))
+""")
+)
 
 
 def rate_limited(retry_after: str) -> litellm.RateLimitError:
@@ -58,7 +60,9 @@ def test_a_rate_limited_request_with_no_other_model_gets_our_429():
     alone = {"target": "g-small", "fallbacks": []}
     answer = resilience.rate_limited(alone, rate_limited("3"))
     assert (answer.status_code, answer.headers) == (429, {"Retry-After": "3"}) and "rate limited" in answer.detail
-    assert resilience.rate_limited({**alone, "fallbacks": ["g-big"]}, rate_limited("3")) is None  # the chain failed: 503
+    assert (
+        resilience.rate_limited({**alone, "fallbacks": ["g-big"]}, rate_limited("3")) is None
+    )  # the chain failed: 503
     assert resilience.rate_limited(alone, litellm.InternalServerError("boom", llm_provider="openai", model="m")) is None
 
 
@@ -85,7 +89,11 @@ def health_on_memory():
 
 
 def attempt_data(call: str, group: str) -> dict:
-    return {"litellm_call_id": call, "metadata": {"model_group": group, "model_group_size": 1}, "model_info": {"id": "d1"}}
+    return {
+        "litellm_call_id": call,
+        "metadata": {"model_group": group, "model_group_size": 1},
+        "model_info": {"id": "d1"},
+    }
 
 
 def test_each_attempt_ends_once_with_its_own_latency():
@@ -115,10 +123,14 @@ def test_each_attempt_ends_once_with_its_own_latency():
 
 
 def test_sync_sdk_failures_come_from_their_own_events():
-    health, clock = health_on_memory()
+    health, _ = health_on_memory()
     server = litellm.InternalServerError("boom", llm_provider="openai", model="m")
     for call in ("c1", "c2"):  # a sync retry is a call of its own, logged apart
-        resilience.started(health, {"litellm_call_id": call, "litellm_params": {"metadata": {"model_group": "g-small"}}})
-        resilience.observe(health, {"litellm_call_id": call, "standard_logging_object": {"model_group": "g-small"}}, server)
+        resilience.started(
+            health, {"litellm_call_id": call, "litellm_params": {"metadata": {"model_group": "g-small"}}}
+        )
+        resilience.observe(
+            health, {"litellm_call_id": call, "standard_logging_object": {"model_group": "g-small"}}, server
+        )
     (fields,) = health.tally.drain().values()
     assert (fields["n"], fields["e"]) == (2, 2) and not health.in_flight

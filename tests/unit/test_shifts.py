@@ -72,7 +72,11 @@ def test_a_probe_ends_in_bounded_time_at_any_traffic():
     quiet = step(ERRORS, probing, lambda t: figures(), now=1000 + window)
     assert quiet.phase == NORMAL and "no probe" in quiet.reason
     # A rule's own bound wins over the default.
-    bounded = CompiledPolicy(parse_policy(POLICY_TEXT.replace("min_samples: 5, recover_below", "min_samples: 5, max_duration: 10s, recover_below")))
+    bounded = CompiledPolicy(
+        parse_policy(
+            POLICY_TEXT.replace("min_samples: 5, recover_below", "min_samples: 5, max_duration: 10s, recover_below")
+        )
+    )
     slow = bounded.policy.shifts[0]
     assert step(slow, probing, lambda t: figures(p95=1.0, n=1), now=1009).phase == PROBING
     assert step(slow, probing, lambda t: figures(p95=1.0, n=1), now=1010).phase == NORMAL
@@ -118,10 +122,20 @@ def test_a_named_model_stays_under_a_latency_shift_and_moves_when_its_circuit_op
     assert reroute(POLICY, named, slow_flash, {}, 0, draw=0.0, pick=0) is named  # slow is still the answer asked for
     open_qwen = active(NORMAL, SHIFTED)
     moved = reroute(POLICY, ask(model="qwen"), open_qwen, {}, 0, draw=0.0, pick=0)
-    assert (moved.route, moved.target, moved.shifted_from, moved.fallbacks) == ("explicit", "g-pro", "g-qwen", ("g-qwen",))
+    assert (moved.route, moved.target, moved.shifted_from, moved.fallbacks) == (
+        "explicit",
+        "g-pro",
+        "g-qwen",
+        ("g-qwen",),
+    )
     # Either default can be turned around per rule.
-    flipped = CompiledPolicy(parse_policy(POLICY_TEXT.replace("    hold: 5m\n", "    hold: 5m\n    move_named: true\n")
-                                          .replace("hold: 30s}", "hold: 30s, move_named: false}")))
+    flipped = CompiledPolicy(
+        parse_policy(
+            POLICY_TEXT.replace("    hold: 5m\n", "    hold: 5m\n    move_named: true\n").replace(
+                "hold: 30s}", "hold: 30s, move_named: false}"
+            )
+        )
+    )
     states = {rule.key: ShiftState(SHIFTED, 0, 0, None, "because") for rule in flipped.policy.shifts}
     both = active_shifts(flipped.policy.shifts, states, flipped.resolve)
     flash = route_body(flipped, {"model": "flash", "messages": [{"role": "user", "content": "x"}]})
@@ -136,8 +150,15 @@ def test_unaffected_requests_keep_their_decision_but_avoid_degraded_fallbacks():
     degraded = reroute(POLICY, decision, active(NORMAL, SHIFTED), {}, 0, 0.0, 0)
     assert degraded.target == "g-flash" and degraded.fallbacks == ("g-pro", "g-qwen")
     shifted_qwen = active(NORMAL, SHIFTED)
-    reordered = reroute(POLICY, route_body(POLICY, {"model": "auto", "messages": [{"role": "user", "content": "x"}]}),
-                        shifted_qwen, {"g-pro": 50.0}, now=10, draw=0.9, pick=0)
+    reordered = reroute(
+        POLICY,
+        route_body(POLICY, {"model": "auto", "messages": [{"role": "user", "content": "x"}]}),
+        shifted_qwen,
+        {"g-pro": 50.0},
+        now=10,
+        draw=0.9,
+        pick=0,
+    )
     assert reordered.fallbacks == ("g-qwen",)  # pro is held, qwen degraded but still a last resort
 
 

@@ -52,7 +52,9 @@ def test_errors_ttft_and_subjects():
     assert (figures.requests, figures.errors, figures.latency_samples, figures.ttft_samples) == (3, 1, 2, 1)
     assert figures.error_rate == pytest.approx(1 / 3)
     assert figures.ttft_p95 == pytest.approx(0.2, rel=0.03)
-    assert figures.samples("error_rate") == 3 and figures.samples("ttft_p95") == 1 and figures.samples("p95_latency") == 2
+    assert (
+        figures.samples("error_rate") == 3 and figures.samples("ttft_p95") == 1 and figures.samples("p95_latency") == 2
+    )
     assert bucket_key("g", 10) == "win:g:10"
 
 
