@@ -16,8 +16,8 @@ import json
 import logging
 from collections.abc import Mapping
 
-from router.adapter.common import record_of
-from router.adapter.litellm_api import KEY_HASH, KEY_RAW, KEY_TEAM, KEY_USER, METADATA_KEYS, MODEL_GROUP, BaseCache
+from router.adapter.common import metadata_of, record_of
+from router.adapter.litellm_api import KEY_HASH, KEY_RAW, KEY_TEAM, KEY_USER, MODEL_GROUP, BaseCache
 from router.cache import keys
 from router.cache.rules import RuleBook
 from router.cache.service import CacheRequest, ResponseCache
@@ -116,7 +116,7 @@ class PolicyCache(BaseCache):
         messages = kwargs.get("messages")
         if model.startswith(SDK_PROVIDER_PREFIX) or not isinstance(messages, list):
             return None, None  # the SDK's outer `policy/auto` call: its inner call is the one cached
-        metadata = _metadata(kwargs)
+        metadata = metadata_of(kwargs)
         decision = record_of(kwargs)
         route = decision["route"] if decision else EXPLICIT_ROUTE
         params = decision["cache_params"] if decision and "cache_params" in decision else keys.answer_params(kwargs)
@@ -125,14 +125,6 @@ class PolicyCache(BaseCache):
             return None, decision
         target = decision["target"] if decision else str(metadata.get(MODEL_GROUP) or model)
         return CacheRequest(f"{route}:{target}", _identity(decision, metadata), messages, params, rule), decision
-
-
-def _metadata(kwargs: Mapping) -> dict:
-    for name in METADATA_KEYS:
-        value = kwargs.get(name)
-        if isinstance(value, dict) and value:
-            return value
-    return {}
 
 
 def _identity(decision: DecisionRecord | None, metadata: Mapping) -> Identity:

@@ -35,6 +35,16 @@ def record_of(holder: Mapping) -> DecisionRecord | None:
     return None
 
 
+def metadata_of(holder: Mapping) -> Mapping:
+    """The metadata of a request, an attempt or a logging event's params: the first non-empty of
+    LiteLLM's two keys, in LiteLLM's own order (`litellm_metadata` when a route uses it)."""
+    for key in METADATA_KEYS:
+        value = holder.get(key)
+        if isinstance(value, Mapping) and value:
+            return value
+    return {}
+
+
 def write_record(data: dict, record: DecisionRecord) -> None:
     """Point the request at the record's model group and keep the record with it."""
     data["model"] = record["target"]

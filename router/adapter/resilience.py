@@ -8,6 +8,7 @@ import email.utils
 import time
 from collections.abc import Mapping
 
+from router.adapter.common import metadata_of
 from router.adapter.litellm_api import (
     LOGGED_PARAMS,
     MODEL_GROUP,
@@ -108,7 +109,7 @@ def observe(health: Health, kwargs: Mapping, exc: BaseException | None = None) -
             ttft = first - start
         health.record(group, deployment, latency, ttft)
         return
-    size = _attempt_metadata(kwargs.get(LOGGED_PARAMS) or {}).get(MODEL_GROUP_SIZE)
+    size = metadata_of(kwargs.get(LOGGED_PARAMS) or {}).get(MODEL_GROUP_SIZE)
     _failed(health, group, deployment, latency, exc, size)
 
 
@@ -128,17 +129,13 @@ def attempt_failed(health: Health, request_data: Mapping, exc: BaseException) ->
         (request_data.get("model_info") or {}).get("id"),
         latency,
         exc,
-        _attempt_metadata(request_data).get(MODEL_GROUP_SIZE),
+        metadata_of(request_data).get(MODEL_GROUP_SIZE),
     )
 
 
 def group_of(request_data: Mapping) -> str | None:
     """The model group an attempt went to."""
-    return _attempt_metadata(request_data).get(MODEL_GROUP)
-
-
-def _attempt_metadata(request_data: Mapping) -> Mapping:
-    return request_data.get("metadata") or request_data.get("litellm_metadata") or {}
+    return metadata_of(request_data).get(MODEL_GROUP)
 
 
 def _failed(
@@ -155,7 +152,7 @@ def _failed(
 
 def started(health: Health, kwargs: Mapping) -> None:
     """An attempt at a model group begins (LiteLLM calls `log_pre_api_call` once per attempt)."""
-    group = _attempt_metadata(kwargs.get(LOGGED_PARAMS) or {}).get(MODEL_GROUP)
+    group = metadata_of(kwargs.get(LOGGED_PARAMS) or {}).get(MODEL_GROUP)
     attempt = kwargs.get("litellm_call_id")
     if group and attempt:
         health.begin(attempt, group)
