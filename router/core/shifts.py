@@ -176,6 +176,7 @@ def reroute(
         move = _shift_target(
             compiled,
             shift,
+            active,
             lambda t: usable(t) and not degraded(t),
             decision.prompt_tokens + decision.max_output_tokens,
             draw,
@@ -198,16 +199,33 @@ def reroute(
 
 
 def _shift_target(
-    compiled: CompiledPolicy, shift: Active | None, healthy, need_tokens: int, draw: float, pick: int
+    compiled: CompiledPolicy,
+    shift: Active | None,
+    active: Mapping[str, Active],
+    healthy: Callable[[str], bool],
+    need_tokens: int,
+    draw: float,
+    pick: int,
 ) -> tuple[str, str] | None:
-    """(model to use instead, why) when this request is in the shift's share and a target can take it."""
+    """(model to use instead, why) when this request is in the shift's share and a target can take it.
+
+    A target that is shifted away itself passes the request on to its own rule's targets: an open
+    circuit must not send its traffic back to the failing model only because the model it names
+    is slow at the moment."""
     if shift is None:
         return None
     share = shift.percent / 100 * (1 - shift.probe_percent / 100 if shift.phase == PROBING else 1)
     if draw >= share:
         return None
-    targets = [t for t in shift.to if healthy(t) and compiled.spec(t).context >= need_tokens]
-    if not targets:
-        return None
-    to = targets[pick % len(targets)]
-    return to, f"shift '{shift.rule}' ({shift.phase}: {shift.reason}): '{shift.watch}' -> '{to}'"
+    seen, level, via = {shift.watch}, list(shift.to), []
+    while level:
+        targets = [t for t in level if healthy(t) and compiled.spec(t).context >= need_tokens]
+        if targets:
+            to = targets[pick % len(targets)]
+            through = f" via {', '.join(repr(m) for m in via)}" if via else ""
+            return to, f"shift '{shift.rule}' ({shift.phase}: {shift.reason}): '{shift.watch}' -> '{to}'{through}"
+        seen.update(level)
+        onward = [m for m in level if m in active and active[m].phase == SHIFTED]
+        via += onward
+        level = list(dict.fromkeys(t for m in onward for t in active[m].to if t not in seen))
+    return None

@@ -171,3 +171,39 @@ def test_a_held_model_is_skipped_until_its_retry_after_and_refused_without_alter
     with pytest.raises(RequestRejected) as refused:
         reroute(POLICY, ask(model="flash"), {}, held, now=10, draw=0.9, pick=0)
     assert refused.value.status == 429 and refused.value.headers == {"Retry-After": "2"}
+
+
+def test_a_shift_whose_targets_are_shifted_too_follows_their_shifts():
+    """An open circuit on glm moves its traffic to flash; while flash's own latency rule moves flash's
+    traffic to pro, glm's requests go on to pro, never back to the failing glm."""
+    chained = CompiledPolicy(
+        parse_policy(
+            """
+version: 1
+models:
+  glm: {target: g-glm, context: 128k}
+  flash: {target: g-flash, context: 128k}
+  pro: {target: g-pro, context: 200k}
+routes:
+  - {name: default, use: glm, fallbacks: [flash]}
+shifts:
+  - {name: glm-errors, watch: glm, when: {error_rate: 0.3, window: 10s, min_samples: 10}, to: flash, hold: 60s}
+  - {name: flash-slow, watch: flash, when: {p95_latency: 1s, window: 10s, min_samples: 10}, to: pro, hold: 5s}
+  - {name: pro-slow, watch: pro, when: {p95_latency: 1s, window: 10s, min_samples: 10}, to: glm, hold: 5s}
+"""
+        )
+    )
+
+    def shifted(*rules):
+        states = {rule: ShiftState(SHIFTED, 0, 0, None, "because") for rule in rules}
+        return active_shifts(chained.policy.shifts, states, chained.resolve)
+
+    body = {"model": "auto", "messages": [{"role": "user", "content": "storm"}]}
+    decision = route_body(chained, body)
+    assert reroute(chained, decision, shifted("glm-errors"), {}, 0, 0.0, 0).target == "g-flash"
+    moved = reroute(chained, decision, shifted("glm-errors", "flash-slow"), {}, 0, 0.0, 0)
+    assert (moved.target, moved.shifted_from) == ("g-pro", "g-glm")
+    assert "via 'flash'" in moved.reason
+    # A cycle back to the watched model ends the walk with no healthy target: the request stays.
+    stuck = reroute(chained, decision, shifted("glm-errors", "flash-slow", "pro-slow"), {}, 0, 0.0, 0)
+    assert stuck.target == "g-glm" and stuck.shifted_from is None
