@@ -217,7 +217,7 @@ def _shift_target(
     share = shift.percent / 100 * (1 - shift.probe_percent / 100 if shift.phase == PROBING else 1)
     if draw >= share:
         return None
-    seen, level, via = {shift.watch}, list(shift.to), []
+    seen, level, via = {shift.watch}, list(shift.to), list[str]()
     while level:
         targets = [t for t in level if healthy(t) and compiled.spec(t).context >= need_tokens]
         if targets:
