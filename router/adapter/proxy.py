@@ -3,6 +3,7 @@ and explain every decision in response headers."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -224,6 +225,9 @@ def build_handler() -> PolicyRouter:
     )
     handler = PolicyRouter(policy, services.start(policy, _proxy_router))
     handler.failures.install_filter()
+    # Everything loaded so far (LiteLLM, the proxy's modules, our models) lives as long as the
+    # process: out of the collector's sight, every collection is cheaper.
+    gc.freeze()
     return handler
 
 

@@ -12,7 +12,7 @@ import litellm
 
 from router.adapter.cache_backend import PolicyCache
 from router.adapter.litellm_api import CACHE_CALLBACK, GLOBAL_LOGGING_WORKER, Cache, CacheMode
-from router.cache.embedders import Embedder
+from router.cache.embedders import Embedder, StaticEmbedder
 from router.engine.policy_file import PolicyFile
 from router.engine.runtime import Ping, Runtime, build_runtime
 
@@ -45,7 +45,10 @@ async def shutdown(runtime: Runtime) -> None:
 
 
 def _embedder(name: str, router_of) -> Embedder:
+    """Loaded here, at start-up, ahead of any request; torch is imported only for `minilm`."""
     if name == "local":
+        return StaticEmbedder()
+    if name == "minilm":
         from router.cache.embedders import MiniLMEmbedder
 
         return MiniLMEmbedder()

@@ -21,6 +21,7 @@ class CacheRule:
     semantic_scope: str
     threshold: float
     margin: float
+    tiebreak: float
 
     @property
     def enabled(self) -> bool:
@@ -78,4 +79,5 @@ def _rule(cache: CacheConfig, route: Route | None) -> CacheRule:
         semantic_scope=cache.semantic.scope,
         threshold=pick("threshold", cache.semantic.threshold),
         margin=cache.semantic.margin,
+        tiebreak=cache.semantic.tiebreak,
     )

@@ -109,7 +109,11 @@ class ResponseCache:
         self._pending.put(key, _Pending(partition, text, vector))
         found = self.index.search(partition, vector, _CANDIDATES, now)
         best, why = choose(
-            text, [Candidate(s, e.text, e.key) for s, e in found], request.rule.threshold, request.rule.margin
+            text,
+            [Candidate(s, e.text, e.key) for s, e in found],
+            request.rule.threshold,
+            request.rule.margin,
+            request.rule.tiebreak,
         )
         if best is None:
             return None, why

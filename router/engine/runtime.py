@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from router.cache.embedders import Embedder
+from router.cache.embedders import Embedder, EmbedderUnavailable, Shared
 from router.cache.rules import RuleBook
 from router.cache.service import ResponseCache
 from router.engine import spill
@@ -171,6 +171,12 @@ def _build_cache(
     spec = policy.current.policy
     if spec.cache is None:
         return None
-    embedder = embedder_for(spec.cache.semantic.embedder) if spec.cache.semantic.enabled else None
+    embedder = None
+    if spec.cache.semantic.enabled:
+        try:
+            embedder = Shared(embedder_for(spec.cache.semantic.embedder))
+        except EmbedderUnavailable as exc:
+            # The exact tier still serves; requests are never failed for want of the semantic one.
+            log.error("response cache: semantic tier off: %s", exc)
     log.info("response cache: semantic tier %s", embedder.name if embedder else "off")
     return ResponseCache(store, embedder, spec.cache.exact.max_entries, spec.cache.semantic.max_entries)

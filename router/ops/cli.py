@@ -1,7 +1,8 @@
 """Command line: `python -m router validate POLICY [--config config.yaml]`,
 `python -m router explain POLICY [--json] [PROMPT]`,
 `python -m router report [--policy POLICY] [--window day] [--by route]` and
-`python -m router status [--policy POLICY] [--window 5m] [--json]`."""
+`python -m router status [--policy POLICY] [--window 5m] [--json]` and
+`python -m router embedder build [--if-missing]`."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from router.state import StoreUnavailable, open_store
 def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     out = stdout or sys.stdout
+    if args.command == "embedder":
+        return _build_embedder(args.if_missing, out)
     args.policy = args.policy or RouterSettings().policy
     try:
         groups = read_model_groups(args.config) if getattr(args, "config", None) else None
@@ -54,6 +57,23 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
             compiled.policy, out, lambda store: status.render(status.snapshot(store, compiled, seconds), args.json)
         )
     return _explain(compiled, args, stdin or sys.stdin, out)
+
+
+def _build_embedder(if_missing: bool, out: TextIO) -> int:
+    from router.cache.embedders import EmbedderUnavailable, StaticEmbedder, build_static, static_model_dir
+
+    path = static_model_dir()
+    if if_missing:
+        try:
+            StaticEmbedder(path)
+            return 0
+        except EmbedderUnavailable:
+            pass  # missing or damaged: build it
+    print(f"distilling the static embedding model into {path} (about 20 s) ...", file=out)
+    build_static(path)
+    StaticEmbedder(path)  # loads, or raises naming what is wrong
+    print(f"ok: {path}", file=out)
+    return 0
 
 
 def _with_store(policy, out: TextIO, show) -> int:
@@ -108,6 +128,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     health.add_argument("--window", default="5m", help="how far back the figures reach (default: 5m)")
     health.add_argument("--json", action="store_true", help="print JSON")
+    embedder = commands.add_parser("embedder", help="build the semantic cache's static embedding model")
+    embedder.add_argument("action", choices=["build"])
+    embedder.add_argument("--if-missing", action="store_true", help="only when it is missing or unreadable")
     return parser, commands.choices
 
 

@@ -152,13 +152,18 @@ class ExactCache(Strict):
 
 class SemanticCache(Strict):
     enabled: bool = True
-    # Defaults measured on GPTCache's paraphrase pairs with all-MiniLM-L6-v2 (scripts/bench_semantic_cache.py).
-    threshold: float = Field(0.80, gt=0, le=1)
-    margin: float = Field(0.01, ge=0, lt=1)  # refuse when another cached prompt scores within this of the best
+    # Defaults chosen with the default embedder on GPTCache's pairs and our own harder set
+    # (scripts/bench_semantic_cache.py; the curves are in README.md, "Semantic cache").
+    threshold: float = Field(0.70, gt=0, le=1)
+    margin: float = Field(0.02, ge=0, lt=1)  # cached prompts scoring within this of the best are a close call
+    tiebreak: float = Field(0.10, ge=0, lt=1)  # a close call is served when one prompt shares this much more of
+    # the question's words (the second stage, router/cache/guard.py); 0 refuses every close call
     ttl: Duration = 86400.0
     max_entries: int = Field(100_000, gt=0)  # vectors kept in each instance's index
     scope: Scope = "key"
-    embedder: Name = "local"  # all-MiniLM-L6-v2 in-process, or an embedding model group of the proxy
+    # local: the static model distilled from all-MiniLM-L6-v2 (router/cache/embedders.py);
+    # minilm: the full model on torch; any other name: an embedding model group of the proxy.
+    embedder: Name = "local"
 
 
 class CacheConfig(Strict):

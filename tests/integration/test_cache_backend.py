@@ -10,7 +10,7 @@ from litellm.caching.caching import Cache, CacheMode
 from litellm.litellm_core_utils.sensitive_data_masker import SensitiveDataMasker
 
 from router.adapter.cache_backend import PolicyCache
-from router.cache.embedders import MiniLMEmbedder
+from router.cache.embedders import StaticEmbedder
 from router.cache.rules import RuleBook
 from router.cache.service import ResponseCache
 from router.engine.policy_file import PolicyFile
@@ -32,7 +32,7 @@ class Runtime:
 
 def test_the_cache_object_litellm_inspects_is_small():
     backend = PolicyCache(
-        ResponseCache(open_store("memory"), MiniLMEmbedder(), 100, 1000),
+        ResponseCache(open_store("memory"), StaticEmbedder(), 100, 1000),
         PolicyFile(ROOT / "policies" / "default.yaml"),
         RuleBook(),
     )

@@ -1,4 +1,4 @@
-"""The response cache over real stores with the real all-MiniLM-L6-v2 embedder."""
+"""The response cache over real stores with the real default (static) embedder."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 
 from router import Identity
-from router.cache.embedders import MiniLMEmbedder
+from router.cache.embedders import StaticEmbedder
 from router.cache.rules import CacheRule
 from router.cache.service import CacheRequest, ResponseCache
 from router.state import open_store
@@ -21,15 +21,16 @@ RULE = CacheRule(
     exact_scope="key",
     semantic_ttl=60,
     semantic_scope="key",
-    threshold=0.8,
-    margin=0.01,
+    threshold=0.7,
+    margin=0.02,
+    tiebreak=0.1,
 )
 ALICE, BOB = Identity(key_hash="alice", team="blue"), Identity(key_hash="bob", team="blue")
 
 
 @pytest.fixture(scope="module")
 def embedder():
-    return MiniLMEmbedder()
+    return StaticEmbedder()
 
 
 def ask(text: str, who: Identity = ALICE, rule: CacheRule = RULE, history: list | None = None) -> CacheRequest:

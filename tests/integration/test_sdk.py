@@ -163,6 +163,7 @@ def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async
     question = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
     reworded = [{"role": "user", "content": "At sea level, what is the boiling point of water?"}]
     before = len(installed.runtime.cache.lru)
+    embedded = installed.runtime.cache.embedder.computed
     first = litellm.completion(model="auto", messages=question, temperature=0)
     assert first._hidden_params["router"]["cache"] == "miss"
     stored(installed, before + 1)
@@ -187,6 +188,9 @@ def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async
     assert response._hidden_params["router"]["cache"] == "exact"
     assert text == first.choices[0].message.content
     assert sim.count("deepseek-v4-flash") == 1  # one upstream call for all six answers
+    # Two prompts, each embedded once: the miss's lookup and its store share one vector, and the
+    # reworded question asked twice is not embedded again.
+    assert installed.runtime.cache.embedder.computed - embedded == 2
 
 
 def test_an_async_streamed_hit_keeps_the_reasoning(installed, sim):

@@ -18,10 +18,13 @@ from router.cache.guard import Candidate, choose, refusal
         ("Why doesn't my loop stop?", "Why does my loop stop?", "negation differs"),
         ("Fix this:\n```\nx = 1\n```", "Fix this:\n```\nx = 2\n```", "code differs"),
         ("Tell me about `load_dataset`", "Tell me about `load_from_disk`", "named entities differ"),
+        # One word swapped in a short question is another question.
+        ("How do I open a port in the firewall?", "How do I close a port in the firewall?", "a word differs"),
+        ("How do I sort a list in descending order?", "How do I sort a list in ascending order?", "a word differs"),
     ],
 )
 def test_refusals(query, cached, reason):
-    assert refusal(query, cached) == reason
+    assert (refusal(query, cached) or "").startswith(reason)
 
 
 @pytest.mark.parametrize(
@@ -32,6 +35,8 @@ def test_refusals(query, cached, reason):
         ("Hugging Face Hub hosts models.", "The huggingface hub is where models are hosted."),
         ("Explain TCP in two sentences.", "In two sentences, explain TCP."),
         ("Same text", "Same text"),
+        ("How many days are there in a leap year?", "A leap year has how many days?"),
+        ("What makes the sky look blue?", "Why is the sky blue?"),
     ],
 )
 def test_paraphrases_pass(query, cached):
@@ -63,3 +68,27 @@ def test_choose_refuses_an_ambiguous_match():
 def test_duplicates_of_one_prompt_are_not_ambiguous():
     best, _ = choose("same", [Candidate(0.91, "same", "a"), Candidate(0.91, "same", "b")], 0.8, 0.01)
     assert best is not None
+
+
+CLOSE = [
+    Candidate(0.912, "The `field` method selects a schema field by its column name or numeric index.", "a"),
+    Candidate(0.905, "The `field` method is used to look up a column of a table by position.", "b"),
+]
+
+
+def test_the_second_stage_serves_a_close_call_that_shares_clearly_more_words():
+    query = "A column name or numeric index can be used to select a schema field with the `field` method."
+    best, why = choose(query, CLOSE, 0.7, 0.02, tiebreak=0.1)
+    assert best is not None and best.key == "a" and why.startswith("second stage")
+    assert choose(query, CLOSE, 0.7, 0.02, tiebreak=0.0)[0] is None  # without it: refused as ambiguous
+
+
+def test_the_second_stage_refuses_a_known_near_miss():
+    """Two cached questions an embedding cannot tell apart, and a question that shares as many words
+    with either: the second stage refuses rather than guess."""
+    close = [
+        Candidate(0.93, "How do I convert Celsius to Fahrenheit?", "to-f"),
+        Candidate(0.925, "How do I convert Fahrenheit to Celsius?", "to-c"),
+    ]
+    best, why = choose("What is the formula to convert between Fahrenheit and Celsius?", close, 0.7, 0.02, 0.1)
+    assert best is None and "share as many words" in why

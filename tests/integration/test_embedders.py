@@ -1,0 +1,64 @@
+"""The static embedder built by scripts/setup: the same word pieces as its tokenizer, unit vectors
+that place a rewording near its original, and a clear error for a missing or damaged model."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from router.cache.embedders import EmbedderUnavailable, Shared, StaticEmbedder, static_model_dir
+
+TEXTS = [
+    "How do I undo the last commit in git?",
+    "Ünïcode café, naïve façade: résumé!",
+    "東京の天気は? 北京 and Paris",
+    "x = foo_bar(2+2) // snake_case & ALLCAPS; e-mail's",
+    "tabs\tand\nnewlines   spaces",
+]
+
+
+@pytest.fixture(scope="module")
+def static():
+    return StaticEmbedder()
+
+
+def test_pieces_match_the_tokenizer(static):
+    for text in TEXTS:
+        expected = static._tokenizer.encode(text, add_special_tokens=False).ids
+        assert static.piece_ids(text) == expected, text
+
+
+def test_vectors_are_unit_length_and_meaningful(static):
+    question = static.embed("How do I undo the last commit in git?")
+    reworded = static.embed("In git, how can I revert my most recent commit?")
+    other = static.embed("What is the boiling point of water at sea level?")
+    assert question.dtype == np.float32 and abs(float(np.linalg.norm(question)) - 1) < 1e-5
+    assert float(question @ reworded) > 0.7 > float(question @ other)
+    long = static.embed("word " * 5000)  # read up to 512 pieces, whatever the length
+    assert abs(float(np.linalg.norm(long)) - 1) < 1e-5
+    assert not np.any(static.embed(""))  # nothing to embed: a zero vector scores 0 against all
+
+
+def test_a_missing_model_names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(EmbedderUnavailable, match=r"missing: .*python -m router embedder build"):
+        StaticEmbedder(tmp_path / "nowhere")
+
+
+def test_a_damaged_model_is_one_clear_error(tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(static_model_dir(), copy)
+    (copy / "model.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(EmbedderUnavailable, match="unreadable"):
+        StaticEmbedder(copy)
+
+
+def test_the_shared_embedder_embeds_a_text_once(static):
+    shared = Shared(static)
+    first = shared.embed("one question")
+    assert shared.embed("one question") is first and shared.computed == 1
+    shared.embed("another question")
+    assert shared.computed == 2
+    with pytest.raises(ValueError):
+        first[0] = 1.0  # callers share the vector: nobody may change it
