@@ -180,6 +180,7 @@ class ResponseCache:
         expires = now + request.rule.semantic_ttl
         self.index.add(pending.partition, pending.vector, Entry(pending.text, key, expires))
         payload = {
+            "m": self.embedder.name,
             "p": pending.partition,
             "k": key,
             "x": pending.text,
@@ -213,7 +214,9 @@ class ResponseCache:
             return added
 
     def _replay(self, item: dict, now: float) -> int:
-        if item["e"] <= now:
+        # Vectors of another model (a store written before the embedder changed) mean nothing next
+        # to this one's, and another width cannot even share its index.
+        if item["e"] <= now or self.embedder is None or item.get("m") != self.embedder.name:
             return 0
         vector = np.frombuffer(base64.b64decode(item["v"]), dtype=np.float32)
         return int(self.index.add(item["p"], vector, Entry(item["x"], item["k"], item["e"])))

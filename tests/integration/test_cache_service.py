@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 
 from router import Identity
@@ -155,3 +156,27 @@ def test_sqlite_entries_survive_a_restart(embedder, tmp_path):
     restarted = make(embedder, open_store("sqlite", path=path))
     assert restarted.sync() == 1
     assert restarted.lookup(ask("Which city is the capital of France?"))[0].kind == "semantic"
+
+
+class OtherModel:
+    """Another embedding model with another width, as a store written before an embedder change holds."""
+
+    name = "another-model"
+
+    def embed(self, text: str) -> np.ndarray:
+        vector = np.random.default_rng(len(text)).standard_normal(384).astype(np.float32)
+        return vector / np.linalg.norm(vector)
+
+
+def test_entries_of_another_embedder_are_left_out_after_a_change(embedder, tmp_path):
+    """A restart with a new embedder over an old store: its vectors cannot be compared with the new
+    ones, so they are not replayed; lookups and stores work (they raised 'The number of vector
+    dimensions doesn't match!' on every request, and the semantic tier served nothing)."""
+    path = str(tmp_path / "state.db")
+    make(OtherModel(), open_store("sqlite", path=path)).save(ask("What is the capital city of France?"), *answer("P"))
+    changed = make(embedder, open_store("sqlite", path=path))
+    assert changed.sync() == 0
+    assert changed.lookup(ask("Which city is the capital of France?"))[0] is None
+    assert changed.save(ask("Which city is the capital of France?"), *answer("Paris"))
+    hit = changed.lookup(ask("Tell me the capital city of France."))[0]
+    assert hit is not None and hit.kind == "semantic" and "Paris" in hit.response
