@@ -47,6 +47,7 @@ STANDARD_LOG = "standard_logging_object"  # its fields: model_group, model_id, c
 CACHE_CALLBACK = "cache"
 CACHE_OPT_IN = "use-cache"  # the per-request control that opts a request into CacheMode.default_off
 CACHE_SKIP = "no-cache"
+CACHING = "caching"  # a call's switch for LiteLLM's response cache (False: no lookup at all)
 
 # -- hooks -------------------------------------------------------------------------------------
 # The argument names of every CustomLogger hook we implement, as LiteLLM calls them (by keyword for

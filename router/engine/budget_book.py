@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from router.core.budgets import ZERO, Amounts, applies, limits, output_estimate, scopes, window_span, worst_case
+from router.core.budgets import ZERO, Amounts, Spans, applies, limits, output_estimate, scopes, worst_case
 from router.core.decide import CompiledPolicy
 from router.core.request import Identity
 from router.policy.schema import Budget
@@ -124,6 +124,7 @@ class BudgetBook:
     def __init__(self, store: StateStore):
         self.store = store
         self.outputs = OutputHistory()
+        self._spans = Spans()
         self._backlog: deque[tuple[str | None, list[Settlement]]] = deque()  # settlements the store missed
         self._lock = threading.Lock()
 
@@ -178,7 +179,7 @@ class BudgetBook:
         for budget in compiled.policy.budgets:
             if not applies(budget, route, model):
                 continue
-            span = window_span(budget.window, now, tz)
+            span = self._spans.of(budget.window, now, tz)
             for scope in scopes(budget, identity, route, model, tags):
                 for unit, limit in limits(budget):
                     keys = tuple(f"budget:{budget.name}:{unit}:{scope}:{b}" for b in span.buckets)

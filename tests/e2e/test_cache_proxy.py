@@ -67,7 +67,8 @@ def test_the_second_identical_request_is_a_hit(proxy, sim):
 def test_a_paraphrase_hits_the_semantic_tier(proxy, sim):
     _, first = ask(proxy, "How tall is Mount Everest in meters?")
     headers, second = ask(proxy, "In meters, how tall is Mount Everest?")
-    assert headers["x-router-cache"].startswith("semantic;score=0.9")
+    label = headers["x-router-cache"]  # the same words reordered: the static embedder scores 1.00
+    assert label.startswith("semantic;score=") and float(label.split("=")[1]) >= 0.9
     assert second.choices[0].message.content == first.choices[0].message.content
     assert sim.count(FLASH) == 1
 

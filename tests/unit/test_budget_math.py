@@ -10,6 +10,7 @@ import pytest
 from router import Identity
 from router.core.budgets import (
     ROLLING_BUCKETS,
+    Spans,
     applies,
     limits,
     output_estimate,
@@ -96,3 +97,12 @@ def test_output_estimates_round_up():
         99,
     )
     assert output_estimate([7] * 20, "p99") == 7
+
+
+def test_spans_worked_out_once_a_bucket_equal_window_span_at_every_moment():
+    memo, tz = Spans(), ZoneInfo("Europe/Berlin")
+    start = datetime(2026, 3, 29, 0, 59, 58, tzinfo=tz).timestamp()  # across an hour and a DST change
+    for window in ("hour", "day", "month", "rolling 60"):
+        for step in range(0, 4 * 3600, 7):
+            now = start + step
+            assert memo.of(window, now, tz) == window_span(window, now, tz), (window, step)

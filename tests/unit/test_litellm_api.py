@@ -177,6 +177,10 @@ def test_the_opt_in_cache_mode_looks_up_only_requests_that_ask():
         assert backend.lookups == 0
         litellm.completion(**ask, cache={api.CACHE_OPT_IN: True})
         assert backend.lookups == 1
+        # The switch the pipeline sets for requests it will not cache: no lookup even when opted in,
+        # because the handler stops before it hashes anything.
+        litellm.completion(**ask, cache={api.CACHE_OPT_IN: True}, **{api.CACHING: False})
+        assert backend.lookups == 1
     finally:
         litellm.cache = saved
         for callbacks in (litellm.input_callback, litellm.success_callback, litellm._async_success_callback):
