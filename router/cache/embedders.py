@@ -55,7 +55,7 @@ class StaticEmbedder:
     """model2vec's static model, run without model2vec: its tokenizer's normalisation and
     pre-tokenisation redone with one regular expression and a memo of each word's pieces, which
     is 2x faster than the tokenizer library's own pipeline on a long prompt (0.9 vs 1.9 ms) and gives the same
-    pieces (tests/unit/test_embedders.py)."""
+    pieces (tests/integration/test_embedders.py)."""
 
     def __init__(self, path: Path | None = None):
         self.path = path or static_model_dir()
