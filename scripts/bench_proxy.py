@@ -13,7 +13,7 @@ drift hits all alike. Sides:
 
     .venv/bin/python scripts/bench_proxy.py [--concurrency 50] [--requests 400] [--rounds 3]
 
-Goals: with router / plain at least 0.95; cache hit / cache miss at least 3.
+Goals: with router / plain at least 0.95; cache miss / plain at least 0.8; cache hit / cache miss at least 3.
 """
 
 from __future__ import annotations
@@ -148,7 +148,13 @@ def report(totals: dict, args: argparse.Namespace) -> None:
         cpu[name] = cpu_total * 1000 / len(latencies)
         p50, p99 = statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99)] * 1000
         print(f"{name:<14} {rates[name]:>8.1f} {p50:>8.1f} {p99:>8.1f} {cpu[name]:>17.2f}")
-    for a, b in (("with router", "plain LiteLLM"), ("cache hit", "cache miss"), ("cache hit", "plain LiteLLM")):
+    pairs = (
+        ("with router", "plain LiteLLM"),
+        ("cache miss", "plain LiteLLM"),
+        ("cache hit", "cache miss"),
+        ("cache hit", "plain LiteLLM"),
+    )
+    for a, b in pairs:
         if a in rates and b in rates:
             print(f"{a} / {b}: throughput {rates[a] / rates[b]:.3f}, proxy CPU per request {cpu[a] / cpu[b]:.3f}")
 

@@ -1,12 +1,13 @@
 """The response cache as a LiteLLM cache backend (`litellm.cache = Cache(_backend=PolicyCache(...))`).
 
-LiteLLM looks the cache up inside `acompletion`, after routing, and stores answers (streams once
-complete) itself; it marks hits (`cache_hit`, zero cost, saved cost) and honours the per-request
-`cache: {"no-cache": true}` / `{"no-store": true}` controls. The cache runs in LiteLLM's opt-in mode:
-the pipeline marks the requests the policy lets use it (`cache: {"use-cache": true}`, written by
-common.apply_admitted), so every other request skips LiteLLM's cache machinery (key hashing,
-serialising the answer) whole. This class decides each request's key, scope and rule from the
-kwargs LiteLLM hands it.
+The pipeline looks a routed request up itself, on the pre-call path, and its record says what it
+found (router.engine.pipeline). LiteLLM then serves a hit inside `acompletion` (it marks it:
+`cache_hit`, zero cost, saved cost) by asking this backend for the answer the record names, and
+stores answers (streams once complete) through it, under the key the pipeline worked out. The cache
+runs in LiteLLM's opt-in mode: common.apply_admitted marks the requests the policy lets use it
+(`cache: {"use-cache": true}`), turns LiteLLM's lookup off for the rest and for misses, and hands
+it the key so that it never hashes a request itself. A chat call no pipeline saw (the SDK calling a
+model by name) is looked up here, from the kwargs LiteLLM hands the backend.
 """
 
 from __future__ import annotations
@@ -37,12 +38,13 @@ class _Parts:
     index and the runtime that took minutes and gigabytes while the proxy stopped answering. An
     object without `__dict__` is shown by its repr instead."""
 
-    __slots__ = ("on_disconnect", "policy", "rules", "service")
+    __slots__ = ("inline", "on_disconnect", "policy", "rules", "service")
 
-    def __init__(self, service: ResponseCache, policy: PolicyFile, rules: RuleBook):
+    def __init__(self, service: ResponseCache, policy: PolicyFile, rules: RuleBook, inline: bool):
         self.service = service
         self.policy = policy
         self.rules = rules
+        self.inline = inline
         self.on_disconnect = None  # the runtime's shutdown: LiteLLM's one call at the proxy's shutdown is ours
 
     def __repr__(self) -> str:
@@ -50,9 +52,12 @@ class _Parts:
 
 
 class PolicyCache(BaseCache):
-    def __init__(self, service: ResponseCache, policy: PolicyFile, rules: RuleBook):
+    """`inline`: the cache's work is quick enough to run on the event loop (a local store and
+    embedder); otherwise it runs on a worker thread."""
+
+    def __init__(self, service: ResponseCache, policy: PolicyFile, rules: RuleBook, inline: bool = False):
         super().__init__()
-        self._parts = _Parts(service, policy, rules)
+        self._parts = _Parts(service, policy, rules, inline)
 
     @property
     def service(self) -> ResponseCache:
@@ -75,64 +80,95 @@ class PolicyCache(BaseCache):
         if self.on_disconnect is not None:
             await self.on_disconnect()
 
-    # LiteLLM calls both forms; the work is blocking (store, embedding), so async runs it in a thread.
+    # LiteLLM calls both forms. A request the pipeline looked up needs only its answer fetched
+    # (from the in-process tier, where the lookup left it); the rest may block (store, embedding).
     async def async_get_cache(self, key, **kwargs):
+        record = record_of(kwargs)
+        if record is not None or self._parts.inline:
+            return self.get_cache(key, **kwargs)
         return await asyncio.to_thread(self.get_cache, key, **kwargs)
 
     async def async_set_cache(self, key, value, **kwargs):
-        await asyncio.to_thread(self.set_cache, key, value, **kwargs)
+        if self._parts.inline:
+            self.set_cache(key, value, **kwargs)
+        else:
+            await asyncio.to_thread(self.set_cache, key, value, **kwargs)
 
     async def async_set_cache_pipeline(self, cache_list, **kwargs):
         for key, value in cache_list:
             await self.async_set_cache(key, value, **kwargs)
 
     def get_cache(self, key, **kwargs):
-        request, decision = self._request(kwargs)
+        record = record_of(kwargs)
+        if record is not None:
+            return self._found(record)
+        request = self._request(kwargs)
         if request is None:
             return None
         hit, _ = self.service.lookup(request)
-        if decision is not None:
-            decision["cache"] = hit.label if hit else "miss"
-        if hit is None:
+        return None if hit is None else {"timestamp": hit.stored_at, "response": hit.response}
+
+    def _found(self, record: DecisionRecord):
+        """The answer the pipeline's lookup found for the request, if any."""
+        source = record.get("cache_from")
+        stored = self.service.answer(source) if source else None
+        if stored is None:
+            if source:
+                record["cache"] = "miss"  # gone since the lookup: the model answers after all
             return None
-        if decision is not None and '"reasoning_content"' in hit.response:
+        if '"reasoning_content"' in stored[1]:
             # LiteLLM streams a hit without it (its async stream conversion keeps content and tool
             # calls only): kept here, the adapter streams it first.
-            decision["cached_reasoning"] = reasoning_text(json.loads(hit.response)) or ""
-        return {"timestamp": hit.stored_at, "response": hit.response}  # the ledger records the saving
+            record["cached_reasoning"] = reasoning_text(json.loads(stored[1])) or ""
+        return {"timestamp": stored[0], "response": stored[1]}  # the ledger records the saving
 
     def set_cache(self, key, value, **kwargs):
-        request, _ = self._request(kwargs)
-        if request is None:
-            return
         response_json = value.get("response") if isinstance(value, Mapping) else value
         if not isinstance(response_json, str):
             response_json = json.dumps(response_json)
-        self.service.save(request, response_json, json.loads(response_json))
+        record = record_of(kwargs)
+        if record is None:
+            request = self._request(kwargs)
+            if request is not None:
+                self.service.save(request, response_json, json.loads(response_json))
+            return
+        key = record.get("cache_key")
+        if key is None:
+            return  # the policy does not cache this request (the client's `use-cache` does not change that)
+        response = json.loads(response_json)
+        if self.service.save_pending(key, response_json, response) is None:
+            request = self._recorded_request(record, kwargs)
+            if request is not None:
+                self.service.save(request, response_json, response, key)
 
-    def _request(self, kwargs: Mapping) -> tuple[CacheRequest | None, DecisionRecord | None]:
-        """The cache request for a chat call, or None when this call must not use the cache."""
+    def _recorded_request(self, record: DecisionRecord, kwargs: Mapping) -> CacheRequest | None:
+        """The cache request of a routed call whose lookup the cache no longer remembers."""
+        messages = kwargs.get("messages")
+        rule = self._parts.rules.rule(self.policy.current.policy, record["route"], record.get("cache_params") or {})
+        if rule is None or not isinstance(messages, list):
+            return None
+        params = record.get("cache_params") or {}
+        return CacheRequest(f"{record['route']}:{record['target']}", identity_of(record), messages, params, rule)
+
+    def _request(self, kwargs: Mapping) -> CacheRequest | None:
+        """The cache request of a chat call no pipeline saw (the SDK calling a model by name), or
+        None when it must not use the cache."""
         model = str(kwargs.get("model") or "")
         messages = kwargs.get("messages")
         if model.startswith(SDK_PROVIDER_PREFIX) or not isinstance(messages, list):
-            return None, None  # the SDK's outer `policy/auto` call: its inner call is the one cached
+            return None  # the SDK's outer `policy/auto` call: its inner call is the one cached
         metadata = metadata_of(kwargs)
-        decision = record_of(kwargs)
-        route = decision["route"] if decision else EXPLICIT_ROUTE
-        params = decision["cache_params"] if decision and "cache_params" in decision else keys.answer_params(kwargs)
-        rule = self._parts.rules.rule(self.policy.current.policy, route, params)
+        params = keys.answer_params(kwargs)
+        rule = self._parts.rules.rule(self.policy.current.policy, EXPLICIT_ROUTE, params)
         if rule is None:
-            return None, decision
-        target = decision["target"] if decision else str(metadata.get(MODEL_GROUP) or model)
-        return CacheRequest(f"{route}:{target}", _identity(decision, metadata), messages, params, rule), decision
+            return None
+        target = str(metadata.get(MODEL_GROUP) or model)
+        return CacheRequest(f"{EXPLICIT_ROUTE}:{target}", _identity(metadata), messages, params, rule)
 
 
-def _identity(decision: DecisionRecord | None, metadata: Mapping) -> Identity:
-    """Who the request is for: the identity the pipeline recorded (the proxy's authentication, or the
-    SDK's `install(identity=...)`); for a call no pipeline saw, LiteLLM's own key metadata, which a
-    client cannot set (the proxy overwrites those keys)."""
-    if decision is not None:
-        return identity_of(decision)
+def _identity(metadata: Mapping) -> Identity:
+    """Who a call no pipeline saw is for: LiteLLM's own key metadata, which a client cannot set
+    (the proxy overwrites those keys)."""
     return Identity(
         key_hash=metadata.get(KEY_HASH) or metadata.get(KEY_RAW),
         team=metadata.get(KEY_TEAM),

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 
 from router.adapter.litellm_api import (
+    CACHE_KEY,
     CACHE_OPT_IN,
-    CACHE_SKIP,
     CACHING,
     LOGGED_PARAMS,
     METADATA_KEYS,
@@ -67,18 +67,20 @@ def apply_admitted(admitted: Admitted, data: dict, router: bool = True) -> None:
     data.update(admitted.controls)
     if router:
         data.update(admitted.attempt)
+    record = admitted.record
     if admitted.cacheable:
         controls = data.get("cache")
         if controls is None:
             data["cache"] = controls = {}
         if isinstance(controls, dict):
-            controls[CACHE_OPT_IN] = True
-            admitted.record["cache"] = "off" if controls.get(CACHE_SKIP) else "miss"
-    else:
-        # LiteLLM's lookup would still hash the request and inspect its function's signature before
-        # the opt-in mode says no (~0.3 ms): `caching: False` skips it whole. (Its store step has no
-        # such switch: `no-store` costs more to check than the write it saves.)
+            controls[CACHE_OPT_IN] = True  # LiteLLM stores the answer
+        data[CACHE_KEY] = record["cache_key"]  # its own key would hash the whole request, twice
+    if not record.get("cache_from"):
+        # Nothing to serve: LiteLLM's lookup would still hash the request and inspect its
+        # function's signature before it found nothing. Its store step has no such switch.
         data[CACHING] = False
+    else:
+        data.pop(CACHING, None)  # a retry's call copies the first's
 
 
 def retry_call(call: Mapping, retry: Admitted, router: bool = True) -> dict:

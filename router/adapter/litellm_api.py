@@ -46,8 +46,8 @@ STANDARD_LOG = "standard_logging_object"  # its fields: model_group, model_id, c
 # handler), yet they make every request run the sync success handler on a worker thread.
 CACHE_CALLBACK = "cache"
 CACHE_OPT_IN = "use-cache"  # the per-request control that opts a request into CacheMode.default_off
-CACHE_SKIP = "no-cache"
-CACHING = "caching"  # a call's switch for LiteLLM's response cache (False: no lookup at all)
+CACHING = "caching"  # a call's switch for LiteLLM's response cache lookup (False: none; stores still run)
+CACHE_KEY = "cache_key"  # the key a call's answer is looked up and stored under (LiteLLM hashes one otherwise)
 
 # -- hooks -------------------------------------------------------------------------------------
 # The argument names of every CustomLogger hook we implement, as LiteLLM calls them (by keyword for

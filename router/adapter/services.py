@@ -27,7 +27,7 @@ def start(policy: PolicyFile, router_of=lambda: None) -> Runtime:
     )
     if runtime.cache is not None:
         assert runtime.pipeline.cache_rules is not None  # built together with the cache
-        backend = PolicyCache(runtime.cache, policy, runtime.pipeline.cache_rules)
+        backend = PolicyCache(runtime.cache, policy, runtime.pipeline.cache_rules, inline=not runtime.remote)
         # The proxy's shutdown reaches us through the cache backend's disconnect().
         backend.on_disconnect = functools.partial(shutdown, runtime)
         _install_cache(backend)

@@ -50,6 +50,13 @@ def answer_params(request: Mapping) -> dict:
     return {k: v for k, v in request.items() if k in ANSWER_PARAMS and v is not None}
 
 
+def skips_lookup(request: Mapping) -> bool:
+    """The client asked not to be answered from the cache (`cache: {"no-cache": true}`, the
+    per-request control of LiteLLM and its clients); its answer is still stored."""
+    controls = request.get("cache")
+    return isinstance(controls, Mapping) and controls.get("no-cache") is True
+
+
 def is_deterministic(params: Mapping) -> bool:
     """Temperature 0 or a fixed seed: the only requests whose answer is worth repeating by default."""
     return params.get("temperature") == 0 or params.get("seed") is not None

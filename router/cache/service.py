@@ -45,6 +45,7 @@ class Hit:
     score: float
     response: str  # the stored answer, as JSON
     stored_at: float
+    key: str  # the exact key the answer is stored under
 
     @property
     def label(self) -> str:
@@ -53,9 +54,13 @@ class Hit:
 
 @dataclass
 class _Pending:
-    partition: str
-    text: str
-    vector: np.ndarray
+    """A miss, kept until its answer is stored: what the lookup worked out is not worked out again
+    (the embedding least of all). No text when the request has no semantic part."""
+
+    request: CacheRequest
+    partition: str | None = None
+    text: str | None = None
+    vector: np.ndarray | None = None
 
 
 @dataclass
@@ -85,20 +90,27 @@ class ResponseCache:
 
     # -- lookups ---------------------------------------------------------------------------------
 
-    def lookup(self, request: CacheRequest) -> tuple[Hit | None, str]:
-        """A stored answer for the request, or None; and a few words on why."""
+    def lookup(self, request: CacheRequest, key: str | None = None) -> tuple[Hit | None, str]:
+        """A stored answer for the request, or None; and a few words on why. `key`: the request's
+        exact key (`key_of`), when the caller has it. A miss is remembered for `save_pending`."""
         rule, now = request.rule, time.time()
-        key = self._exact_key(request)
+        key = key or self.key_of(request)
         if rule.exact:
             record = self._record(key)
             if record is not None and now - record[0] <= rule.exact_ttl:
-                return self._count(Hit("exact", 1.0, record[1], record[0])), "same request"
+                return self._count(Hit("exact", 1.0, record[1], record[0], key)), "same request"
+        pending = _Pending(request)
+        self._pending.put(key, pending)
         if not (rule.semantic and self.embedder):
             return self._count(None), "no exact match"
-        hit, why = self._semantic(request, key, now)
+        hit, why = self._semantic(request, pending, now)
         return self._count(hit), why
 
-    def _semantic(self, request: CacheRequest, key: str, now: float) -> tuple[Hit | None, str]:
+    def answer(self, key: str) -> tuple[float, str] | None:
+        """The answer stored under an exact key (a hit's `key`): when it was stored, and its JSON."""
+        return self._record(key)
+
+    def _semantic(self, request: CacheRequest, pending: _Pending, now: float) -> tuple[Hit | None, str]:
         text = keys.semantic_text(request.messages)
         if text is None:
             return None, "the last message is not a plain user question"
@@ -106,7 +118,7 @@ class ResponseCache:
         partition = keys.partition_key(scope, request.route, request.messages, request.params)
         assert self.embedder is not None  # the semantic tier runs only with one
         vector = self.embedder.embed(text)
-        self._pending.put(key, _Pending(partition, text, vector))
+        pending.partition, pending.text, pending.vector = partition, text, vector
         found = self.index.search(partition, vector, _CANDIDATES, now)
         best, why = choose(
             text,
@@ -120,7 +132,7 @@ class ResponseCache:
         record = self._record(best.key)
         if record is None or now - record[0] > request.rule.semantic_ttl:
             return None, "the matching answer has expired"
-        return Hit("semantic", best.score, record[1], record[0]), why
+        return Hit("semantic", best.score, record[1], record[0], best.key), why
 
     def _record(self, key: str) -> tuple[float, str] | None:
         record = self.lru.get(key)
@@ -149,34 +161,38 @@ class ResponseCache:
 
     # -- storing ---------------------------------------------------------------------------------
 
-    def save(self, request: CacheRequest, response_json: str, response: dict) -> bool:
+    def save(self, request: CacheRequest, response_json: str, response: dict, key: str | None = None) -> bool:
         """Keep a complete answer in both tiers (and the semantic log); False when it may not be cached."""
         if not keys.is_complete(response):
             return False
         rule, now = request.rule, time.time()
-        key = self._exact_key(request)
+        key = key or self.key_of(request)
         self.lru.put(key, (now, response_json))
         try:
             self.store.set(_RECORD + key, json.dumps({"t": now, "r": response_json}).encode(), rule.record_ttl)
         except StoreUnavailable:
             pass  # kept in this instance only; the store has logged the outage
+        pending = self._pending.pop(key)
         if rule.semantic and self.embedder:
-            self._save_semantic(request, key, now)
+            self._save_semantic(request, key, now, pending)
         return True
 
-    def _save_semantic(self, request: CacheRequest, key: str, now: float) -> None:
+    def save_pending(self, key: str, response_json: str, response: dict) -> bool | None:
+        """`save` for a request `lookup` missed, by its exact key; None when that miss is no longer
+        remembered (the caller saves it the long way)."""
+        pending = self._pending.get(key)
+        return None if pending is None else self.save(pending.request, response_json, response, key)
+
+    def _save_semantic(self, request: CacheRequest, key: str, now: float, pending: _Pending | None) -> None:
         assert self.embedder is not None  # the semantic tier runs only with one
-        pending = self._pending.pop(key)
-        if pending is None:
-            text = keys.semantic_text(request.messages)
-            if text is None:
+        if pending is None or pending.vector is None:
+            pending = _Pending(request, text=keys.semantic_text(request.messages))
+            if pending.text is None:
                 return
             scope = keys.scope_of(request.identity, request.rule.semantic_scope)
-            pending = _Pending(
-                keys.partition_key(scope, request.route, request.messages, request.params),
-                text,
-                self.embedder.embed(text),
-            )
+            pending.partition = keys.partition_key(scope, request.route, request.messages, request.params)
+            pending.vector = self.embedder.embed(pending.text)
+        assert pending.partition is not None and pending.text is not None and pending.vector is not None
         expires = now + request.rule.semantic_ttl
         self.index.add(pending.partition, pending.vector, Entry(pending.text, key, expires))
         payload = {
@@ -192,7 +208,9 @@ class ResponseCache:
         except StoreUnavailable:
             pass
 
-    def _exact_key(self, request: CacheRequest) -> str:
+    @staticmethod
+    def key_of(request: CacheRequest) -> str:
+        """The request's exact key: its scope, route, messages and answer parameters."""
         scope = keys.scope_of(request.identity, request.rule.exact_scope)
         return keys.exact_key(scope, request.route, request.messages, request.params)
 

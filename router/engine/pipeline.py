@@ -6,12 +6,14 @@ model's limit gets on the route's larger model. The adapters turn an `Admitted` 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from router.cache.keys import answer_params
+from router.cache.keys import answer_params, skips_lookup
 from router.cache.rules import RuleBook
+from router.cache.service import CacheRequest, ResponseCache
 from router.core.decide import CompiledPolicy, Decision, route_body
 from router.core.request import Identity
 from router.engine.accounting import Accounting, BudgetExceeded
@@ -21,6 +23,7 @@ from router.engine.policy_file import PolicyFile
 from router.engine.record import DecisionRecord, identity_of, new_record
 from router.errors import RequestRejected
 
+log = logging.getLogger("router")
 _EFFORT = ((1024, "low"), (8192, "medium"))  # reasoning cap (tokens) -> reasoning_effort, "high" above
 
 
@@ -32,7 +35,7 @@ class Admitted:
     record: DecisionRecord  # rides with the request; the later steps read and mark it
     attempt: dict[str, object]  # for LiteLLM's Router: timeout, num_retries, model_group_retry_policy
     controls: dict[str, object]  # model parameters the route adds: reasoning_effort or thinking
-    cacheable: bool  # the policy lets the request use the response cache
+    cacheable: bool  # the policy lets the request use the response cache (the record says what it found)
 
 
 class Refused(RequestRejected):
@@ -53,11 +56,12 @@ class Refused(RequestRejected):
 
 
 class Pipeline:
-    def __init__(self, policy: PolicyFile, health: Health, accounting: Accounting, cache_rules: RuleBook | None):
+    def __init__(self, policy: PolicyFile, health: Health, accounting: Accounting, cache: ResponseCache | None):
         self.policy = policy
         self.health = health
         self.accounting = accounting
-        self.cache_rules = cache_rules  # None: no response cache
+        self.cache = cache  # None: no response cache
+        self.cache_rules = RuleBook() if cache is not None else None
 
     def prepare(self, body: Mapping, identity: Identity, shape_checked: bool = False) -> Admitted:
         """Raises RequestRejected for a request the policy will not serve (Refused once it was routed).
@@ -74,7 +78,7 @@ class Pipeline:
             self.accounting.rejected(decision, identity, exc.exceeded)
             wait = exc.exceeded.reset_at - time.time()
             raise _refused(decision, identity, RequestRejected(429, str(exc), wait), exc.exceeded) from None
-        return self._admitted(compiled, decision, record, body)
+        return self._admitted(compiled, decision, record, body, identity)
 
     def truncated(
         self, record: DecisionRecord, body: Mapping, finish_reason: object, produced: int, served: str | None
@@ -94,23 +98,44 @@ class Pipeline:
         except BudgetExceeded:
             return None
         retry["truncated_on"] = served or record["target"]
-        return self._admitted(self.policy.current, decision, retry, body)
+        return self._admitted(self.policy.current, decision, retry, body, identity_of(record))
 
     def _admitted(
-        self, compiled: CompiledPolicy, decision: Decision, record: DecisionRecord, body: Mapping
+        self, compiled: CompiledPolicy, decision: Decision, record: DecisionRecord, body: Mapping, identity: Identity
     ) -> Admitted:
         controls = _reasoning_controls(compiled, decision, body, record)
         cacheable = False
-        if self.cache_rules is not None:
-            # The parameters that make its key ride with the record: LiteLLM's sync lookup hands the
-            # cache only the messages and the metadata.
+        if self.cache is not None and self.cache_rules is not None:
             params = answer_params({**body, **controls})
-            cacheable = self.cache_rules.rule(compiled.policy, decision.route, params) is not None
-            if cacheable:
-                record["cache_params"] = params
-            else:
+            rule = self.cache_rules.rule(compiled.policy, decision.route, params)
+            messages = body.get("messages")
+            cacheable = rule is not None and isinstance(messages, list)
+            if rule is None or not isinstance(messages, list):
                 record["cache"] = "off"
+            else:
+                request = CacheRequest(f"{decision.route}:{decision.target}", identity, messages, params, rule)
+                _look_up(self.cache, request, body, record)
         return Admitted(decision, record, attempt_params(compiled, decision, body), controls, cacheable)
+
+
+def _look_up(cache: ResponseCache, request: CacheRequest, body: Mapping, record: DecisionRecord) -> None:
+    """The cache lookup, here on the pre-call path where everything it needs is known (LiteLLM's
+    own lookup, later, only fetches what the record names): the prompt is embedded once, and the
+    miss's vector waits in the cache for its answer. The parameters ride with the record too: a
+    store the cache no longer remembers the miss of needs them."""
+    record["cache_params"] = request.params
+    record["cache_key"] = key = cache.key_of(request)
+    if skips_lookup(body):
+        record["cache"] = "off"
+        return
+    try:
+        hit, _ = cache.lookup(request, key)
+    except Exception as exc:  # an embedding model group that fails: the request is served all the same
+        log.warning("response cache: lookup failed, served as a miss: %s", exc)
+        hit = None
+    record["cache"] = hit.label if hit else "miss"
+    if hit is not None:
+        record["cache_from"] = hit.key
 
 
 def attempt_params(compiled: CompiledPolicy, decision: Decision, body: Mapping) -> dict[str, object]:

@@ -48,6 +48,8 @@ class DecisionRecord(TypedDict, total=False):
     # the response cache: "off", "miss", or the tier that answered
     cache: str
     cache_params: dict
+    cache_key: str  # the request's exact key: where its answer is stored
+    cache_from: str  # on a hit: the exact key of the answer that serves it
     cached_reasoning: str
     # later steps
     settled: bool  # the reservation was settled or released: later events must not do it again

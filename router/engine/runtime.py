@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from router.cache.embedders import Embedder, EmbedderUnavailable, Shared
-from router.cache.rules import RuleBook
 from router.cache.service import ResponseCache
 from router.engine import spill
 from router.engine.accounting import Accounting
@@ -24,6 +23,7 @@ from router.engine.health import Health
 from router.engine.ledger import Ledger
 from router.engine.pipeline import Pipeline
 from router.engine.policy_file import PolicyFile
+from router.policy.schema import Policy
 from router.state import StateStore, open_store
 
 Ping = Callable[[str], None]  # one cheap request to a model group
@@ -68,13 +68,14 @@ class Runtime:
     health: Health
     keepalive: KeepAlive
     pipeline: Pipeline
-    remote: bool = False  # the store is across a network: keep its calls off the event loop
+    remote: bool = False  # the store is across a network, or embeddings are slow: keep them off the event loop
     spill_to: Path | None = None  # where what the store cannot take at the end waits for the next start
     closed: threading.Event = field(default_factory=threading.Event)
 
     async def run(self, fn, *args):
-        """Call `fn` on a worker thread when the store is remote; inline when it is local (SQLite and
-        memory calls take ~0.1 ms, less than the hop to a thread)."""
+        """Call `fn` on a worker thread when the store is remote or the embedder slow; inline
+        otherwise (SQLite and memory calls and the local embedder take ~0.1 ms, less than the hop
+        to a thread)."""
         return await asyncio.to_thread(fn, *args) if self.remote else fn(*args)
 
     def tick(self) -> None:
@@ -139,7 +140,7 @@ def build_runtime(
     health = Health(store, lambda: policy.current)
     accounting = Accounting(policy, BudgetBook(store), Ledger(store))
     cache = _build_cache(policy, store, embedder_for)
-    pipeline = Pipeline(policy, health, accounting, RuleBook() if cache is not None else None)
+    pipeline = Pipeline(policy, health, accounting, cache)
     runtime = Runtime(
         store,
         accounting,
@@ -147,7 +148,7 @@ def build_runtime(
         health,
         KeepAlive(policy, health, pinger),
         pipeline,
-        remote=spec.state.backend == "redis",
+        remote=spec.state.backend == "redis" or not _quick_embedder(spec),
         spill_to=spill.directory(spec.state.backend, spec.state.path),
     )
     spill.restore(runtime.spill_to, accounting.book, accounting.ledger)
@@ -163,6 +164,13 @@ def build_runtime(
         "off" if cache is None else "on",
     )
     return runtime
+
+
+def _quick_embedder(spec: Policy) -> bool:
+    """No embedder the request path waits on, or the local static one (a model on torch takes
+    tens of milliseconds, an embedding model group a network round trip)."""
+    semantic = spec.cache.semantic if spec.cache is not None else None
+    return semantic is None or not semantic.enabled or semantic.embedder == "local"
 
 
 def _build_cache(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from router import CompiledPolicy, Identity, RequestRejected, parse_policy
-from router.cache.rules import RuleBook
+from router.cache.service import ResponseCache
 from router.engine.accounting import Accounting
 from router.engine.budget_book import BudgetBook
 from router.engine.health import Health
@@ -51,7 +51,8 @@ def pipeline() -> Pipeline:
     policy = File(POLICY)
     store = open_store("memory")
     health = Health(store, lambda: policy.current)
-    return Pipeline(policy, health, Accounting(policy, BudgetBook(store), Ledger(store)), RuleBook())
+    cache = ResponseCache(store, None, 100, 1000)
+    return Pipeline(policy, health, Accounting(policy, BudgetBook(store), Ledger(store)), cache)
 
 
 def body(text: str, **extra) -> dict:
@@ -83,7 +84,24 @@ def test_a_client_timeout_is_kept_and_the_settings_fill_in_for_the_route(pipelin
 
 def test_a_request_that_is_not_deterministic_stays_out_of_the_cache(pipeline):
     admitted = pipeline.prepare(body("hello", temperature=0.7), ALICE)
-    assert not admitted.cacheable and admitted.record["cache"] == "off"
+    assert not admitted.cacheable and admitted.record["cache"] == "off" and "cache_key" not in admitted.record
+
+
+def test_the_cache_is_looked_up_on_the_pre_call_path_and_the_record_names_the_answer(pipeline):
+    first = pipeline.prepare(body("hello", temperature=0), ALICE).record
+    assert first["cache"] == "miss" and "cache_from" not in first
+    answer = '{"choices": [{"finish_reason": "stop", "message": {"content": "hi"}}]}'
+    assert pipeline.cache.save_pending(first["cache_key"], answer, {"choices": [{"finish_reason": "stop"}]})
+    again = pipeline.prepare(body("hello", temperature=0), ALICE).record
+    assert again["cache"] == "exact" and again["cache_from"] == first["cache_key"]
+    assert pipeline.cache.answer(again["cache_from"])[1] == answer
+    other = pipeline.prepare(body("hello", temperature=0), Identity(key_hash="k-bob")).record
+    assert other["cache"] == "miss" and other["cache_key"] != first["cache_key"]  # another tenant's key
+
+
+def test_a_client_that_asks_for_no_cache_is_not_looked_up_but_its_answer_is_stored(pipeline):
+    admitted = pipeline.prepare(body("hello", temperature=0, cache={"no-cache": True}), ALICE)
+    assert admitted.cacheable and admitted.record["cache"] == "off" and admitted.record["cache_key"]
 
 
 def test_reasoning_controls_follow_the_route_unless_the_client_set_them(pipeline):

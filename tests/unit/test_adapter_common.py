@@ -13,14 +13,11 @@ DECISION = Decision(
 )
 
 
-def admitted(cacheable: bool = False) -> Admitted:
-    return Admitted(
-        DECISION,
-        new_record(DECISION, Identity(key_hash="k")),
-        {"num_retries": 1},
-        {"reasoning_effort": "low"},
-        cacheable,
-    )
+def admitted(cacheable: bool = False, **cache) -> Admitted:
+    """`cache`: what the pipeline's lookup wrote into the record (cache, cache_key, cache_from)."""
+    record = new_record(DECISION, Identity(key_hash="k"))
+    record.update(cache)
+    return Admitted(DECISION, record, {"num_retries": 1}, {"reasoning_effort": "low"}, cacheable)
 
 
 def test_apply_points_the_request_at_the_target_with_ordered_fallbacks():
@@ -40,15 +37,23 @@ def test_without_a_router_fallbacks_are_a_plain_list_and_attempts_are_litellms_o
     assert call["fallbacks"] == ["deepseek-v4-pro", "deepseek-v4-flash"] and "num_retries" not in call
 
 
-def test_a_cacheable_request_opts_in_unless_the_client_said_no_cache():
-    data = {"model": "auto"}
-    verdict = admitted(cacheable=True)
-    apply_admitted(verdict, data)
-    assert data["cache"] == {"use-cache": True} and verdict.record["cache"] == "miss"
-    skipped = {"model": "auto", "cache": {"no-cache": True}}
-    verdict = admitted(cacheable=True)
-    apply_admitted(verdict, skipped)
-    assert skipped["cache"]["use-cache"] and verdict.record["cache"] == "off"
+def test_a_miss_opts_in_to_the_store_under_the_pipelines_key_and_skips_litellms_lookup():
+    data = {"model": "auto", "cache": {"no-store": False}}
+    apply_admitted(admitted(True, cache="miss", cache_key="k1"), data)
+    assert data["cache"] == {"no-store": False, "use-cache": True}  # the client's own controls are kept
+    assert data["cache_key"] == "k1" and data["caching"] is False
+
+
+def test_a_hit_leaves_litellms_lookup_on_to_serve_it():
+    data = {"model": "auto", "caching": False}  # a retry's call copies the first call's switch
+    apply_admitted(admitted(True, cache="exact", cache_key="k1", cache_from="k1"), data)
+    assert data["cache"] == {"use-cache": True} and data["cache_key"] == "k1" and "caching" not in data
+
+
+def test_a_request_the_policy_does_not_cache_skips_the_cache_whole():
+    data = {"model": "auto", "cache": {"use-cache": True}}  # the client asking does not change it
+    apply_admitted(admitted(False, cache="off"), data)
+    assert data["caching"] is False and "cache_key" not in data
 
 
 def test_the_proxy_metadata_key_is_respected():
