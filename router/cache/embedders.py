@@ -178,9 +178,11 @@ class Shared:
         self.inner = inner
         self.name = inner.name
         self.computed = 0  # embeddings actually made; the tests count them
+        self.asked = 0  # and the calls, memo hits included
         self._memo: LRU[np.ndarray] = LRU(entries)
 
     def embed(self, text: str) -> np.ndarray:
+        self.asked += 1
         vector = self._memo.get(text)
         if vector is None:
             vector = np.asarray(self.inner.embed(text), dtype=np.float32)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from router import Identity
-from router.cache.embedders import StaticEmbedder
+from router.cache.embedders import Shared, StaticEmbedder
 from router.cache.rules import CacheRule
 from router.cache.service import CacheRequest, ResponseCache
 from router.state import open_store
@@ -49,6 +49,18 @@ def answer(text: str, finish: str = "stop") -> tuple[str, dict]:
 
 def make(embedder, store=None) -> ResponseCache:
     return ResponseCache(store or open_store("memory"), embedder, lru_entries=100, max_vectors=1000)
+
+
+def test_a_miss_is_embedded_once_and_its_store_reuses_the_vector(embedder):
+    shared = Shared(embedder)
+    cache = make(shared)
+    question = ask("What is the capital city of France?")
+    key = cache.key_of(question)
+    assert cache.lookup(question, key)[0] is None
+    assert cache.save_pending(key, *answer("Paris"))  # by the key alone, as the adapter stores it
+    assert shared.asked == 1  # the store asked for no vector: the lookup's waited for it
+    assert cache.lookup(ask("Which city is the capital of France?"))[0].kind == "semantic"
+    assert cache.save_pending("a key no lookup missed", *answer("Paris")) is None
 
 
 def test_exact_then_semantic_then_guarded(embedder):
