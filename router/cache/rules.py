@@ -22,6 +22,7 @@ class CacheRule:
     threshold: float
     margin: float
     tiebreak: float
+    verify_threshold: float  # the second model's score a semantic hit needs, when there is one
 
     @property
     def enabled(self) -> bool:
@@ -80,4 +81,5 @@ def _rule(cache: CacheConfig, route: Route | None) -> CacheRule:
         threshold=pick("threshold", cache.semantic.threshold),
         margin=cache.semantic.margin,
         tiebreak=cache.semantic.tiebreak,
+        verify_threshold=cache.semantic.verify_threshold,
     )

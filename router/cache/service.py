@@ -79,9 +79,20 @@ class Stats:
 
 
 class ResponseCache:
-    def __init__(self, store: StateStore, embedder: Embedder | None, lru_entries: int, max_vectors: int):
+    """`verifier`: a second model that re-scores a semantic hit before it is served (the policy's
+    `verify`), or None."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        embedder: Embedder | None,
+        lru_entries: int,
+        max_vectors: int,
+        verifier: Embedder | None = None,
+    ):
         self.store = store
         self.embedder = embedder
+        self.verifier = verifier
         self.lru: LRU[tuple[float, str]] = LRU(lru_entries)
         self.index = VectorIndex(max_vectors)
         self.stats = Stats()
@@ -129,6 +140,10 @@ class ResponseCache:
         )
         if best is None:
             return None, why
+        if self.verifier is not None:
+            second = float(self.verifier.embed(text) @ self.verifier.embed(best.text))
+            if second < request.rule.verify_threshold:
+                return None, f"{why}, but {self.verifier.name} scores it {second:.3f}"
         record = self._record(best.key)
         if record is None or now - record[0] > request.rule.semantic_ttl:
             return None, "the matching answer has expired"

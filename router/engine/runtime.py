@@ -167,10 +167,10 @@ def build_runtime(
 
 
 def _quick_embedder(spec: Policy) -> bool:
-    """No embedder the request path waits on, or the local static one (a model on torch takes
-    tens of milliseconds, an embedding model group a network round trip)."""
+    """No embedder the request path waits on, or only the local static one (a model on torch
+    takes tens of milliseconds, an embedding model group a network round trip)."""
     semantic = spec.cache.semantic if spec.cache is not None else None
-    return semantic is None or not semantic.enabled or semantic.embedder == "local"
+    return semantic is None or not semantic.enabled or (semantic.embedder == "local" and semantic.verify is None)
 
 
 def _build_cache(
@@ -179,12 +179,20 @@ def _build_cache(
     spec = policy.current.policy
     if spec.cache is None:
         return None
-    embedder = None
-    if spec.cache.semantic.enabled:
+    semantic = spec.cache.semantic
+    embedder = verifier = None
+    if semantic.enabled:
         try:
-            embedder = Shared(embedder_for(spec.cache.semantic.embedder))
-        except EmbedderUnavailable as exc:
-            # The exact tier still serves; requests are never failed for want of the semantic one.
+            embedder = Shared(embedder_for(semantic.embedder))
+            verifier = Shared(embedder_for(semantic.verify)) if semantic.verify else None
+        except (EmbedderUnavailable, OSError, ImportError) as exc:  # a model file missing or unreadable
+            # The exact tier still serves; requests are never failed for want of the semantic one,
+            # and hits the policy wants verified are not served unverified.
             log.error("response cache: semantic tier off: %s", exc)
-    log.info("response cache: semantic tier %s", embedder.name if embedder else "off")
-    return ResponseCache(store, embedder, spec.cache.exact.max_entries, spec.cache.semantic.max_entries)
+            embedder = verifier = None
+    log.info(
+        "response cache: semantic tier %s%s",
+        embedder.name if embedder else "off",
+        f", hits verified by {verifier.name}" if verifier else "",
+    )
+    return ResponseCache(store, embedder, spec.cache.exact.max_entries, semantic.max_entries, verifier)

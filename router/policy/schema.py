@@ -164,6 +164,16 @@ class SemanticCache(Strict):
     # local: the static model distilled from all-MiniLM-L6-v2 (router/cache/embedders.py);
     # minilm: the full model on torch; any other name: an embedding model group of the proxy.
     embedder: Name = "local"
+    # A second model that re-scores a semantic hit before it is served (the same names as
+    # `embedder`); the hit is refused under `verify_threshold`. It runs only for would-be hits.
+    verify: Name | None = None
+    verify_threshold: float = Field(0.80, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _verify_with_another_model(self) -> SemanticCache:
+        if self.verify is not None and self.verify == self.embedder:
+            raise ValueError(f"`verify` must name another model than `embedder` (both are '{self.embedder}')")
+        return self
 
 
 class CacheConfig(Strict):

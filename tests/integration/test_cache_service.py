@@ -25,6 +25,7 @@ RULE = CacheRule(
     threshold=0.7,
     margin=0.02,
     tiebreak=0.1,
+    verify_threshold=0.8,
 )
 ALICE, BOB = Identity(key_hash="alice", team="blue"), Identity(key_hash="bob", team="blue")
 

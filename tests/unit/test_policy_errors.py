@@ -264,6 +264,13 @@ CASES = [
         "no more than 'pro'",
     ),
     (
+        "cache-verify-same-model",
+        GOOD + "cache:\n  semantic:\n    verify: local\n",
+        14,
+        "cache.semantic",
+        "another model than `embedder`",
+    ),
+    (
         "route-negative-retries",
         broken("    fallbacks: [flash]\n", "    fallbacks: [flash]\n    retries: -1\n"),
         10,
