@@ -163,12 +163,13 @@ def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async
     question = [{"role": "user", "content": "What is the boiling point of water at sea level?"}]
     reworded = [{"role": "user", "content": "At sea level, what is the boiling point of water?"}]
     before = len(installed.runtime.cache.lru)
-    embedded = installed.runtime.cache.embedder.computed
+    embedded, asked = installed.runtime.cache.embedder.computed, installed.runtime.cache.embedder.asked
     first = litellm.completion(model="auto", messages=question, temperature=0)
     assert first._hidden_params["router"]["cache"] == "miss"
     stored(installed, before + 1)
     again = litellm.completion(model="auto", messages=question, temperature=0)
     assert again._hidden_params["router"]["cache"] == "exact" and again._hidden_params.get("cache_hit") is True
+    assert again._hidden_params["cache_key"] == again._hidden_params["router"]["cache_key"]  # LiteLLM hashed nothing
     assert again.choices[0].message.content == first.choices[0].message.content
     similar = litellm.completion(model="auto", messages=reworded, temperature=0)
     assert similar._hidden_params["router"]["cache"].startswith("semantic;score=")
@@ -191,6 +192,9 @@ def test_the_sdk_serves_answers_from_the_cache_exact_and_semantic_sync_and_async
     # Two prompts, each embedded once: the miss's lookup and its store share one vector, and the
     # reworded question asked twice is not embedded again.
     assert installed.runtime.cache.embedder.computed - embedded == 2
+    # Asked three times: once by each lookup that got past the exact tier (the first question, the
+    # reworded one twice), never by a store.
+    assert installed.runtime.cache.embedder.asked - asked == 3
 
 
 def test_an_async_streamed_hit_keeps_the_reasoning(installed, sim):
