@@ -3,18 +3,37 @@ policy, policies and configs written for a test, the ledger, and polling instead
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import procs  # scripts/procs.py (on the path: tests/__init__.py): the process helpers the benchmarks use too
-from upstreams import simulator_env
+from upstreams import PROVIDER_VARS, simulator_env
+
+import router
+from router.adapter.sdk import PolicyProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 MASTER_KEY = "sk-test-master"
 T = TypeVar("T")
+
+
+@contextmanager
+def sdk_installed(simulator_url: str, policy: Path) -> Iterator[PolicyProvider]:
+    """`router.install` of a policy with config.yaml's model list on the simulator (its
+    os.environ/ values pointed there, provider keys set aside until the end)."""
+    saved = {k: os.environ.pop(k) for k in PROVIDER_VARS if k in os.environ}
+    os.environ.update(simulator_env(f"{simulator_url}/v1"))
+    try:
+        yield router.install(policy, config=ROOT / "config.yaml", watch=False)
+    finally:
+        for key in PROVIDER_VARS:
+            os.environ.pop(key, None)
+        os.environ.update(saved)
 
 
 def poll_until(check: Callable[[], T], timeout: float = 10.0, what: str = "the condition", every: float = 0.05) -> T:

@@ -143,11 +143,10 @@ class PolicyCache(BaseCache):
 
     def _recorded_request(self, record: DecisionRecord, kwargs: Mapping) -> CacheRequest | None:
         """The cache request of a routed call whose lookup the cache no longer remembers."""
-        messages = kwargs.get("messages")
-        rule = self._parts.rules.rule(self.policy.current.policy, record["route"], record.get("cache_params") or {})
+        messages, params = kwargs.get("messages"), record.get("cache_params") or {}
+        rule = self._parts.rules.rule(self.policy.current.policy, record["route"], params)
         if rule is None or not isinstance(messages, list):
             return None
-        params = record.get("cache_params") or {}
         return CacheRequest(f"{record['route']}:{record['target']}", identity_of(record), messages, params, rule)
 
     def _request(self, kwargs: Mapping) -> CacheRequest | None:

@@ -115,6 +115,8 @@ class ResponseCache:
         if not (rule.semantic and self.embedder):
             return self._count(None), "no exact match"
         hit, why = self._semantic(request, pending, now)
+        if hit is not None:
+            self._pending.pop(key)  # a hit is not stored again
         return self._count(hit), why
 
     def answer(self, key: str) -> tuple[float, str] | None:

@@ -3,22 +3,18 @@ sync and async, streaming and not; the simulator's counters prove which model an
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import anyio
 import litellm
 import pytest
-from upstreams import PROVIDER_VARS
 
-import router
 from tests.helpers import (
     REASONER_PRICE,
-    ROOT,
     expected_cost,
     ledger_records,
     poll_until,
-    simulator_env,
+    sdk_installed,
     write_policy,
 )
 
@@ -33,14 +29,8 @@ def policy(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(simulator, policy):
-    saved = {k: os.environ.pop(k) for k in PROVIDER_VARS if k in os.environ}
-    os.environ.update(simulator_env(f"{simulator.url}/v1"))  # config.yaml's os.environ/ values
-    try:
-        yield router.install(policy, config=ROOT / "config.yaml", watch=False)
-    finally:
-        for key in PROVIDER_VARS:
-            os.environ.pop(key, None)
-        os.environ.update(saved)
+    with sdk_installed(simulator.url, policy) as installed:
+        yield installed
 
 
 def test_sync_completion_is_routed(installed, sim):

@@ -4,14 +4,10 @@ question is still served, and the lookups run off the event loop."""
 
 from __future__ import annotations
 
-import os
-
 import litellm
 import pytest
-from upstreams import PROVIDER_VARS
 
-import router
-from tests.helpers import ROOT, poll_until, simulator_env, write_policy
+from tests.helpers import poll_until, sdk_installed, write_policy
 
 STORED = [{"role": "user", "content": "Can I bring a laptop in my carry-on bag on a plane?"}]
 NEAR_MISS = [{"role": "user", "content": "Can I bring a power bank in my carry-on bag on a plane?"}]
@@ -24,14 +20,8 @@ def verified(simulator, tmp_path_factory):
     text = path.read_text()
     assert "embedder: local}" in text
     path.write_text(text.replace("embedder: local}", "embedder: local, verify: minilm, verify_threshold: 0.80}"))
-    saved = {k: os.environ.pop(k) for k in PROVIDER_VARS if k in os.environ}
-    os.environ.update(simulator_env(f"{simulator.url}/v1"))
-    try:
-        yield router.install(path, config=ROOT / "config.yaml", watch=False)
-    finally:
-        for key in PROVIDER_VARS:
-            os.environ.pop(key, None)
-        os.environ.update(saved)
+    with sdk_installed(simulator.url, path) as installed:
+        yield installed
 
 
 def cache_verdict(messages: list) -> str:
