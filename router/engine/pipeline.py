@@ -1,6 +1,6 @@
 """The request pipeline, once for the proxy and the SDK: route a request, move it off held or shifted
-models, admit it against the budgets, and say what its call needs (attempt parameters, reasoning
-controls, whether it may use the response cache). Also the second call an answer cut off by its
+models, admit it against the budgets, look it up in the response cache when the policy lets it use
+one, and say what its call needs (attempt parameters, reasoning controls). Also the second call an answer cut off by its
 model's limit gets on the route's larger model. The adapters turn an `Admitted` into LiteLLM's shapes.
 """
 
