@@ -57,6 +57,17 @@ def plain_config(workdir: Path) -> Path:
     return path
 
 
+def fresh_state_policy(workdir: Path) -> Path:
+    """policies/default.yaml with its state in `workdir`: each run starts empty. On the checkout's
+    own state every run inherited the last one's cache, and the cache hit side measured semantic
+    hits on an earlier run's prompts instead of exact ones."""
+    policy = yaml.safe_load((ROOT / "policies" / "default.yaml").read_text())
+    policy["state"] = {"backend": "sqlite", "path": str(workdir / "state.db")}
+    path = workdir / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
+
+
 @contextmanager
 def two_proxies() -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subprocess.Popen, str]]]:
     """Plain LiteLLM and the plugin's proxy on config.yaml's model list, one worker each, both on one
@@ -69,7 +80,8 @@ def two_proxies() -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subproce
         try:
             plain = start_proxy(plain_config(workdir), env, workdir / "plain.log")
             procs.append(plain[0])
-            plugin = start_proxy(ROOT / "config.yaml", env, workdir / "plugin.log")
+            own = {**env, "ROUTER_POLICY": str(fresh_state_policy(workdir))}
+            plugin = start_proxy(ROOT / "config.yaml", own, workdir / "plugin.log")
             procs.append(plugin[0])
             yield plain, plugin
         finally:

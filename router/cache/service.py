@@ -97,6 +97,9 @@ class ResponseCache:
         self.index = VectorIndex(max_vectors)
         self.stats = Stats()
         self._pending: LRU[_Pending] = LRU(1024)  # vectors of misses, kept until their answer is stored
+        # Requests a semantic hit answered: the same request again, under the same rule, gets the
+        # same answer without an embedding or a search (a hit is not stored under its own key).
+        self._matched: LRU[tuple[CacheRule, Hit]] = LRU(4096)
         self._log_position: str | None = None
 
     # -- lookups ---------------------------------------------------------------------------------
@@ -110,14 +113,29 @@ class ResponseCache:
             record = self._record(key)
             if record is not None and now - record[0] <= rule.exact_ttl:
                 return self._count(Hit("exact", 1.0, record[1], record[0], key)), "same request"
+        if not (rule.semantic and self.embedder):
+            self._pending.put(key, _Pending(request))
+            return self._count(None), "no exact match"
+        again = self._matched_before(key, rule, now)
+        if again is not None:
+            return self._count(again), "asked before: its earlier match"
         pending = _Pending(request)
         self._pending.put(key, pending)
-        if not (rule.semantic and self.embedder):
-            return self._count(None), "no exact match"
         hit, why = self._semantic(request, pending, now)
         if hit is not None:
             self._pending.pop(key)  # a hit is not stored again
+            self._matched.put(key, (rule, hit))
         return self._count(hit), why
+
+    def _matched_before(self, key: str, rule: CacheRule, now: float) -> Hit | None:
+        earlier = self._matched.get(key)
+        if earlier is None or earlier[0] != rule:
+            return None
+        match = earlier[1]
+        record = self._record(match.key)  # as stored now: it may have been stored again since
+        if record is None or now - record[0] > rule.semantic_ttl:
+            return None
+        return Hit("semantic", match.score, record[1], record[0], match.key)
 
     def answer(self, key: str) -> tuple[float, str] | None:
         """The answer stored under an exact key (a hit's `key`): when it was stored, and its JSON."""

@@ -64,6 +64,21 @@ def test_a_miss_is_embedded_once_and_its_store_reuses_the_vector(embedder):
     assert cache.save_pending("a key no lookup missed", *answer("Paris")) is None
 
 
+def test_a_reworded_question_asked_again_is_served_without_another_search(embedder):
+    shared = Shared(embedder)
+    cache = make(shared)
+    cache.save(ask("What is the capital city of France?"), *answer("Paris"))
+    first, _ = cache.lookup(ask("Which city is the capital of France?"))
+    asked = shared.asked
+    again, why = cache.lookup(ask("Which city is the capital of France?"))
+    assert (again.kind, again.score, again.key) == ("semantic", first.score, first.key) and why.startswith("asked")
+    assert shared.asked == asked  # no embedding, no search
+    stricter = CacheRule(**{**RULE.__dict__, "threshold": 0.99})
+    assert cache.lookup(ask("Which city is the capital of France?", rule=stricter))[0] is None  # the rule changed
+    cache.save(ask("What is the capital city of France?"), *answer("Paris, on the Seine"))
+    assert "Seine" in cache.lookup(ask("Which city is the capital of France?"))[0].response  # as stored now
+
+
 def test_exact_then_semantic_then_guarded(embedder):
     cache = make(embedder)
     assert cache.lookup(ask("What is the capital city of France?"))[0] is None
