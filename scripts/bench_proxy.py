@@ -10,6 +10,8 @@ drift hits all alike. Sides:
   cache miss        temperature 0 and a new prompt each time: exact lookup, embedding, semantic
                     lookup, then the upstream call and the store
   cache hit         temperature 0 and a prompt answered before: served by the exact tier
+The plugin's proxy starts on an empty state of its own. Requests that fail (an error status, or a
+connection the proxy dropped) are counted apart, not timed.
 
     .venv/bin/python scripts/bench_proxy.py [--concurrency 50] [--requests 400] [--rounds 3]
 
@@ -98,8 +100,11 @@ def body_for(side: str, model: str, n: int) -> dict:
     return body
 
 
-async def load(url: str, side: str, model: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
+async def load(url: str, side: str, model: str, requests: int, concurrency: int) -> tuple[float, list[float], int]:
+    """(seconds, latencies of the answered requests, requests that failed: an error status or a
+    connection the proxy dropped)."""
     latencies: list[float] = []
+    failed: list[int] = []  # one element per failed request
     queue = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(
@@ -110,13 +115,19 @@ async def load(url: str, side: str, model: str, requests: int, concurrency: int)
             for n in queue:
                 body = body_for(side, model, n)
                 start = time.perf_counter()
-                response = await client.post("/v1/chat/completions", json=body)
-                response.raise_for_status()
+                try:
+                    response = await client.post("/v1/chat/completions", json=body)
+                except httpx.TransportError:
+                    failed.append(n)
+                    continue
+                if response.status_code != 200:
+                    failed.append(n)
+                    continue
                 latencies.append(time.perf_counter() - start)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - start, latencies
+        return time.perf_counter() - start, latencies, len(failed)
 
 
 def main() -> None:
@@ -134,17 +145,18 @@ def main() -> None:
             "cache hit": (plugin_url, "auto", plugin_proc.pid),
         }
         sides = {name: sides[name] for name in args.sides.split(",")}
-        totals = {name: [0.0, [], 0.0] for name in sides}
+        totals = {name: [0.0, [], 0.0, 0] for name in sides}
         for name, (url, model, _) in sides.items():  # warm up: imports, connection pools, the cached answer
             asyncio.run(load(url, name, model, 100, args.concurrency))
         for round_no in range(args.rounds):
             order = list(sides.items())[:: 1 if round_no % 2 == 0 else -1]  # ABBA: who goes first alternates
             for name, (url, model, pid) in order:
                 cpu_before = cpu_seconds(pid)
-                elapsed, latencies = asyncio.run(load(url, name, model, args.requests, args.concurrency))
+                elapsed, latencies, failed = asyncio.run(load(url, name, model, args.requests, args.concurrency))
                 totals[name][0] += elapsed
                 totals[name][1] += latencies
                 totals[name][2] += cpu_seconds(pid) - cpu_before
+                totals[name][3] += failed
                 print(f"round {round_no + 1} {name:<14} {args.requests / elapsed:7.1f} req/s")
         report(totals, args)
 
@@ -152,14 +164,14 @@ def main() -> None:
 def report(totals: dict, args: argparse.Namespace) -> None:
     print(f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests a side, one worker each")
     # Latencies at full concurrency are mostly queueing; proxy CPU per request is the steadiest figure.
-    print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'proxy CPU ms/req':>17}")
+    print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'proxy CPU ms/req':>17} {'failed':>7}")
     rates, cpu = {}, {}
-    for name, (elapsed, latencies, cpu_total) in totals.items():
+    for name, (elapsed, latencies, cpu_total, failed) in totals.items():
         latencies.sort()
         rates[name] = len(latencies) / elapsed
         cpu[name] = cpu_total * 1000 / len(latencies)
         p50, p99 = statistics.median(latencies) * 1000, latencies[int(len(latencies) * 0.99)] * 1000
-        print(f"{name:<14} {rates[name]:>8.1f} {p50:>8.1f} {p99:>8.1f} {cpu[name]:>17.2f}")
+        print(f"{name:<14} {rates[name]:>8.1f} {p50:>8.1f} {p99:>8.1f} {cpu[name]:>17.2f} {failed:>7}")
     pairs = (
         ("with router", "plain LiteLLM"),
         ("cache miss", "plain LiteLLM"),
