@@ -84,7 +84,9 @@ class PolicyCache(BaseCache):
     # (from the in-process tier, where the lookup left it); the rest may block (store, embedding).
     async def async_get_cache(self, key, **kwargs):
         record = record_of(kwargs)
-        if record is not None or self._parts.inline:
+        if record is not None:
+            return self._found(record)
+        if self._parts.inline:
             return self.get_cache(key, **kwargs)
         return await asyncio.to_thread(self.get_cache, key, **kwargs)
 

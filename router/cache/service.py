@@ -142,14 +142,10 @@ class ResponseCache:
         return self._record(key)
 
     def _semantic(self, request: CacheRequest, pending: _Pending, now: float) -> tuple[Hit | None, str]:
-        text = keys.semantic_text(request.messages)
-        if text is None:
+        if not self._embedded(pending):
             return None, "the last message is not a plain user question"
-        scope = keys.scope_of(request.identity, request.rule.semantic_scope)
-        partition = keys.partition_key(scope, request.route, request.messages, request.params)
-        assert self.embedder is not None  # the semantic tier runs only with one
-        vector = self.embedder.embed(text)
-        pending.partition, pending.text, pending.vector = partition, text, vector
+        text, partition, vector = pending.text, pending.partition, pending.vector
+        assert text is not None and partition is not None and vector is not None
         found = self.index.search(partition, vector, _CANDIDATES, now)
         best, why = choose(
             text,
@@ -168,6 +164,19 @@ class ResponseCache:
         if record is None or now - record[0] > request.rule.semantic_ttl:
             return None, "the matching answer has expired"
         return Hit("semantic", best.score, record[1], record[0], best.key), why
+
+    def _embedded(self, pending: _Pending) -> bool:
+        """Fill in the request's question, partition and vector; False when it has no plain
+        question to embed."""
+        request = pending.request
+        pending.text = keys.semantic_text(request.messages)
+        if pending.text is None:
+            return False
+        scope = keys.scope_of(request.identity, request.rule.semantic_scope)
+        pending.partition = keys.partition_key(scope, request.route, request.messages, request.params)
+        assert self.embedder is not None  # the semantic tier runs only with one
+        pending.vector = self.embedder.embed(pending.text)
+        return True
 
     def _record(self, key: str) -> tuple[float, str] | None:
         record = self.lru.get(key)
@@ -220,13 +229,10 @@ class ResponseCache:
 
     def _save_semantic(self, request: CacheRequest, key: str, now: float, pending: _Pending | None) -> None:
         assert self.embedder is not None  # the semantic tier runs only with one
-        if pending is None or pending.vector is None:
-            pending = _Pending(request, text=keys.semantic_text(request.messages))
-            if pending.text is None:
-                return
-            scope = keys.scope_of(request.identity, request.rule.semantic_scope)
-            pending.partition = keys.partition_key(scope, request.route, request.messages, request.params)
-            pending.vector = self.embedder.embed(pending.text)
+        if pending is None:
+            pending = _Pending(request)
+        if pending.vector is None and not self._embedded(pending):
+            return
         assert pending.partition is not None and pending.text is not None and pending.vector is not None
         expires = now + request.rule.semantic_ttl
         self.index.add(pending.partition, pending.vector, Entry(pending.text, key, expires))

@@ -109,12 +109,12 @@ class Pipeline:
             params = answer_params({**body, **controls})
             rule = self.cache_rules.rule(compiled.policy, decision.route, params)
             messages = body.get("messages")
-            cacheable = rule is not None and isinstance(messages, list)
-            if rule is None or not isinstance(messages, list):
-                record["cache"] = "off"
-            else:
+            if rule is not None and isinstance(messages, list):
+                cacheable = True
                 request = CacheRequest(f"{decision.route}:{decision.target}", identity, messages, params, rule)
                 _look_up(self.cache, request, body, record)
+            else:
+                record["cache"] = "off"
         return Admitted(decision, record, attempt_params(compiled, decision, body), controls, cacheable)
 
 
