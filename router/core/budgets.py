@@ -69,20 +69,25 @@ def window_span(window: str, now: float, tz: ZoneInfo) -> Span:
 
 class Spans:
     """`window_span` worked out once per bucket of each window, not on every request (datetime,
-    time zone and strftime cost ~10 us a budget)."""
+    time zone and strftime cost ~10 us a budget); its ttl once a second (a counter outlives its
+    window by an hour, so a ttl up to a second long does not matter)."""
 
     def __init__(self) -> None:
-        self._last: dict[tuple[str, str], Span] = {}
+        self._last: dict[tuple[str, str], tuple[Span, float]] = {}  # the span, and when its ttl was set
 
     def of(self, window: str, now: float, tz: ZoneInfo) -> Span:
         key = (window, tz.key)
-        span = self._last.get(key)
-        if span is None or not span.current_from <= now < span.reset_at:
-            span = self._last[key] = window_span(window, now, tz)
+        found = self._last.get(key)
+        if found is None or not found[0].current_from <= now < found[0].reset_at:
+            span = window_span(window, now, tz)
+            self._last[key] = (span, now)
             return span
-        if window.startswith("rolling "):
-            return span  # its ttl does not depend on now
-        return replace(span, ttl=span.reset_at - now + _KEEP_AFTER)
+        span, at = found
+        if window.startswith("rolling ") or now - at < 1.0:
+            return span  # a rolling window's ttl does not depend on now
+        span = replace(span, ttl=span.reset_at - now + _KEEP_AFTER)
+        self._last[key] = (span, now)
+        return span
 
 
 def limits(budget: Budget) -> list[tuple[str, float]]:

@@ -18,13 +18,14 @@ import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from zoneinfo import ZoneInfo
 
 from router.core.budgets import ZERO, Amounts, Spans, applies, limits, output_estimate, scopes, worst_case
 from router.core.decide import CompiledPolicy
 from router.core.request import Identity
 from router.policy.schema import Budget
-from router.state.protocol import Ask, Reserved, Settlement, StateStore, StoreUnavailable
+from router.state.protocol import WRITE_BATCH, Ask, Reserved, Settlement, StateStore, StoreUnavailable
 
 log = logging.getLogger("router")
 
@@ -121,8 +122,9 @@ class OutputHistory:
 
 
 class BudgetBook:
-    def __init__(self, store: StateStore):
+    def __init__(self, store: StateStore, write_behind: bool = False):
         self.store = store
+        self.write_behind = write_behind  # settlements wait for `flush`, which writes them in one step
         self.outputs = OutputHistory()
         self._spans = Spans()
         self._backlog: deque[tuple[str | None, list[Settlement]]] = deque()  # settlements the store missed
@@ -218,7 +220,8 @@ class BudgetBook:
         return admission
 
     def settle(self, reservation: Reservation, actual: Amounts) -> None:
-        """Turn a reservation into the real spend."""
+        """Turn a reservation into the real spend: at once, or with the next `flush` when the book
+        writes behind (until then the reservation's worst case still counts: a limit holds)."""
         if reservation.holds:
             self._apply(
                 (reservation.id, [Settlement(h.key, h.amount, actual.of(h.unit), h.ttl) for h in reservation.holds])
@@ -232,15 +235,19 @@ class BudgetBook:
         with self._lock:
             if settlement is not None:
                 self._backlog.append(settlement)
+                if self.write_behind:
+                    return
             while self._backlog:
+                batch = list(islice(self._backlog, WRITE_BATCH))
                 try:
-                    self.store.settle(*self._backlog[0])
+                    self.store.settle_many(batch)
                 except StoreUnavailable:
                     return  # kept for the next call; the store logged the outage
-                self._backlog.popleft()
+                for _ in batch:
+                    self._backlog.popleft()
 
     def flush(self) -> None:
-        """Write spend kept while the store was down (called periodically)."""
+        """Write the settlements held back: by an outage, or to go out together (called periodically)."""
         self._apply(None)
 
     @property

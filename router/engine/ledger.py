@@ -2,35 +2,40 @@
 
 A record: time, route, model, target and served group, identity, tokens by kind, cost at the
 policy's prices and LiteLLM's, cache hit and saving, latency, outcome. Records written while the
-store is down wait in memory and go out with the next write.
+store is down wait in memory and go out with the next write; a ledger that writes behind holds them
+for the next flush, which sends them in one step.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 
-from router.state.protocol import StateStore, StoreUnavailable
+import orjson
+
+from router.state.protocol import WRITE_BATCH, StateStore, StoreUnavailable
 
 LEDGER_LOG = "ledger"
 MAX_RECORDS = 1_000_000
 
 
 class Ledger:
-    def __init__(self, store: StateStore):
+    def __init__(self, store: StateStore, write_behind: bool = False):
         self.store = store
+        self.write_behind = write_behind  # records wait for `flush`, which writes them in one step
         self._backlog: deque[bytes] = deque()
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
         with self._lock:
-            self._backlog.append(json.dumps(record, separators=(",", ":")).encode())
-            self._drain()
+            self._backlog.append(orjson.dumps(record))
+            if not self.write_behind:
+                self._drain()
 
     def flush(self) -> None:
-        """Write records kept while the store was down (called periodically)."""
+        """Write the records held back: by an outage, or to go out together (called periodically)."""
         with self._lock:
             self._drain()
 
@@ -49,11 +54,13 @@ class Ledger:
 
     def _drain(self) -> None:
         while self._backlog:
+            batch = list(islice(self._backlog, WRITE_BATCH))
             try:
-                self.store.append(LEDGER_LOG, self._backlog[0], MAX_RECORDS)
+                self.store.append_many(LEDGER_LOG, batch, MAX_RECORDS)
             except StoreUnavailable:
                 return  # kept for the next write; the store logged the outage
-            self._backlog.popleft()
+            for _ in batch:
+                self._backlog.popleft()
 
 
 def records(store: StateStore, since: float = 0.0, batch: int = 5000) -> Iterator[dict]:
@@ -62,7 +69,7 @@ def records(store: StateStore, since: float = 0.0, batch: int = 5000) -> Iterato
     while True:
         rows = store.read(LEDGER_LOG, position, batch)
         for _, raw in rows:
-            record = json.loads(raw)
+            record = orjson.loads(raw)
             if record.get("t", 0) >= since:
                 yield record
         if len(rows) < batch:

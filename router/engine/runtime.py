@@ -29,7 +29,11 @@ from router.state import StateStore, open_store
 Ping = Callable[[str], None]  # one cheap request to a model group
 
 log = logging.getLogger("router")
-SYNC_INTERVAL = 0.5  # seconds between replays of shared cache entries and flushes of held-back writes
+SYNC_INTERVAL = 0.5  # seconds between replays of shared cache entries and health figures
+# Seconds between writes of the spend and ledger records requests left: one store transaction (one
+# round trip) for all of them, instead of two a request. The reservation's worst case counts until
+# its settlement is written, so no limit can be overrun meanwhile.
+WRITE_INTERVAL = 0.05
 
 
 class KeepAlive:
@@ -83,16 +87,25 @@ class Runtime:
         self.keepalive.tick()
         if self.cache is not None:
             self.cache.sync()
+        self.write()
+
+    def write(self) -> None:
+        """Settlements before ledger records: a reader that sees a request's record sees its spend."""
         self.accounting.book.flush()
         self.accounting.ledger.flush()
 
     def start(self) -> None:
-        threading.Thread(target=self._loop, name="router-state-sync", daemon=True).start()
+        threading.Thread(
+            target=self._loop, args=(self.tick, SYNC_INTERVAL), name="router-state-sync", daemon=True
+        ).start()
+        threading.Thread(
+            target=self._loop, args=(self.write, WRITE_INTERVAL), name="router-writer", daemon=True
+        ).start()
 
-    def _loop(self) -> None:
-        while not self.closed.wait(SYNC_INTERVAL):
+    def _loop(self, step: Callable[[], None], interval: float) -> None:
+        while not self.closed.wait(interval):
             try:
-                self.tick()
+                step()
             except Exception:  # the loop must outlive one bad entry or store hiccup
                 log.exception("state sync failed; retrying")
 
@@ -138,7 +151,7 @@ def build_runtime(
     spec = policy.current.policy
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     health = Health(store, lambda: policy.current)
-    accounting = Accounting(policy, BudgetBook(store), Ledger(store))
+    accounting = Accounting(policy, BudgetBook(store, write_behind=True), Ledger(store, write_behind=True))
     cache = _build_cache(policy, store, embedder_for)
     pipeline = Pipeline(policy, health, accounting, cache)
     runtime = Runtime(

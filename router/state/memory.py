@@ -72,19 +72,29 @@ class MemoryStore:
             return reserved
 
     def settle(self, hold: str | None, changes: list[Settlement]) -> None:
+        self.settle_many([(hold, changes)])
+
+    def settle_many(self, batch: list[tuple[str | None, list[Settlement]]]) -> None:
         with self._lock:
-            held = hold is not None and self.get(hold_key(hold)) is not None
-            if hold is not None:
-                self._values.pop(hold_key(hold), None)
-            for change in changes:
-                self._add(change.key, change.actual - (change.reserved if held else 0.0), change.ttl)
+            for hold, changes in batch:
+                held = hold is not None and self.get(hold_key(hold)) is not None
+                if hold is not None:
+                    self._values.pop(hold_key(hold), None)
+                for change in changes:
+                    self._add(change.key, change.actual - (change.reserved if held else 0.0), change.ttl)
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
+        return self.append_many(log, [payload], max_len)[0]
+
+    def append_many(self, log: str, payloads: list[bytes], max_len: int) -> list[str]:
         with self._lock:
-            self._next_id += 1
             entries = self._logs.setdefault(log, deque(maxlen=max_len))
-            entries.append((self._next_id, payload))
-            return str(self._next_id)
+            ids = []
+            for payload in payloads:
+                self._next_id += 1
+                entries.append((self._next_id, payload))
+                ids.append(str(self._next_id))
+            return ids
 
     def read(self, log: str, after: str | None, limit: int) -> list[tuple[str, bytes]]:
         start = int(after) if after else 0

@@ -10,6 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+# The most settlements or log entries one `settle_many` or `append_many` call is given: a backlog an
+# outage left goes out in steps that neither hold SQLite's write lock nor block Redis for long.
+WRITE_BATCH = 500
+
 
 class StoreUnavailable(Exception):
     """The shared store cannot be reached; callers degrade instead of failing the request."""
@@ -70,6 +74,10 @@ class StateStore(Protocol):
         nothing was reserved), add `actual` alone. Forget the reservation; no counter goes below 0.
         Settling twice therefore cannot take a reservation back twice."""
 
+    def settle_many(self, batch: list[tuple[str | None, list[Settlement]]]) -> None:
+        """`settle` of each (hold, changes), all or none, in one round trip: what a writer that
+        holds settlements back for a moment sends at once."""
+
     def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
         """Add to named fields of counter groups (key -> field -> amount), each group kept `ttl`
         seconds more, in one round trip. Latency windows keep their histogram buckets this way."""
@@ -79,6 +87,9 @@ class StateStore(Protocol):
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         """Append to a log that keeps about its `max_len` newest entries; return the entry id."""
+
+    def append_many(self, log: str, payloads: list[bytes], max_len: int) -> list[str]:
+        """`append` of each payload, in order, all or none, in one round trip; their entry ids."""
 
     def read(self, log: str, after: str | None, limit: int) -> list[tuple[str, bytes]]:
         """Entries after id `after` (from the oldest kept when None), oldest first."""

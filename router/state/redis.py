@@ -147,13 +147,30 @@ class RedisStore:
         )
 
     def settle(self, hold: str | None, changes: list[Settlement]) -> None:
-        keys = [hold_key(hold) if hold is not None else hold_key("")] + [c.key for c in changes]
-        args = [item for c in changes for item in (repr(c.actual), repr(-c.reserved), _ms(c.ttl))]
-        self._call(lambda r: self._settle_script(keys=keys, args=args, client=r))
+        self.settle_many([(hold, changes)])
+
+    def settle_many(self, batch: list[tuple[str | None, list[Settlement]]]) -> None:
+        def op(r):
+            pipe = r.pipeline(transaction=True)  # MULTI/EXEC: a retry after a failure applies nothing twice
+            for hold, changes in batch:
+                keys = [hold_key(hold) if hold is not None else hold_key("")] + [c.key for c in changes]
+                args = [item for c in changes for item in (repr(c.actual), repr(-c.reserved), _ms(c.ttl))]
+                self._settle_script(keys=keys, args=args, client=pipe)
+            pipe.execute()
+
+        self._call(op)
 
     def append(self, log_name: str, payload: bytes, max_len: int) -> str:
-        entry_id = self._call(lambda r: r.xadd(log_name, {"p": payload}, maxlen=max_len, approximate=True))
-        return entry_id.decode()
+        return self.append_many(log_name, [payload], max_len)[0]
+
+    def append_many(self, log_name: str, payloads: list[bytes], max_len: int) -> list[str]:
+        def op(r):
+            pipe = r.pipeline(transaction=True)
+            for payload in payloads:
+                pipe.xadd(log_name, {"p": payload}, maxlen=max_len, approximate=True)
+            return pipe.execute()
+
+        return [entry_id.decode() for entry_id in self._call(op)]
 
     def read(self, log_name: str, after: str | None, limit: int) -> list[tuple[str, bytes]]:
         start = f"({after}" if after else "-"

@@ -136,16 +136,22 @@ class SQLiteStore:
             return reserved
 
     def settle(self, hold: str | None, changes: list[Settlement]) -> None:
+        self.settle_many([(hold, changes)])
+
+    def settle_many(self, batch: list[tuple[str | None, list[Settlement]]]) -> None:
         now = time.time()
         with self._transaction():
-            row = (
-                None
-                if hold is None
-                else self._db.execute("DELETE FROM kv WHERE key = ? RETURNING expires", (hold_key(hold),)).fetchone()
-            )
-            held = row is not None and row[0] >= now
-            for change in changes:
-                self._add(change.key, change.actual - (change.reserved if held else 0.0), change.ttl, now)
+            for hold, changes in batch:
+                row = (
+                    None
+                    if hold is None
+                    else self._db.execute(
+                        "DELETE FROM kv WHERE key = ? RETURNING expires", (hold_key(hold),)
+                    ).fetchone()
+                )
+                held = row is not None and row[0] >= now
+                for change in changes:
+                    self._add(change.key, change.actual - (change.reserved if held else 0.0), change.ttl, now)
 
     def _window_total(self, keys: tuple[str, ...], now: float) -> float:
         marks = ",".join("?" * len(keys))
@@ -155,12 +161,18 @@ class SQLiteStore:
         ).fetchone()[0]
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
-        with self._lock:
-            entry_id = self._db.execute("INSERT INTO log (name, payload) VALUES (?, ?)", (log, payload)).lastrowid
-            assert entry_id is not None  # an INSERT always has a row id
-            if entry_id % 100 == 0:
-                self._db.execute("DELETE FROM log WHERE name = ? AND id <= ?", (log, entry_id - max_len))
-        return str(entry_id)
+        return self.append_many(log, [payload], max_len)[0]
+
+    def append_many(self, log: str, payloads: list[bytes], max_len: int) -> list[str]:
+        ids = []
+        with self._transaction():
+            for payload in payloads:
+                entry_id = self._db.execute("INSERT INTO log (name, payload) VALUES (?, ?)", (log, payload)).lastrowid
+                assert entry_id is not None  # an INSERT always has a row id
+                if entry_id % 100 == 0:
+                    self._db.execute("DELETE FROM log WHERE name = ? AND id <= ?", (log, entry_id - max_len))
+                ids.append(str(entry_id))
+        return ids
 
     def read(self, log: str, after: str | None, limit: int) -> list[tuple[str, bytes]]:
         with self._lock:

@@ -64,6 +64,19 @@ def test_reserve_then_settle_to_the_real_cost(store):
     assert admit(book, "strict").rejected is None
 
 
+def test_a_book_that_writes_behind_holds_the_limit_until_its_settlements_are_written(store):
+    book = BudgetBook(store, write_behind=True)
+    first, second = admit(book, "strict"), admit(book, "strict")  # $0.005 worst case each: the limit is reached
+    book.settle(first.reservation, Amounts(0.001, 150, 0))
+    book.settle(second.reservation, Amounts(0.001, 150, 0))
+    assert book.backlog == 2
+    assert admit(book, "strict").rejected is not None  # not written yet: the worst cases still count
+    book.flush()
+    assert book.backlog == 0
+    assert store.incr(f"budget:strict-key:usd:alice:{_bucket()}", 0) == pytest.approx(0.002)
+    assert admit(book, "strict").rejected is None
+
+
 def test_a_request_for_several_answers_reserves_output_for_each(store):
     book = BudgetBook(store)
     one = book.admit(COMPILED, "strict", "big", ALICE, (), 100, 200)  # (100 + 200) tokens at $10/M

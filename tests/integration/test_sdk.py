@@ -3,6 +3,7 @@ sync and async, streaming and not; the simulator's counters prove which model an
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import anyio
@@ -82,17 +83,14 @@ def test_a_rejected_request_raises_a_clear_error(installed, sim):
     assert sim.stats() == {}
 
 
-def priced(policy: Path, content: str, timeout: float = 5.0) -> dict:
-    """The ledger record of the request whose prompt ended with `content` (sync SDK logging runs
-    on a background thread, so wait for it)."""
+def priced(policy: Path, since: float, timeout: float = 5.0) -> dict:
+    """The ledger record of the reasoning request made at `since` or later (spend and the ledger are
+    written after the answer, and sync SDK logging runs on a background thread: wait for it)."""
     found = ledger_records(
-        policy, priced.seen + 1, lambda r: r["outcome"] == "ok" and r["route"] == "reasoning", timeout
+        policy, 1, lambda r: r["outcome"] == "ok" and r["route"] == "reasoning" and r["t"] >= since, timeout
     )
-    priced.seen = len(found)
-    return found[-1]
-
-
-priced.seen = 0
+    assert len(found) == 1
+    return found[0]
 
 
 @pytest.mark.parametrize("reported", [True, False], ids=["reasoning-in-usage", "reasoning-from-text"])
@@ -100,10 +98,11 @@ priced.seen = 0
 def test_reasoning_tokens_are_priced_apart(installed, sim, policy, reported, stream):
     sim.set_profile("deepseek-reasoner", output_tokens=10, reasoning_tokens=30, reasoning_usage=reported)
     content = "Prove it step by step, please!!!"  # 32 characters: the simulator counts 8 prompt tokens
+    since = time.time()
     response = litellm.completion(model="auto", messages=[{"role": "user", "content": content}], stream=stream)
     if stream:
         list(response)
-    record = priced(policy, content)
+    record = priced(policy, since)
     assert record["tokens"]["reasoning"] == 30
     if not stream:  # in a stream without the figure, LiteLLM's chunk builder counts the text itself
         assert record["tokens"]["reasoning_counted"] is not reported

@@ -12,10 +12,10 @@ from router.state import StoreUnavailable, open_store
 class Down:
     """A store that cannot be reached."""
 
-    def settle(self, hold, changes):
+    def settle_many(self, batch):
         raise StoreUnavailable("down")
 
-    def append(self, log, payload, max_len):
+    def append_many(self, log, payloads, max_len):
         raise StoreUnavailable("down")
 
 

@@ -132,6 +132,27 @@ def test_settle_without_the_record_adds_the_real_cost_and_never_goes_below_zero(
     assert store.reserve([Ask(("spend",), 1.0, 10.0, 60)]).refused is None  # no other hold recorded: nothing to settle
 
 
+def test_settle_many_settles_each_reservation_as_settle_would(store):
+    store.reserve([Ask(("spend",), 5.0, 10.0, 60)], hold="h1")
+    store.reserve([Ask(("spend",), 3.0, 10.0, 60)], hold="h2")
+    store.settle_many(
+        [
+            ("h1", [Settlement("spend", 5.0, 1.0, 60)]),
+            ("h2", [Settlement("spend", 3.0, 0.5, 60)]),
+            ("h1", [Settlement("spend", 5.0, 1.0, 60)]),  # h1 again: its record is gone, the real cost is added
+            (None, [Settlement("other", 0.0, 2.0, 60)]),
+        ]
+    )
+    assert store.incr("spend", 0) == 2.5 and store.incr("other", 0) == 2.0
+
+
+def test_append_many_keeps_the_order_and_returns_the_ids(store):
+    first = store.append("log", b"e0", max_len=1000)
+    ids = store.append_many("log", [b"e1", b"e2", b"e3"], max_len=1000)
+    rows = store.read("log", first, 10)
+    assert [p for _, p in rows] == [b"e1", b"e2", b"e3"] and [i for i, _ in rows] == ids
+
+
 def test_a_refused_reservation_records_nothing(store):
     store.reserve([Ask(("spend",), 9.0, 10.0, 60)], hold="ok")
     assert store.reserve([Ask(("spend",), 5.0, 10.0, 60)], hold="refused").refused == 0

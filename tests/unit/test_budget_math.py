@@ -106,3 +106,14 @@ def test_spans_worked_out_once_a_bucket_equal_window_span_at_every_moment():
         for step in range(0, 4 * 3600, 7):
             now = start + step
             assert memo.of(window, now, tz) == window_span(window, now, tz), (window, step)
+
+
+def test_a_span_asked_for_again_within_a_second_keeps_its_ttl_at_most_a_second_long():
+    memo, tz = Spans(), ZoneInfo("UTC")
+    now = datetime(2026, 5, 4, 10, 30, tzinfo=tz).timestamp()
+    first = memo.of("day", now, tz)
+    again = memo.of("day", now + 0.6, tz)
+    exact = window_span("day", now + 0.6, tz)
+    assert again.buckets == exact.buckets and exact.ttl < again.ttl <= exact.ttl + 1.0
+    assert again == first  # not worked out again
+    assert memo.of("day", now + 1.5, tz) == window_span("day", now + 1.5, tz)
