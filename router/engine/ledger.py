@@ -32,12 +32,13 @@ class Ledger:
         with self._lock:
             self._backlog.append(orjson.dumps(record))
             if not self.write_behind:
-                self._drain()
+                self._drain(len(self._backlog))
 
-    def flush(self) -> None:
-        """Write the records held back: by an outage, or to go out together (called periodically)."""
+    def flush(self, most: int | None = None) -> None:
+        """Write the records held back (the `most` oldest, when given): by an outage, or to go out
+        together (called periodically)."""
         with self._lock:
-            self._drain()
+            self._drain(len(self._backlog) if most is None else most)
 
     @property
     def backlog(self) -> int:
@@ -52,15 +53,16 @@ class Ledger:
         with self._lock:
             self._backlog.extend(raw.encode() for raw in pending)
 
-    def _drain(self) -> None:
-        while self._backlog:
-            batch = list(islice(self._backlog, WRITE_BATCH))
+    def _drain(self, most: int) -> None:
+        while most > 0 and self._backlog:
+            batch = list(islice(self._backlog, min(most, WRITE_BATCH)))
             try:
                 self.store.append_many(LEDGER_LOG, batch, MAX_RECORDS)
             except StoreUnavailable:
                 return  # kept for the next write; the store logged the outage
             for _ in batch:
                 self._backlog.popleft()
+            most -= len(batch)
 
 
 def records(store: StateStore, since: float = 0.0, batch: int = 5000) -> Iterator[dict]:

@@ -90,9 +90,12 @@ class Runtime:
         self.write()
 
     def write(self) -> None:
-        """Settlements before ledger records: a reader that sees a request's record sees its spend."""
+        """A request's settlement is held back before its ledger record, so the records held back
+        before the settlements are written have theirs written: a reader that sees a request's
+        record sees its spend."""
+        ready = self.accounting.ledger.backlog
         self.accounting.book.flush()
-        self.accounting.ledger.flush()
+        self.accounting.ledger.flush(ready)
 
     def start(self) -> None:
         threading.Thread(
