@@ -90,9 +90,8 @@ class Runtime:
         self.write()
 
     def write(self) -> None:
-        """A request's settlement is held back before its ledger record, so the records held back
-        before the settlements are written have theirs written: a reader that sees a request's
-        record sees its spend."""
+        """Spend, then the ledger records that were waiting before it was written: a request's
+        settlement waits before its record does, so a reader that sees a record sees its spend."""
         ready = self.accounting.ledger.backlog
         self.accounting.book.flush()
         self.accounting.ledger.flush(ready)

@@ -151,7 +151,7 @@ class RedisStore:
 
     def settle_many(self, batch: list[tuple[str | None, list[Settlement]]]) -> None:
         def op(r):
-            pipe = r.pipeline(transaction=True)  # MULTI/EXEC: a retry after a failure applies nothing twice
+            pipe = r.pipeline(transaction=True)  # MULTI/EXEC: a batch is applied whole or not at all
             for hold, changes in batch:
                 keys = [hold_key(hold) if hold is not None else hold_key("")] + [c.key for c in changes]
                 args = [item for c in changes for item in (repr(c.actual), repr(-c.reserved), _ms(c.ttl))]
