@@ -37,3 +37,15 @@ def test_what_the_store_missed_is_kept_and_taken_back_once(tmp_path):
     assert spill.restore(where, BudgetBook(store), Ledger(store)) == 0  # taken once
     assert spill.save(where, again, again_ledger) is None  # nothing left to keep
     assert spill.directory("memory", "x/state.db") is None
+
+
+def test_a_ledger_that_writes_behind_writes_only_when_flushed_and_the_oldest_first(tmp_path):
+    store = open_store("sqlite", path=str(tmp_path / "state.db"))
+    ledger = Ledger(store, write_behind=True)
+    for n in range(3):
+        ledger.write({"t": float(n), "outcome": "ok"})
+    assert ledger.backlog == 3 and list(records(store)) == []
+    ledger.flush(2)  # the writer's step: only the records waiting before the spend it wrote
+    assert [r["t"] for r in records(store)] == [0.0, 1.0] and ledger.backlog == 1
+    ledger.flush()
+    assert [r["t"] for r in records(store)] == [0.0, 1.0, 2.0] and ledger.backlog == 0
