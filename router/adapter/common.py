@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from router.adapter.litellm_api import (
     CACHE_KEY,
     CACHE_OPT_IN,
+    NO_STORE,
     CACHING,
     LOGGED_PARAMS,
     METADATA_KEYS,
@@ -68,12 +69,13 @@ def apply_admitted(admitted: Admitted, data: dict, router: bool = True) -> None:
     if router:
         data.update(admitted.attempt)
     record = admitted.record
+    controls = data.get("cache")
+    if controls is None or isinstance(controls, dict):
+        # A copy: a retry's call shares the first call's controls. An answer the policy does not
+        # cache is not offered to the store at all: LiteLLM would serialise it to JSON and start a
+        # write task before our backend turned it down.
+        data["cache"] = {**(controls or {}), (CACHE_OPT_IN if admitted.cacheable else NO_STORE): True}
     if admitted.cacheable:
-        controls = data.get("cache")
-        if controls is None:
-            data["cache"] = controls = {}
-        if isinstance(controls, dict):
-            controls[CACHE_OPT_IN] = True  # LiteLLM stores the answer
         data[CACHE_KEY] = record["cache_key"]  # its own key would hash the whole request, twice
     if not record.get("cache_from"):
         # Nothing to serve: LiteLLM's lookup would still hash the request and inspect its

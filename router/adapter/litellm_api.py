@@ -45,6 +45,7 @@ STANDARD_LOG = "standard_logging_object"  # its fields: model_group, model_id, c
 # Callback names Cache() registers; nothing acts on them (lookups and stores run in the caching
 # handler), yet they make every request run the sync success handler on a worker thread.
 CACHE_CALLBACK = "cache"
+NO_STORE = "no-store"  # the per-request control that keeps an answer out of LiteLLM's response cache
 CACHE_OPT_IN = "use-cache"  # the per-request control that opts a request into CacheMode.default_off
 CACHING = "caching"  # a call's switch for LiteLLM's response cache lookup (False: none; stores still run)
 CACHE_KEY = "cache_key"  # the key a call's answer is looked up and stored under (LiteLLM hashes one otherwise)

@@ -28,7 +28,7 @@ def test_apply_points_the_request_at_the_target_with_ordered_fallbacks():
     assert data["fallbacks"] == [{"deepseek-r1": ["deepseek-v4-pro", "deepseek-v4-flash"]}]
     assert data["metadata"]["user_tag"] == "x"  # the client's metadata is kept
     assert (data["num_retries"], data["reasoning_effort"]) == (1, "low")
-    assert record_of(data) is verdict.record and "cache" not in data
+    assert record_of(data) is verdict.record and data["cache"] == {"no-store": True}
 
 
 def test_without_a_router_fallbacks_are_a_plain_list_and_attempts_are_litellms_own():
@@ -54,6 +54,16 @@ def test_a_request_the_policy_does_not_cache_skips_the_cache_whole():
     data = {"model": "auto", "cache": {"use-cache": True}}  # the client asking does not change it
     apply_admitted(admitted(False, cache="off"), data)
     assert data["caching"] is False and "cache_key" not in data
+    # Nor is its answer offered to the store (LiteLLM would serialise it before our backend refused it).
+    assert data["cache"] == {"use-cache": True, "no-store": True}
+
+
+def test_a_retrys_cache_controls_are_its_own():
+    data = {"model": "auto", "messages": [], "litellm_call_id": "c1"}
+    apply_admitted(admitted(False, cache="off"), data)
+    again = retry_call(data, admitted(False, cache="off"))
+    again["cache"]["use-cache"] = True
+    assert data["cache"] == {"no-store": True}
 
 
 def test_the_proxy_metadata_key_is_respected():
