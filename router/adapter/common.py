@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Mapping
 from router.adapter.litellm_api import (
     CACHE_KEY,
     CACHE_OPT_IN,
-    NO_STORE,
     CACHING,
     LOGGED_PARAMS,
     METADATA_KEYS,
+    NO_STORE,
     PER_CALL,
     RECORD_KEY,
     SERVED_GROUP_HEADER,
