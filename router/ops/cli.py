@@ -1,7 +1,8 @@
 """Command line: `python -m router validate POLICY [--config config.yaml]`,
 `python -m router explain POLICY [--json] [PROMPT]`,
 `python -m router report [--policy POLICY] [--window day] [--by route]` and
-`python -m router status [--policy POLICY] [--window 5m] [--json]` and
+`python -m router status [--policy POLICY] [--window 5m] [--json]`,
+`python -m router eval POLICY LABELLED.jsonl [--json]` and
 `python -m router embedder build [--if-missing]`."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TextIO
 from router.core.decide import CompiledPolicy, Decision, route_body
 from router.engine.ledger import records
 from router.errors import PolicyError, RequestRejected
-from router.ops import status
+from router.ops import evaluate, status
 from router.ops.report import GROUPS, report
 from router.policy.loader import load_policy, read_model_groups
 from router.policy.schema import duration, parse_window
@@ -56,7 +57,24 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         return _with_store(
             compiled.policy, out, lambda store: status.render(status.snapshot(store, compiled, seconds), args.json)
         )
+    if args.command == "eval":
+        return _evaluate(compiled, args, out)
     return _explain(compiled, args, stdin or sys.stdin, out)
+
+
+def _evaluate(compiled: CompiledPolicy, args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 2 when a line was not an example (they are skipped and named), 0 otherwise."""
+    try:
+        examples, problems = evaluate.read_labelled(args.labelled, compiled.settings.auto_model)
+    except OSError as exc:
+        print(f"cannot read {args.labelled}: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    outcomes = evaluate.score(compiled, examples, lambda body: route_body(compiled, body), args.output_tokens)
+    figures = evaluate.summary(outcomes)
+    print(json.dumps(figures) if args.json else evaluate.render(figures), file=out)
+    return 2 if problems else 0
 
 
 def _build_embedder(if_missing: bool, out: TextIO) -> int:
@@ -128,6 +146,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     health.add_argument("--window", default="5m", help="how far back the figures reach (default: 5m)")
     health.add_argument("--json", action="store_true", help="print JSON")
+    scoring = commands.add_parser("eval", help="score a policy's routing on labelled prompts (JSON lines)")
+    scoring.add_argument("policy")
+    scoring.add_argument("labelled", help="one {prompt or messages, intent, fits and/or route} a line")
+    scoring.add_argument("--json", action="store_true", help="print one JSON object")
+    scoring.add_argument(
+        "--output-tokens", type=int, default=400, help="output a request is priced at (default: 400)"
+    )
     embedder = commands.add_parser("embedder", help="build the semantic cache's static embedding model")
     embedder.add_argument("action", choices=["build"])
     embedder.add_argument("--if-missing", action="store_true", help="only when it is missing or unreadable")
