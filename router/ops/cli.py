@@ -150,9 +150,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     scoring.add_argument("policy")
     scoring.add_argument("labelled", help="one {prompt or messages, intent, fits and/or route} a line")
     scoring.add_argument("--json", action="store_true", help="print one JSON object")
-    scoring.add_argument(
-        "--output-tokens", type=int, default=400, help="output a request is priced at (default: 400)"
-    )
+    scoring.add_argument("--output-tokens", type=int, default=400, help="output a request is priced at (default: 400)")
     embedder = commands.add_parser("embedder", help="build the semantic cache's static embedding model")
     embedder.add_argument("action", choices=["build"])
     embedder.add_argument("--if-missing", action="store_true", help="only when it is missing or unreadable")

@@ -31,7 +31,7 @@ def test_fit_is_counted_per_intent_and_averaged_over_intents(tmp_path):
         {"prompt": "Prove that 7 is prime.", "intent": "math", "fits": ["deepseek-r1"], "lang": "en"},
         {"prompt": "What is 7 times 8?", "intent": "math", "fits": ["deepseek-r1"], "lang": "en"},
         {"prompt": "Hello there!", "intent": "chitchat", "fits": ["deepseek-v4-flash"], "lang": "en"},
-        {"messages": [{"role": "user", "content": "Write a poem about rain."}], "intent": "creative", "route": "creative"},
+        {"messages": [{"role": "user", "content": "Write a poem about rain."}], "route": "creative"},
     )
     code, out = run("eval", DEFAULT, path, "--json")
     figures = json.loads(out)
@@ -39,7 +39,7 @@ def test_fit_is_counted_per_intent_and_averaged_over_intents(tmp_path):
     assert figures["intents"]["math"] == {"n": 2, "fit": 0.5}  # the keyword 'prove' finds only the first
     assert figures["macro_fit"] == pytest.approx((0.5 + 1 + 1) / 3)
     assert figures["confusion"]["math"] == {"deepseek-r1": 1, "deepseek-v4-flash": 1}
-    assert figures["routes"]["creative"] == {"precision": 1.0, "recall": 1.0, "n": 1}
+    assert figures["routes"]["creative"] == {"precision": 1.0, "recall": 1.0, "n": 1}  # its intent: its route
     assert figures["languages"] == {"-": 1.0, "en": pytest.approx(0.75)}
     assert figures["cost_usd_per_1k"] > 0
 
