@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from router.core.decide import CompiledPolicy, Decision
+from router.core.pricing import cost_usd
 from router.errors import RequestRejected
 
 Decide = Callable[[dict], Decision]  # raises RequestRejected for a request the policy refuses
@@ -24,7 +25,6 @@ Decide = Callable[[dict], Decision]  # raises RequestRejected for a request the 
 
 @dataclass(frozen=True)
 class Example:
-    line: int
     body: dict
     intent: str
     route: str | None
@@ -49,13 +49,13 @@ def read_labelled(path: str | Path, auto_model: str) -> tuple[list[Example], lis
             if not line.strip():
                 continue
             try:
-                examples.append(_example(number, json.loads(line), auto_model))
+                examples.append(_example(json.loads(line), auto_model))
             except (ValueError, TypeError) as exc:
                 problems.append(f"{path}:{number}: {exc}")
     return examples, problems
 
 
-def _example(number: int, row: object, auto_model: str) -> Example:
+def _example(row: object, auto_model: str) -> Example:
     if not isinstance(row, dict):
         raise ValueError("not a JSON object")
     if isinstance(row.get("messages"), list):
@@ -73,7 +73,7 @@ def _example(number: int, row: object, auto_model: str) -> Example:
     if not isinstance(intent, str):
         raise ValueError("`intent` must be a string")
     body = {"model": auto_model, "messages": messages}
-    return Example(number, body, intent, route, frozenset(map(str, fits)), str(row.get("lang") or "-"))
+    return Example(body, intent, route, frozenset(map(str, fits)), str(row.get("lang") or "-"))
 
 
 def score(compiled: CompiledPolicy, examples: Iterable[Example], decide: Decide, output_tokens: int) -> list[Outcome]:
@@ -85,8 +85,8 @@ def score(compiled: CompiledPolicy, examples: Iterable[Example], decide: Decide,
             outcomes.append(Outcome(example, "refused", "-", False, 0.0))
             continue
         fit = decision.target in example.fits if example.fits else decision.route == example.route
-        price = compiled.spec(decision.model).price if decision.model else None
-        cost = (decision.prompt_tokens * price.input + output_tokens * price.output) * 1e-6 if price else 0.0
+        usage = {"prompt_tokens": decision.prompt_tokens, "completion_tokens": output_tokens}
+        cost = cost_usd(compiled.spec(decision.model).price, usage) if decision.model else 0.0
         outcomes.append(Outcome(example, decision.route, decision.target, fit, cost))
     return outcomes
 
