@@ -12,7 +12,7 @@ import litellm
 
 from router.adapter.cache_backend import PolicyCache
 from router.adapter.litellm_api import CACHE_CALLBACK, GLOBAL_LOGGING_WORKER, Cache, CacheMode
-from router.cache.embedders import Embedder, StaticEmbedder
+from router.cache.embedders import Embedder, local_embedder
 from router.engine.policy_file import PolicyFile
 from router.engine.runtime import Ping, Runtime, build_runtime
 
@@ -45,13 +45,10 @@ async def shutdown(runtime: Runtime) -> None:
 
 
 def _embedder(name: str, router_of) -> Embedder:
-    """Loaded here, at start-up, ahead of any request; torch is imported only for `minilm`."""
-    if name == "local":
-        return StaticEmbedder()
-    if name == "minilm":
-        from router.cache.embedders import MiniLMEmbedder
-
-        return MiniLMEmbedder()
+    """Loaded here, at start-up, ahead of any request."""
+    found = local_embedder(name)
+    if found is not None:
+        return found
     from router.adapter.embedder import LiteLLMEmbedder
 
     return LiteLLMEmbedder(name, router_of)

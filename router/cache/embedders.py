@@ -169,6 +169,16 @@ class MiniLMEmbedder:
             return torch.nn.functional.normalize(pooled, dim=1).numpy().astype(np.float32)
 
 
+def local_embedder(name: str) -> Embedder | None:
+    """The embedder a policy names, when it runs in this process (`local`, `minilm`); None for a
+    model group of the proxy. Loads it: torch is imported only for `minilm`."""
+    if name == "local":
+        return StaticEmbedder()
+    if name == "minilm":
+        return MiniLMEmbedder()
+    return None
+
+
 class Shared:
     """The process's one embedder, with a memo of recent texts: every part that needs a prompt's
     vector (the cache's lookup, its store after the answer, routing by meaning) asks here, and a

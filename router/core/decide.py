@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from router.core.limits import check_shape
 from router.core.matchers import Condition, KeywordIndex
 from router.core.request import Identity, RequestView
+from router.core.semantic import Embedder, ExampleSet
 from router.errors import RequestRejected
 from router.policy.crossref import EXPLICIT_ROUTE
 from router.policy.schema import ModelSpec, Policy, Route
@@ -34,20 +35,37 @@ class Decision:
 
 
 class CompiledPolicy:
-    """A validated policy with its matchers built, ready to decide many requests."""
+    """A validated policy with its matchers built, ready to decide many requests. `embedder` turns
+    routes' examples and requests into vectors; without one, routes with examples never match."""
 
-    def __init__(self, policy: Policy):
+    def __init__(self, policy: Policy, embedder: Embedder | None = None):
         self.policy = policy
         self.settings = policy.settings
+        self.embedder = embedder
         self._names = {name: name for name in policy.models}
         for name, spec in policy.models.items():
             self._names.update((alias, name) for alias in spec.aliases)
         self._by_target: dict[str, str] = {}
         for name, spec in policy.models.items():
             self._by_target.setdefault(spec.target, name)
-        self.routes = tuple((route, Condition.compile(route.when) if route.when else None) for route in policy.routes)
+        self.routes = tuple((route, self._condition(route)) for route in policy.routes)
         self.route_by_name = {route.name: route for route in policy.routes}
         self.index = KeywordIndex(kw for _, cond in self.routes if cond for kw in cond.keywords)
+
+    @property
+    def semantic(self) -> bool:
+        """Some route matches by meaning."""
+        return any(condition is not None and condition.semantic for _, condition in self.routes)
+
+    def _condition(self, route: Route) -> Condition | None:
+        when = route.when
+        if when is None:
+            return None
+        examples = None
+        if when.examples and self.embedder is not None:
+            threshold = when.similarity or self.settings.similarity
+            examples = ExampleSet.embed(when.examples, threshold, self.embedder)
+        return Condition.compile(when, examples)
 
     def resolve(self, name: str) -> str | None:
         """The model a name or alias refers to, or None."""
@@ -134,22 +152,51 @@ def _check_unlisted(compiled: CompiledPolicy, requested: str) -> None:
 
 def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
     hits: dict[str, frozenset[str]] = {}
-    for route, condition in compiled.routes:
-        reasons = ["no earlier route matched"] if condition is None else condition.explain(view, hits, compiled.index)
-        if reasons is not None:
-            model, fallbacks = _fit_context(compiled, route, view, reasons)
-            targets = tuple(compiled.spec(m).target for m in fallbacks)
-            return Decision(
-                route.name,
-                model,
-                compiled.spec(model).target,
-                targets,
-                tuple(reasons),
-                view.prompt_tokens,
-                view.max_output_tokens,
-                answers=view.answers,
-            )
+    for position, (route, condition) in enumerate(compiled.routes):
+        if condition is None:
+            reasons: list[str] | None = ["no earlier route matched"]
+        else:
+            reasons = condition.explain(view, hits, compiled.index, compiled.embedder)
+        if reasons is None:
+            continue
+        if condition is not None and condition.semantic:
+            route, reasons = _closest(compiled, view, hits, position, reasons)
+        model, fallbacks = _fit_context(compiled, route, view, reasons)
+        targets = tuple(compiled.spec(m).target for m in fallbacks)
+        return Decision(
+            route.name,
+            model,
+            compiled.spec(model).target,
+            targets,
+            tuple(reasons),
+            view.prompt_tokens,
+            view.max_output_tokens,
+            answers=view.answers,
+        )
     raise AssertionError("a validated policy ends with a route that matches every request")
+
+
+def _closest(
+    compiled: CompiledPolicy, view: RequestView, hits: dict[str, frozenset[str]], first: int, reasons: list[str]
+) -> tuple[Route, list[str]]:
+    """The first route that matched by meaning keeps the request unless a later one, its other
+    conditions holding too, is closer to it by more than `settings.semantic_margin`: file order
+    settles near ties, the score the rest."""
+    route, condition = compiled.routes[first]
+    match = condition.match(view, compiled.embedder) if condition is not None else None
+    assert match is not None  # the route matched by meaning
+    best, best_score = (route, reasons), match.score
+    for later, other in compiled.routes[first + 1 :]:
+        if other is None or not other.semantic:
+            continue
+        found = other.match(view, compiled.embedder)
+        if found is None or found.score <= best_score + compiled.settings.semantic_margin:
+            continue
+        other_reasons = other.explain(view, hits, compiled.index, compiled.embedder)
+        if other_reasons is not None:
+            other_reasons.append(f"closer than route '{route.name}' ({match.score:.2f})")
+            best, best_score = (later, other_reasons), found.score
+    return best
 
 
 def _fit_context(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import ahocorasick_rs
 
 from router.core.request import RequestView
+from router.core.semantic import Embedder, ExampleSet, Match, shown
 from router.policy.schema import When
 
 _SCOPE_WORDS = {
@@ -93,9 +94,11 @@ class Condition:
     min_tokens: int | None
     max_tokens: int | None
     code: bool | None
+    semantic: bool = False  # the route names examples: it holds only when the request is like one
+    examples: ExampleSet | None = None  # their vectors; None until an embedder made them
 
     @classmethod
-    def compile(cls, when: When) -> Condition:
+    def compile(cls, when: When, examples: ExampleSet | None = None) -> Condition:
         return cls(
             scope=when.messages,
             any=frozenset(when.any),
@@ -105,13 +108,21 @@ class Condition:
             min_tokens=when.min_tokens,
             max_tokens=when.max_tokens,
             code=when.code,
+            semantic=bool(when.examples),
+            examples=examples,
         )
 
     @property
     def keywords(self) -> frozenset[str]:
         return self.any | self.all | self.none
 
-    def explain(self, view: RequestView, hits: dict[str, frozenset[str]], index: KeywordIndex) -> list[str] | None:
+    def explain(
+        self,
+        view: RequestView,
+        hits: dict[str, frozenset[str]],
+        index: KeywordIndex,
+        embedder: Embedder | None = None,
+    ) -> list[str] | None:
         reasons: list[str] = []
         tokens = view.prompt_tokens
         if self.min_tokens is not None:
@@ -130,7 +141,19 @@ class Condition:
             return None
         if self.code is not None:
             reasons.append(f"{'code' if self.code else 'no code'} in {_SCOPE_WORDS[self.scope]}")
+        if self.semantic:  # last: the one condition that may need an embedding
+            match = self.match(view, embedder)
+            if match is None or self.examples is None or match.score < self.examples.threshold:
+                return None
+            reasons.append(f"like example '{shown(match.example)}' ({match.score:.2f}) in {_SCOPE_WORDS[self.scope]}")
         return reasons
+
+    def match(self, view: RequestView, embedder: Embedder | None) -> Match | None:
+        """The example closest to the request's text; None without examples, an embedder or a text."""
+        if self.examples is None or embedder is None:
+            return None
+        vector = view.vector(self.scope, embedder)
+        return None if vector is None else self.examples.nearest(vector)
 
     def _keywords_hold(self, view, hits, index, reasons: list[str]) -> bool:
         found = hits.get(self.scope)

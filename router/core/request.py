@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from router.core.params import check_params, check_role
+from router.core.semantic import Embedder
 from router.errors import RequestRejected
 
 _SCOPE_ROLES = {"user": ("user",), "system": ("system", "developer"), "all": None}
@@ -50,6 +53,7 @@ class RequestView:
         "_cache",
         "_roles",
         "_texts",
+        "_vectors",
         "answers",
         "identity",
         "max_output_tokens",
@@ -77,6 +81,7 @@ class RequestView:
         self.answers = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1  # `n` answers, each billed
         self.prompt_tokens = sum(estimate_tokens(t) for t in self._texts) + _PER_MESSAGE_TOKENS * len(self._texts)
         self._cache: dict[str, str] = {}
+        self._vectors: dict[str, np.ndarray | None] = {}
 
     def text(self, scope: str) -> str:
         """The raw text of the messages in `scope`: last_user, user, system or all."""
@@ -92,6 +97,14 @@ class RequestView:
         if cached is None:
             cached = self._cache[key] = fold(self.text(scope))
         return cached
+
+    def vector(self, scope: str, embedder: Embedder) -> np.ndarray | None:
+        """The embedding of `text(scope)`, stripped (the text the response cache embeds too, so the
+        shared embedder's memo serves both); None when there is no text. Once per scope."""
+        if scope not in self._vectors:
+            text = self.text(scope).strip()
+            self._vectors[scope] = embedder.embed(text) if text else None
+        return self._vectors[scope]
 
     def _collect(self, scope: str) -> str:
         if scope == "last_user":

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from router.core.decide import CompiledPolicy
+from router.core.semantic import Embedder
 from router.errors import PolicyError
 from router.policy.loader import Groups, load_policy
 
@@ -20,13 +21,20 @@ class PolicyFile:
     A reader takes `current` once per request, so a swap never mixes two policies in one decision.
     """
 
-    def __init__(self, path: str | os.PathLike, interval: float = 0.5, groups: Groups | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        interval: float = 0.5,
+        groups: Groups | None = None,
+        embedder: Embedder | None = None,
+    ):
         self.path = Path(path)
         self.interval = interval
         self.groups = groups  # the model groups every target must name (the proxy's model_list)
+        self.embedder = embedder  # what routes' examples are compared with; None: they never match
         self.last_error: PolicyError | None = None
         self._stamp = self._read_stamp()
-        self._current = CompiledPolicy(load_policy(self.path, groups=groups))
+        self._current = CompiledPolicy(load_policy(self.path, groups=groups), embedder)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -44,7 +52,7 @@ class PolicyFile:
             log.warning("policy file %s is missing; the last good policy keeps serving", self.path)
             return False
         try:
-            compiled = CompiledPolicy(load_policy(self.path, groups=self.groups))
+            compiled = CompiledPolicy(load_policy(self.path, groups=self.groups), self.embedder)
         except PolicyError as exc:
             self.last_error = exc
             log.error("policy %s was not reloaded; the last good policy keeps serving. %s", self.path, exc)
@@ -54,6 +62,12 @@ class PolicyFile:
             "policy %s reloaded: %d routes, %d models", self.path, len(compiled.routes), len(compiled.policy.models)
         )
         return True
+
+    def use(self, embedder: Embedder | None) -> None:
+        """Compare routes' examples with this embedder from now on (the runtime's shared one, loaded
+        at start-up): the current policy is compiled again with it, and so is every reload."""
+        self.embedder = embedder
+        self._current = CompiledPolicy(self._current.policy, embedder)
 
     def watch(self) -> None:
         """Start polling in a daemon thread (once); `close()` stops it."""

@@ -154,7 +154,9 @@ def build_runtime(
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     health = Health(store, lambda: policy.current)
     accounting = Accounting(policy, BudgetBook(store, write_behind=True), Ledger(store, write_behind=True))
-    cache = _build_cache(policy, store, embedder_for)
+    embedder = _shared_embedder(spec, embedder_for)
+    policy.use(embedder)
+    cache = _build_cache(policy, store, embedder, embedder_for)
     pipeline = Pipeline(policy, health, accounting, cache)
     runtime = Runtime(
         store,
@@ -181,30 +183,55 @@ def build_runtime(
     return runtime
 
 
+def _embedder_name(spec: Policy) -> str | None:
+    """The one embedder of the process: the semantic cache's, else the one routes by meaning use
+    (the loader checked that both name the same); None when nothing embeds."""
+    semantic = spec.cache.semantic if spec.cache is not None else None
+    if semantic is not None and semantic.enabled:
+        return semantic.embedder
+    if any(route.when is not None and route.when.examples for route in spec.routes):
+        return spec.settings.embedder
+    return None
+
+
+def _shared_embedder(spec: Policy, embedder_for: Callable[[str], Embedder]) -> Shared | None:
+    name = _embedder_name(spec)
+    if name is None:
+        return None
+    try:
+        return Shared(embedder_for(name))
+    except (EmbedderUnavailable, OSError, ImportError) as exc:  # a model file missing or unreadable
+        # Requests are never failed for want of it: the cache's exact tier still serves, and routes
+        # by meaning stand aside for the others.
+        log.error("semantic tier off, routes by meaning stand aside: embedder '%s' unavailable: %s", name, exc)
+        return None
+
+
 def _quick_embedder(spec: Policy) -> bool:
     """No embedder the request path waits on, or only the local static one (a model on torch
     takes tens of milliseconds, an embedding model group a network round trip)."""
     semantic = spec.cache.semantic if spec.cache is not None else None
-    return semantic is None or not semantic.enabled or (semantic.embedder == "local" and semantic.verify is None)
+    verified = semantic is not None and semantic.enabled and semantic.verify is not None
+    return _embedder_name(spec) in (None, "local") and not verified
 
 
 def _build_cache(
-    policy: PolicyFile, store: StateStore, embedder_for: Callable[[str], Embedder]
+    policy: PolicyFile, store: StateStore, embedder: Shared | None, embedder_for: Callable[[str], Embedder]
 ) -> ResponseCache | None:
     spec = policy.current.policy
     if spec.cache is None:
         return None
     semantic = spec.cache.semantic
-    embedder = verifier = None
-    if semantic.enabled:
+    verifier = None
+    if semantic.enabled and embedder is not None and semantic.verify:
         try:
-            embedder = Shared(embedder_for(semantic.embedder))
-            verifier = Shared(embedder_for(semantic.verify)) if semantic.verify else None
-        except (EmbedderUnavailable, OSError, ImportError) as exc:  # a model file missing or unreadable
-            # The exact tier still serves; requests are never failed for want of the semantic one,
-            # and hits the policy wants verified are not served unverified.
-            log.error("response cache: semantic tier off: %s", exc)
-            embedder = verifier = None
+            verifier = Shared(embedder_for(semantic.verify))
+        except (EmbedderUnavailable, OSError, ImportError) as exc:
+            # Hits the policy wants verified are not served unverified: the semantic tier goes off.
+            log.error("response cache: semantic tier off: the verifier is unavailable: %s", exc)
+            embedder = None
+    if not semantic.enabled:
+        embedder = None
     log.info(
         "response cache: semantic tier %s%s",
         embedder.name if embedder else "off",

@@ -13,13 +13,14 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
+from router.cache.embedders import EmbedderUnavailable, Shared, StaticEmbedder, local_embedder
 from router.core.decide import CompiledPolicy, Decision, route_body
 from router.engine.ledger import records
 from router.errors import PolicyError, RequestRejected
 from router.ops import evaluate, status
 from router.ops.report import GROUPS, report
 from router.policy.loader import load_policy, read_model_groups
-from router.policy.schema import duration, parse_window
+from router.policy.schema import Policy, duration, parse_window
 from router.settings import RouterSettings
 from router.state import StoreUnavailable, open_store
 
@@ -32,8 +33,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
     args.policy = args.policy or RouterSettings().policy
     try:
         groups = read_model_groups(args.config) if getattr(args, "config", None) else None
-        compiled = CompiledPolicy(load_policy(args.policy, groups=groups))
-    except PolicyError as exc:
+        compiled = _compiled(load_policy(args.policy, groups=groups), args.command in ("explain", "eval"))
+    except (PolicyError, EmbedderUnavailable) as exc:
         print(exc, file=sys.stderr)
         return 1
     if args.command == "validate":
@@ -77,8 +78,25 @@ def _evaluate(compiled: CompiledPolicy, args: argparse.Namespace, out: TextIO) -
     return 2 if problems else 0
 
 
+def _compiled(policy: Policy, decides: bool) -> CompiledPolicy:
+    """A command that decides compares routes' examples with the policy's embedder, when it runs
+    here (a model group of the proxy does not: those routes then never match, as the note says)."""
+    compiled = CompiledPolicy(policy)
+    if not decides or not compiled.semantic:
+        return compiled
+    embedder = local_embedder(policy.settings.embedder)
+    if embedder is None:
+        print(
+            f"note: routes by meaning are skipped: their embedder '{policy.settings.embedder}' is a model group "
+            "of the proxy, which this command does not call",
+            file=sys.stderr,
+        )
+        return compiled
+    return CompiledPolicy(policy, Shared(embedder))
+
+
 def _build_embedder(if_missing: bool, out: TextIO) -> int:
-    from router.cache.embedders import EmbedderUnavailable, StaticEmbedder, build_static, static_model_dir
+    from router.cache.embedders import build_static, static_model_dir
 
     path = static_model_dir()
     if if_missing:

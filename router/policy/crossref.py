@@ -13,7 +13,7 @@ from router.policy.schema import token_count
 
 Finding = tuple[tuple[str | int, ...], str]
 EXPLICIT_ROUTE = "explicit"
-_CONDITIONS = ("any", "all", "none", "regex", "min_tokens", "max_tokens", "code")
+_CONDITIONS = ("any", "all", "none", "regex", "min_tokens", "max_tokens", "code", "examples", "examples_file")
 
 
 def check(data: object) -> list[Finding]:
@@ -33,7 +33,32 @@ def check(data: object) -> list[Finding]:
     shifts = data.get("shifts")
     if isinstance(shifts, list):
         findings += _shift_refs(shifts, known)
+    findings += _one_embedder(data)
     return findings
+
+
+def _one_embedder(data: dict) -> Iterator[Finding]:
+    """Routes and the semantic cache embed a request once, with one model: they must name the same."""
+    routes, cache, settings = data.get("routes"), data.get("cache"), data.get("settings")
+    routes = routes if isinstance(routes, list) else []
+    semantic_routes = any(isinstance(r, dict) and _is_semantic(r.get("when")) for r in routes)
+    cache = cache if isinstance(cache, dict) else {}
+    semantic = cache.get("semantic")
+    semantic = semantic if isinstance(semantic, dict) else {}
+    settings = settings if isinstance(settings, dict) else {}
+    if not semantic_routes or not cache or semantic.get("enabled") is False:
+        return
+    routing, cached = settings.get("embedder", "local"), semantic.get("embedder", "local")
+    if cached != routing:
+        yield (
+            ("cache", "semantic", "embedder"),
+            f"the semantic cache's embedder '{cached}' differs from the one routes use "
+            f"(settings.embedder '{routing}'): a request is embedded once, by one model; name the same in both",
+        )
+
+
+def _is_semantic(when: object) -> bool:
+    return isinstance(when, dict) and ("examples" in when or "examples_file" in when)
 
 
 def target_refs(data: object, source: str, groups: tuple[str, ...]) -> list[Finding]:
@@ -191,6 +216,8 @@ def _when_checks(when: object, path: tuple) -> Iterator[Finding]:
         return
     if not any(key in when for key in _CONDITIONS):
         yield path, "`when` has no condition; leave `when` out for a route that matches every request"
+    if "similarity" in when and not _is_semantic(when):
+        yield path + ("similarity",), "`similarity` needs `examples` or `examples_file` to compare the request with"
     low, high = token_count(when.get("min_tokens")), token_count(when.get("max_tokens"))
     if isinstance(low, int) and isinstance(high, int) and low > high:
         yield path + ("min_tokens",), f"min_tokens {low} is above max_tokens {high}: the route can never match"

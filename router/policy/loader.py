@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from router.errors import PolicyError, PolicyIssue
 from router.policy import crossref, source
+from router.policy.examples import with_example_files
 from router.policy.schema import Policy
 
 
@@ -68,6 +69,9 @@ def parse_policy(
         findings += crossref.target_refs(located.data, groups.source, groups.names)
     issues += [PolicyIssue(file, located.line_of(path), path, msg) for path, msg in findings]
     if issues or policy is None:
+        raise PolicyError(issues)
+    policy, issues = with_example_files(policy, located, file)
+    if issues:
         raise PolicyError(issues)
     return policy
 

@@ -64,6 +64,12 @@ def _regex(value: str) -> str:
     return value
 
 
+def _example(value: str) -> str:
+    if not value.strip():
+        raise ValueError("an example must not be empty")
+    return value.strip()
+
+
 def _name(value: str) -> str:
     if not value.strip():
         raise ValueError("name must not be empty")
@@ -76,6 +82,8 @@ Scope = Literal["key", "team", "shared"]
 Keyword = Annotated[str, AfterValidator(_keyword)]
 Regex = Annotated[str, AfterValidator(_regex)]
 Name = Annotated[str, AfterValidator(_name)]
+Example = Annotated[str, AfterValidator(_example), Field(max_length=4000)]
+Similarity = Annotated[float, Field(gt=0, le=1)]
 MessageScope = Literal["last_user", "user", "system", "all"]
 
 
@@ -114,6 +122,12 @@ class When(Strict):
     min_tokens: TokenCount | None = None
     max_tokens: TokenCount | None = None
     code: bool | None = None
+    # Routing by meaning: the request's text embedded and compared with these utterances (and those
+    # of `examples_file`, one a line, relative to the policy file); it holds when the closest one
+    # scores `similarity` (default `settings.similarity`) or more.
+    examples: tuple[Example, ...] = ()
+    examples_file: str | None = None
+    similarity: Similarity | None = None
     messages: MessageScope = "last_user"
 
 
@@ -258,6 +272,12 @@ class Settings(Strict):
     # A model name the policy does not list (nor its aliases or targets): `refuse` answers 400;
     # `allow` passes it to LiteLLM unreserved, priced by LiteLLM after the call.
     unlisted_models: Literal["refuse", "allow"] = "refuse"
+    # Routing by meaning: the embedder routes' `examples` are compared with (the semantic cache's,
+    # when it has one: one embedder a process), the similarity an example must reach, and how far
+    # a later route's example must score above the first matching one's to take the request.
+    embedder: Name = "local"
+    similarity: Similarity = 0.6
+    semantic_margin: float = Field(0.05, ge=0, lt=1)
 
 
 class Budget(Strict):
