@@ -51,6 +51,17 @@ CACHING = "caching"  # a call's switch for LiteLLM's response cache lookup (Fals
 CACHE_KEY = "cache_key"  # the key a call's answer is looked up and stored under (LiteLLM hashes one otherwise)
 
 # -- hooks -------------------------------------------------------------------------------------
+# Where LiteLLM keeps callbacks: `litellm.callbacks`, and the event lists it copies them into at the
+# first call (a callback taken out of `callbacks` alone keeps its events).
+CALLBACK_LISTS = (
+    "callbacks",
+    "input_callback",
+    "success_callback",
+    "failure_callback",
+    "_async_input_callback",
+    "_async_success_callback",
+    "_async_failure_callback",
+)
 # The argument names of every CustomLogger hook we implement, as LiteLLM calls them (by keyword for
 # some). The proxy calls async_pre_call_hook only when the class itself defines it.
 HOOKS = {

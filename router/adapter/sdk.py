@@ -27,7 +27,7 @@ from router.adapter.common import (
     retry_call,
     served_group,
 )
-from router.adapter.litellm_api import CustomLLM, CustomLLMError, CustomLogger
+from router.adapter.litellm_api import CALLBACK_LISTS, CustomLLM, CustomLLMError, CustomLogger
 from router.core.request import Identity
 from router.engine.policy_file import PolicyFile
 from router.engine.record import DecisionRecord
@@ -225,7 +225,8 @@ def install(
     litellm.custom_provider_map.append({"provider": PROVIDER, "custom_handler": provider})
     litellm.utils.custom_llm_setup()
     litellm.model_alias_map = {**litellm.model_alias_map, auto: f"{PROVIDER}/{auto}"}
-    litellm.callbacks = [cb for cb in litellm.callbacks if not isinstance(cb, _SdkHooks)]
+    for name in CALLBACK_LISTS:  # an earlier installation's hooks, wherever LiteLLM copied them
+        setattr(litellm, name, [cb for cb in getattr(litellm, name) if not isinstance(cb, _SdkHooks)])
     litellm.callbacks.append(_SdkHooks(auto, provider.runtime))
     return provider
 
