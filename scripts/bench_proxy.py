@@ -65,6 +65,8 @@ def fresh_state_policy(workdir: Path) -> Path:
     hits on an earlier run's prompts instead of exact ones."""
     policy = yaml.safe_load((ROOT / "policies" / "default.yaml").read_text())
     policy["state"] = {"backend": "sqlite", "path": str(workdir / "state.db")}
+    if "classifier" in policy:  # the copy lives elsewhere: name the original artifact
+        policy["classifier"]["path"] = str(ROOT / "policies" / policy["classifier"]["path"])
     path = workdir / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path

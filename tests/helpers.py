@@ -4,6 +4,7 @@ policy, policies and configs written for a test, the ledger, and polling instead
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -91,10 +92,17 @@ TENANT_KEYS = {"sk-tenant-a": "team-a", "sk-tenant-b": "team-b"}
 REASONER_PRICE = {"input": 0.15, "output": 0.60, "reasoning": 2.00}
 
 
-def write_policy(workdir: Path, state: str | None = None, budgets: str | None = None) -> Path:
-    """A copy of policies/default.yaml whose state lives in `workdir` (or as `state` says), with the
-    reasoner priced by REASONER_PRICE and, when given, `budgets` (a YAML list) for its budgets."""
-    text = (ROOT / "policies" / "default.yaml").read_text()
+KEYWORDS = ROOT / "policies" / "examples" / "keywords-only.yaml"
+DEFAULT = ROOT / "policies" / "default.yaml"
+
+
+def write_policy(workdir: Path, state: str | None = None, budgets: str | None = None, source: Path = KEYWORDS) -> Path:
+    """A copy of `source` (by default the keyword-only policy: the default's models, budgets and
+    shifts, with routes a test can steer by a word) whose state lives in `workdir` (or as `state`
+    says), with the reasoner priced by REASONER_PRICE and, when given, `budgets` (a YAML list) for
+    its budgets. A classifier the source names is named by its absolute path."""
+    text = source.read_text()
+    text = re.sub(r"classifier: \{path: ([^}]+)\}", lambda m: f"classifier: {{path: {source.parent / m[1]}}}", text)
     if budgets is not None:
         start = text.index("\nbudgets:")
         end = text.index("\n\n", start)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from router.core.classify import Verdict, classify
 from router.core.limits import check_shape
 from router.core.matchers import Condition, KeywordIndex
 from router.core.request import Identity, RequestView
@@ -54,8 +55,8 @@ class CompiledPolicy:
 
     @property
     def semantic(self) -> bool:
-        """Some route matches by meaning."""
-        return any(condition is not None and condition.semantic for _, condition in self.routes)
+        """Some route matches by meaning (its examples or the classifier)."""
+        return self.policy.routes_by_meaning
 
     def _condition(self, route: Route) -> Condition | None:
         when = route.when
@@ -65,7 +66,24 @@ class CompiledPolicy:
         if when.examples and self.embedder is not None:
             threshold = when.similarity or self.settings.similarity
             examples = ExampleSet.embed(when.examples, threshold, self.embedder)
-        return Condition.compile(when, examples)
+        learned = self.policy.learned
+        if not when.learned or learned is None:
+            return Condition.compile(when, examples)
+        return Condition.compile(when, examples, route.name, learned.thresholds[route.name])
+
+    def verdict(self, view: RequestView) -> Verdict | None:
+        """The learned classifier's verdict on the request, once per request; None without a
+        classifier, an embedder or a text."""
+        learned = self.policy.learned
+        if learned is None or self.embedder is None:
+            return None
+        model, embedder = learned.model, self.embedder
+
+        def judge() -> Verdict | None:
+            vector = view.vector(model.messages, embedder)
+            return None if vector is None else classify(model, view.text(model.messages), vector)
+
+        return view.once("verdict", judge)
 
     def resolve(self, name: str) -> str | None:
         """The model a name or alias refers to, or None."""
@@ -156,7 +174,7 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
         if condition is None:
             reasons: list[str] | None = ["no earlier route matched"]
         else:
-            reasons = condition.explain(view, hits, compiled.index, compiled.embedder)
+            reasons = condition.explain(view, hits, compiled.index, compiled.embedder, compiled.verdict)
         if reasons is None:
             continue
         if condition is not None and condition.semantic:
@@ -192,7 +210,7 @@ def _closest(
         found = other.match(view, compiled.embedder)
         if found is None or found.score <= best_score + compiled.settings.semantic_margin:
             continue
-        other_reasons = other.explain(view, hits, compiled.index, compiled.embedder)
+        other_reasons = other.explain(view, hits, compiled.index, compiled.embedder, compiled.verdict)
         if other_reasons is not None:
             other_reasons.append(f"closer than route '{route.name}' ({match.score:.2f})")
             best, best_score = (later, other_reasons), found.score

@@ -7,11 +7,12 @@ took ~50 us and one scan per keyword with `str.find` ~90 us (scripts/bench_routi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import ahocorasick_rs
 
+from router.core.classify import Verdict
 from router.core.request import RequestView
 from router.core.semantic import Embedder, ExampleSet, Match, shown
 from router.policy.schema import When
@@ -96,9 +97,13 @@ class Condition:
     code: bool | None
     semantic: bool = False  # the route names examples: it holds only when the request is like one
     examples: ExampleSet | None = None  # their vectors; None until an embedder made them
+    learned: str | None = None  # the route the learned classifier must name for this condition to hold
+    min_probability: float = 0.0  # and the probability it must give it
 
     @classmethod
-    def compile(cls, when: When, examples: ExampleSet | None = None) -> Condition:
+    def compile(
+        cls, when: When, examples: ExampleSet | None = None, learned: str | None = None, min_probability: float = 0.0
+    ) -> Condition:
         return cls(
             scope=when.messages,
             any=frozenset(when.any),
@@ -110,6 +115,8 @@ class Condition:
             code=when.code,
             semantic=bool(when.examples),
             examples=examples,
+            learned=learned,
+            min_probability=min_probability,
         )
 
     @property
@@ -122,7 +129,9 @@ class Condition:
         hits: dict[str, frozenset[str]],
         index: KeywordIndex,
         embedder: Embedder | None = None,
+        classifier: Callable[[RequestView], Verdict | None] | None = None,
     ) -> list[str] | None:
+        """`classifier`: the policy's learned classifier's verdict on a request (None without one)."""
         reasons: list[str] = []
         tokens = view.prompt_tokens
         if self.min_tokens is not None:
@@ -141,6 +150,12 @@ class Condition:
             return None
         if self.code is not None:
             reasons.append(f"{'code' if self.code else 'no code'} in {_SCOPE_WORDS[self.scope]}")
+        if self.learned is not None:
+            verdict = classifier(view) if classifier is not None else None
+            if verdict is None or verdict.route != self.learned or verdict.probability < self.min_probability:
+                return None
+            bar = f" >= {self.min_probability:.2f}" if self.min_probability else ""
+            reasons.append(f"classified as '{self.learned}' (p {verdict.probability:.2f}{bar})")
         if self.semantic:  # last: the one condition that may need an embedding
             match = self.match(view, embedder)
             if match is None or self.examples is None or match.score < self.examples.threshold:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -14,6 +16,7 @@ from router.errors import RequestRejected
 _SCOPE_ROLES = {"user": ("user",), "system": ("system", "developer"), "all": None}
 _ODD_SPACES = ("\n", "\t", "\r", "\xa0", "\u3000")
 _PER_MESSAGE_TOKENS = 4  # role and separators, as chat templates add them
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class RequestView:
 
     __slots__ = (
         "_cache",
+        "_once",
         "_roles",
         "_texts",
         "_vectors",
@@ -82,6 +86,7 @@ class RequestView:
         self.prompt_tokens = sum(estimate_tokens(t) for t in self._texts) + _PER_MESSAGE_TOKENS * len(self._texts)
         self._cache: dict[str, str] = {}
         self._vectors: dict[str, np.ndarray | None] = {}
+        self._once: dict[str, object] = {}
 
     def text(self, scope: str) -> str:
         """The raw text of the messages in `scope`: last_user, user, system or all."""
@@ -105,6 +110,12 @@ class RequestView:
             text = self.text(scope).strip()
             self._vectors[scope] = embedder.embed(text) if text else None
         return self._vectors[scope]
+
+    def once(self, key: str, make: Callable[[], T]) -> T:
+        """`make()`, worked out once for this request (what every route asking for it shares)."""
+        if key not in self._once:
+            self._once[key] = make()
+        return typing.cast(T, self._once[key])
 
     def _collect(self, scope: str) -> str:
         if scope == "last_user":

@@ -189,7 +189,7 @@ def _embedder_name(spec: Policy) -> str | None:
     semantic = spec.cache.semantic if spec.cache is not None else None
     if semantic is not None and semantic.enabled:
         return semantic.embedder
-    if any(route.when is not None and route.when.examples for route in spec.routes):
+    if spec.routes_by_meaning:
         return spec.settings.embedder
     return None
 

@@ -2,7 +2,8 @@
 `python -m router explain POLICY [--json] [PROMPT]`,
 `python -m router report [--policy POLICY] [--window day] [--by route]` and
 `python -m router status [--policy POLICY] [--window 5m] [--json]`,
-`python -m router eval POLICY LABELLED.jsonl [--json]` and
+`python -m router eval POLICY LABELLED.jsonl [--json]`,
+`python -m router learn LABELLED.jsonl [--out classifier.npz]` and
 `python -m router embedder build [--if-missing]`."""
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
     out = stdout or sys.stdout
     if args.command == "embedder":
         return _build_embedder(args.if_missing, out)
+    if args.command == "learn":
+        return _learn(args, out)
     args.policy = args.policy or RouterSettings().policy
     try:
         groups = read_model_groups(args.config) if getattr(args, "config", None) else None
@@ -93,6 +96,32 @@ def _compiled(policy: Policy, decides: bool) -> CompiledPolicy:
         )
         return compiled
     return CompiledPolicy(policy, Shared(embedder))
+
+
+def _learn(args: argparse.Namespace, out: TextIO) -> int:
+    from router.ops.learn import learn
+    from router.policy import artifact
+
+    try:
+        examples, problems = evaluate.read_labelled(args.labelled, "auto")
+        embedder = local_embedder(args.embedder)
+    except (OSError, EmbedderUnavailable) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    if embedder is None:
+        print(f"--embedder: '{args.embedder}' does not run here: local or minilm", file=sys.stderr)
+        return 2
+    try:
+        model, report = learn(examples, Shared(embedder), args.embedder, args.holdout, args.seed)
+    except ValueError as exc:
+        print(f"cannot learn from {args.labelled}: {exc}", file=sys.stderr)
+        return 2
+    artifact.save(args.out, model)
+    print(report.render(), file=out)
+    print(f"wrote {args.out}: routes {', '.join(model.labels)}; embedder {model.embedder}", file=out)
+    return 0
 
 
 def _build_embedder(if_missing: bool, out: TextIO) -> int:
@@ -169,6 +198,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     scoring.add_argument("labelled", help="one {prompt or messages, intent, fits and/or route} a line")
     scoring.add_argument("--json", action="store_true", help="print one JSON object")
     scoring.add_argument("--output-tokens", type=int, default=400, help="output a request is priced at (default: 400)")
+    fit = commands.add_parser("learn", help="fit the route classifier a policy's `classifier` names")
+    fit.add_argument("labelled", help="one {prompt or messages, route} a line")
+    fit.add_argument("--out", default="classifier.npz", help="where to write it (default: classifier.npz)")
+    fit.add_argument("--embedder", default="local", help="the policy's settings.embedder: local (default) or minilm")
+    fit.add_argument("--holdout", type=float, default=0.2, help="share held out for the figures (default: 0.2)")
+    fit.add_argument("--seed", type=int, default=0)
     embedder = commands.add_parser("embedder", help="build the semantic cache's static embedding model")
     embedder.add_argument("action", choices=["build"])
     embedder.add_argument("--if-missing", action="store_true", help="only when it is missing or unreadable")

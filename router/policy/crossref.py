@@ -13,7 +13,18 @@ from router.policy.schema import token_count
 
 Finding = tuple[tuple[str | int, ...], str]
 EXPLICIT_ROUTE = "explicit"
-_CONDITIONS = ("any", "all", "none", "regex", "min_tokens", "max_tokens", "code", "examples", "examples_file")
+_CONDITIONS = (
+    "any",
+    "all",
+    "none",
+    "regex",
+    "min_tokens",
+    "max_tokens",
+    "code",
+    "examples",
+    "examples_file",
+    "learned",
+)
 
 
 def check(data: object) -> list[Finding]:
@@ -34,14 +45,28 @@ def check(data: object) -> list[Finding]:
     if isinstance(shifts, list):
         findings += _shift_refs(shifts, known)
     findings += _one_embedder(data)
+    findings += _classifier_needed(data)
     return findings
+
+
+def _classifier_needed(data: dict) -> Iterator[Finding]:
+    routes = data.get("routes")
+    if data.get("classifier") is not None or not isinstance(routes, list):
+        return
+    for i, route in enumerate(routes):
+        when = route.get("when") if isinstance(route, dict) else None
+        if isinstance(when, dict) and when.get("learned") is True:
+            yield (
+                ("routes", i, "when", "learned"),
+                "`learned: true` needs the policy's `classifier` (python -m router learn)",
+            )
 
 
 def _one_embedder(data: dict) -> Iterator[Finding]:
     """Routes and the semantic cache embed a request once, with one model: they must name the same."""
     routes, cache, settings = data.get("routes"), data.get("cache"), data.get("settings")
     routes = routes if isinstance(routes, list) else []
-    semantic_routes = any(isinstance(r, dict) and _is_semantic(r.get("when")) for r in routes)
+    semantic_routes = any(isinstance(r, dict) and _by_meaning(r.get("when")) for r in routes)
     cache = cache if isinstance(cache, dict) else {}
     semantic = cache.get("semantic")
     semantic = semantic if isinstance(semantic, dict) else {}
@@ -59,6 +84,10 @@ def _one_embedder(data: dict) -> Iterator[Finding]:
 
 def _is_semantic(when: object) -> bool:
     return isinstance(when, dict) and ("examples" in when or "examples_file" in when)
+
+
+def _by_meaning(when: object) -> bool:
+    return _is_semantic(when) or (isinstance(when, dict) and when.get("learned") is True)
 
 
 def target_refs(data: object, source: str, groups: tuple[str, ...]) -> list[Finding]:
@@ -216,6 +245,11 @@ def _when_checks(when: object, path: tuple) -> Iterator[Finding]:
         return
     if not any(key in when for key in _CONDITIONS):
         yield path, "`when` has no condition; leave `when` out for a route that matches every request"
+    if "min_precision" in when and when.get("learned") is not True:
+        yield (
+            path + ("min_precision",),
+            "`min_precision` is the precision of the learned classifier: it needs `learned: true`",
+        )
     if "similarity" in when and not _is_semantic(when):
         yield path + ("similarity",), "`similarity` needs `examples` or `examples_file` to compare the request with"
     low, high = token_count(when.get("min_tokens")), token_count(when.get("max_tokens"))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from router.errors import PolicyError, PolicyIssue
 from router.policy import crossref, source
 from router.policy.examples import with_example_files
+from router.policy.learned import with_classifier
 from router.policy.schema import Policy
 
 
@@ -71,6 +72,7 @@ def parse_policy(
     if issues or policy is None:
         raise PolicyError(issues)
     policy, issues = with_example_files(policy, located, file)
+    issues += with_classifier(policy, located, file)
     if issues:
         raise PolicyError(issues)
     return policy

@@ -12,7 +12,7 @@ import typing
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 _SUFFIXES = {"k": 1_000, "m": 1_000_000}
 _DURATIONS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -122,12 +122,13 @@ class When(Strict):
     min_tokens: TokenCount | None = None
     max_tokens: TokenCount | None = None
     code: bool | None = None
-    # Routing by meaning: the request's text embedded and compared with these utterances (and those
-    # of `examples_file`, one a line, relative to the policy file); it holds when the closest one
-    # scores `similarity` (default `settings.similarity`) or more.
+    # Routing by meaning: the closest of these utterances (and `examples_file`'s) scores `similarity` or more.
     examples: tuple[Example, ...] = ()
     examples_file: str | None = None
     similarity: Similarity | None = None
+    # The policy's `classifier` names this route (with the probability that gave `min_precision` on held-out prompts).
+    learned: bool = False
+    min_precision: Similarity | None = None
     messages: MessageScope = "last_user"
 
 
@@ -368,6 +369,12 @@ class Shift(Strict):
         return self.when.metric == "error_rate" if self.move_named is None else self.move_named
 
 
+class ClassifierRef(Strict):
+    """The artifact `python -m router learn` wrote, relative to the policy file; read at load time."""
+
+    path: str
+
+
 class Policy(Strict):
     version: Literal[1]
     settings: Settings = Settings()
@@ -377,3 +384,16 @@ class Policy(Strict):
     budgets: tuple[Budget, ...] = ()
     shifts: tuple[Shift, ...] = ()
     state: StateConfig = StateConfig()
+    classifier: ClassifierRef | None = None
+    # What the loader read for `classifier`: the artifact and each learned route's threshold.
+    _learned: object = PrivateAttr(None)
+
+    @property
+    def learned(self):
+        """The loaded classifier (router.policy.learned.Learned), or None."""
+        return self._learned
+
+    @property
+    def routes_by_meaning(self) -> bool:
+        """Some route compares the request with examples or asks the classifier: requests are embedded."""
+        return any(r.when is not None and (r.when.examples or r.when.learned) for r in self.routes)

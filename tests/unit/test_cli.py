@@ -11,7 +11,7 @@ from pathlib import Path
 from router.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT = str(ROOT / "policies" / "default.yaml")
+DEFAULT = str(ROOT / "policies" / "examples" / "keywords-only.yaml")  # routes a word steers
 
 
 def run(*argv: str, stdin: str = "") -> tuple[int, str]:
@@ -21,7 +21,10 @@ def run(*argv: str, stdin: str = "") -> tuple[int, str]:
 
 
 def test_validate_accepts_the_shipped_policies():
-    for path in [DEFAULT, *map(str, sorted((ROOT / "policies" / "examples").glob("*.yaml")))]:
+    for path in [
+        str(ROOT / "policies" / "default.yaml"),
+        *map(str, sorted((ROOT / "policies" / "examples").glob("*.yaml"))),
+    ]:
         code, out = run("validate", path)
         assert code == 0 and out.startswith("ok: "), path
 

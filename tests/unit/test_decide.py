@@ -9,7 +9,7 @@ import pytest
 from router import CompiledPolicy, RequestRejected, load_policy, parse_policy, route_body
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT = CompiledPolicy(load_policy(ROOT / "policies" / "default.yaml"))
+DEFAULT = CompiledPolicy(load_policy(ROOT / "policies" / "examples" / "keywords-only.yaml"))  # routes by keyword
 
 
 def ask(compiled, content, model="auto", **extra):

@@ -11,7 +11,7 @@ import pytest
 from router.ops.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT = str(ROOT / "policies" / "default.yaml")
+DEFAULT = str(ROOT / "policies" / "examples" / "keywords-only.yaml")  # routes a word steers
 
 
 def run(*argv: str) -> tuple[int, str]:
