@@ -87,7 +87,9 @@ def learn(
     curves = _curves(x, y, seed)
     model = _fit(x, y)
     labels = tuple(str(c) for c in model.classes_)
-    weights = model.coef_.astype(np.float32)
+    weights, bias = model.coef_.astype(np.float32), model.intercept_.astype(np.float32)
+    if len(labels) == 2:  # one row for two classes: softmax over (0, score) is its sigmoid
+        weights, bias = np.vstack([np.zeros_like(weights), weights]), np.concatenate([[0.0], bias]).astype(np.float32)
     artifact = Artifact(
         path="",
         labels=labels,
@@ -97,7 +99,7 @@ def learn(
         messages=SCOPE,
         word_weights=np.ascontiguousarray(weights[:, :DIMS].T),
         embedding_weights=np.ascontiguousarray(weights[:, DIMS:]),
-        bias=model.intercept_.astype(np.float32),
+        bias=bias,
         curves=curves,
     )
     return artifact, report
