@@ -9,14 +9,14 @@ from pathlib import Path
 
 from router.errors import PolicyIssue
 from router.policy.schema import Policy, Route
-from router.policy.source import Located
+from router.policy.source import Located, base_dir
 
 _MAX_CHARS = 4000  # an example is an utterance, not a document
 
 
 def with_example_files(policy: Policy, located: Located, file: str) -> tuple[Policy, list[PolicyIssue]]:
     """`policy` with every route's `examples_file` read into its `examples`, and the problems found."""
-    base = Path(file).parent if file != "<policy>" else Path.cwd()
+    base = base_dir(file)
     routes, issues = [], []
     for i, route in enumerate(policy.routes):
         when = route.when

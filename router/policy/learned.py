@@ -5,12 +5,11 @@ each route's `min_precision`. A problem names the policy file, its line and key 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from router.errors import PolicyIssue
 from router.policy import artifact
 from router.policy.schema import Policy
-from router.policy.source import Located
+from router.policy.source import Located, base_dir
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,7 @@ def with_classifier(policy: Policy, located: Located, file: str) -> list[PolicyI
     if ref is None:
         return []
     key: tuple[str | int, ...] = ("classifier", "path")
-    base = Path(file).parent if file != "<policy>" else Path.cwd()
+    base = base_dir(file)
 
     def issue(path: tuple[str | int, ...], message: str) -> PolicyIssue:
         return PolicyIssue(file, located.line_of(path), path, message)

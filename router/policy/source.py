@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from pathlib import Path as FsPath
 
 import yaml
 
@@ -86,3 +87,9 @@ def _interpolate(value: str, path: Path, line: int, issues, file, env) -> str:
         return ""
 
     return _ENV.sub(replace, value)
+
+
+def base_dir(file: str) -> FsPath:
+    """Where a policy's relative file names (example files, its classifier) start: its folder, or
+    the working directory for a policy given as text."""
+    return FsPath(file).parent if file != "<policy>" else FsPath.cwd()
