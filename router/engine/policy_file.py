@@ -10,7 +10,7 @@ from pathlib import Path
 from router.core.decide import CompiledPolicy
 from router.core.semantic import Embedder
 from router.errors import PolicyError
-from router.policy.loader import Groups, load_policy
+from router.policy.loader import Groups, load_policy, referenced_files
 
 log = logging.getLogger("router")
 
@@ -33,8 +33,10 @@ class PolicyFile:
         self.groups = groups  # the model groups every target must name (the proxy's model_list)
         self.embedder = embedder  # what routes' examples are compared with; None: they never match
         self.last_error: PolicyError | None = None
+        self._files: tuple[Path, ...] = ()  # what the policy reads besides itself, watched too
         self._stamp = self._read_stamp()
         self._current = CompiledPolicy(load_policy(self.path, groups=groups), embedder)
+        self._watch_files()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -58,6 +60,7 @@ class PolicyFile:
             log.error("policy %s was not reloaded; the last good policy keeps serving. %s", self.path, exc)
             return False
         self._current, self.last_error = compiled, None
+        self._watch_files()
         log.info(
             "policy %s reloaded: %d routes, %d models", self.path, len(compiled.routes), len(compiled.policy.models)
         )
@@ -85,9 +88,20 @@ class PolicyFile:
             except Exception:  # the watcher must outlive any one bad read
                 log.exception("policy watcher: unexpected error reading %s", self.path)
 
-    def _read_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
+    def _watch_files(self) -> None:
+        """Watch the files the current policy read (its example files, its classifier) as well."""
+        self._files = referenced_files(self._current.policy, self.path)
+        if self._stamp is not None:
+            self._stamp = (self._stamp[0], tuple(_stamp_of(f) for f in self._files))
+
+    def _read_stamp(self) -> tuple[tuple[int, int], tuple] | None:
+        own = _stamp_of(self.path)
+        return None if own is None else (own, tuple(_stamp_of(f) for f in self._files))
+
+
+def _stamp_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size

@@ -42,6 +42,16 @@ def load_policy(path: str | FsPath, env: Mapping[str, str] | None = None, groups
     return parse_policy(text, file, env, groups)
 
 
+def referenced_files(policy: Policy, file: str | FsPath) -> tuple[FsPath, ...]:
+    """The files a loaded policy read besides itself (routes' example files, its classifier): a
+    change to one is a change to the policy."""
+    base = source.base_dir(str(file))
+    names = [r.when.examples_file for r in policy.routes if r.when is not None and r.when.examples_file]
+    if policy.classifier is not None:
+        names.append(policy.classifier.path)
+    return tuple(base / name for name in names)
+
+
 def read_model_groups(config: str | FsPath) -> Groups:
     """The model groups (`model_name`s) of a LiteLLM proxy config's `model_list`."""
     try:

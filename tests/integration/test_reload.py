@@ -111,3 +111,18 @@ def test_a_target_outside_the_proxys_model_groups_is_refused_at_load_and_reload(
     wildcard = Groups("config.yaml", ("openai/*",))
     write(path, POLICY.replace("DEFAULT_MODEL", "b").replace("group-a", "openai/gpt-x").replace("group-b", "openai/y"))
     assert target(PolicyFile(path, groups=wildcard), "special") == "openai/gpt-x"
+
+
+def test_an_edit_of_an_examples_file_reloads_the_policy(tmp_path):
+    examples = tmp_path / "special.txt"
+    write(examples, "special words\n")
+    path = tmp_path / "policy.yaml"
+    write(path, POLICY.replace("DEFAULT_MODEL", "b").replace("{any: [special]}", "{examples_file: special.txt}"))
+    policy = PolicyFile(path)
+    assert policy.current.policy.routes[0].when.examples == ("special words",)
+    write(examples, "special words\nanother utterance\n")
+    assert policy.refresh()
+    assert policy.current.policy.routes[0].when.examples == ("special words", "another utterance")
+    examples.unlink()  # a file the policy needs went missing: the last good policy keeps serving
+    assert not policy.refresh() and "cannot read the examples file" in str(policy.last_error)
+    assert policy.current.policy.routes[0].when.examples == ("special words", "another utterance")
