@@ -17,11 +17,11 @@ import shutil
 import threading
 import unicodedata
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from router.cache.lru import LRU
+from router.core.semantic import Embedder  # the one protocol every embedder meets
 
 STATIC_NAME = "minilm-static-256"
 _MAX_TOKENS = 512  # word pieces averaged; the rest of a longer prompt is not read
@@ -29,13 +29,6 @@ _MEMO_WORDS = 200_000
 _CHARS_PER_TOKEN = 8  # text beyond _MAX_TOKENS * this cannot contribute a word piece
 _WORD = re.compile(r"[^\W_]+|[^\w\s]|_")  # BERT's pre-tokenizer: runs of letters and digits, single punctuation
 _CJK = re.compile("([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f])")  # one piece a character
-
-
-class Embedder(Protocol):
-    name: str
-
-    def embed(self, text: str) -> np.ndarray:
-        """A unit-length float32 vector."""
 
 
 class EmbedderUnavailable(Exception):

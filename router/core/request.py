@@ -57,7 +57,6 @@ class RequestView:
         "_once",
         "_roles",
         "_texts",
-        "_vectors",
         "answers",
         "identity",
         "max_output_tokens",
@@ -85,7 +84,6 @@ class RequestView:
         self.answers = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1  # `n` answers, each billed
         self.prompt_tokens = sum(estimate_tokens(t) for t in self._texts) + _PER_MESSAGE_TOKENS * len(self._texts)
         self._cache: dict[str, str] = {}
-        self._vectors: dict[str, np.ndarray | None] = {}
         self._once: dict[str, object] = {}
 
     def text(self, scope: str) -> str:
@@ -106,10 +104,12 @@ class RequestView:
     def vector(self, scope: str, embedder: Embedder) -> np.ndarray | None:
         """The embedding of `text(scope)`, stripped (the text the response cache embeds too, so the
         shared embedder's memo serves both); None when there is no text. Once per scope."""
-        if scope not in self._vectors:
+
+        def embed() -> np.ndarray | None:
             text = self.text(scope).strip()
-            self._vectors[scope] = embedder.embed(text) if text else None
-        return self._vectors[scope]
+            return embedder.embed(text) if text else None
+
+        return self.once(f"vector:{scope}", embed)
 
     def once(self, key: str, make: Callable[[], T]) -> T:
         """`make()`, worked out once for this request (what every route asking for it shares)."""

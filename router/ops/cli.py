@@ -84,9 +84,8 @@ def _evaluate(compiled: CompiledPolicy, args: argparse.Namespace, out: TextIO) -
 def _compiled(policy: Policy, decides: bool) -> CompiledPolicy:
     """A command that decides compares routes' examples with the policy's embedder, when it runs
     here (a model group of the proxy does not: those routes then never match, as the note says)."""
-    compiled = CompiledPolicy(policy)
-    if not decides or not compiled.semantic:
-        return compiled
+    if not decides or not policy.routes_by_meaning:
+        return CompiledPolicy(policy)
     embedder = local_embedder(policy.settings.embedder)
     if embedder is None:
         print(
@@ -94,8 +93,7 @@ def _compiled(policy: Policy, decides: bool) -> CompiledPolicy:
             "of the proxy, which this command does not call",
             file=sys.stderr,
         )
-        return compiled
-    return CompiledPolicy(policy, Shared(embedder))
+    return CompiledPolicy(policy, Shared(embedder) if embedder is not None else None)
 
 
 def _learn(args: argparse.Namespace, out: TextIO) -> int:
