@@ -13,7 +13,7 @@ drift hits all alike. Sides:
 The plugin's proxy starts on an empty state of its own. Requests that fail (an error status, or a
 connection the proxy dropped) are counted apart, not timed.
 
-    .venv/bin/python scripts/bench_proxy.py [--concurrency 50] [--requests 400] [--rounds 3]
+    .venv/bin/python scripts/bench_proxy.py [--concurrency 50] [--requests 400] [--rounds 3] [--policy FILE]
 
 Goals: with router / plain at least 0.95; cache miss / plain at least 0.8; cache hit / cache miss at least 3.
 """
@@ -59,21 +59,24 @@ def plain_config(workdir: Path) -> Path:
     return path
 
 
-def fresh_state_policy(workdir: Path) -> Path:
-    """policies/default.yaml with its state in `workdir`: each run starts empty. On the checkout's
+def fresh_state_policy(workdir: Path, source: Path) -> Path:
+    """The policy at `source` (policies/default.yaml unless --policy says) with its state in
+    `workdir`: each run starts empty. On the checkout's
     own state every run inherited the last one's cache, and the cache hit side measured semantic
     hits on an earlier run's prompts instead of exact ones."""
-    policy = yaml.safe_load((ROOT / "policies" / "default.yaml").read_text())
+    policy = yaml.safe_load(source.read_text())
     policy["state"] = {"backend": "sqlite", "path": str(workdir / "state.db")}
     if "classifier" in policy:  # the copy lives elsewhere: name the original artifact
-        policy["classifier"]["path"] = str(ROOT / "policies" / policy["classifier"]["path"])
+        policy["classifier"]["path"] = str(source.parent / policy["classifier"]["path"])
     path = workdir / "policy.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
 
 
 @contextmanager
-def two_proxies() -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subprocess.Popen, str]]]:
+def two_proxies(
+    policy: Path = ROOT / "policies" / "default.yaml",
+) -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subprocess.Popen, str]]]:
     """Plain LiteLLM and the plugin's proxy on config.yaml's model list, one worker each, both on one
     simulator: ((process, url) of plain LiteLLM, (process, url) with the router). All stop at the end."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +87,7 @@ def two_proxies() -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subproce
         try:
             plain = start_proxy(plain_config(workdir), env, workdir / "plain.log")
             procs.append(plain[0])
-            own = {**env, "ROUTER_POLICY": str(fresh_state_policy(workdir))}
+            own = {**env, "ROUTER_POLICY": str(fresh_state_policy(workdir, policy))}
             plugin = start_proxy(ROOT / "config.yaml", own, workdir / "plugin.log")
             procs.append(plugin[0])
             yield plain, plugin
@@ -137,9 +140,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--requests", type=int, default=400, help="requests per round and side")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--policy", type=Path, default=ROOT / "policies" / "default.yaml", help="the plugin's policy")
     parser.add_argument("--sides", default="plain LiteLLM,with router,cache miss,cache hit", help="comma-separated")
     args = parser.parse_args()
-    with two_proxies() as ((plain_proc, plain_url), (plugin_proc, plugin_url)):
+    with two_proxies(args.policy.resolve()) as ((plain_proc, plain_url), (plugin_proc, plugin_url)):
         sides = {
             "plain LiteLLM": (plain_url, "deepseek-v4-flash", plain_proc.pid),
             "with router": (plugin_url, "auto", plugin_proc.pid),
@@ -164,7 +168,8 @@ def main() -> None:
 
 
 def report(totals: dict, args: argparse.Namespace) -> None:
-    print(f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests a side, one worker each")
+    print(f"\npolicy {args.policy}")
+    print(f"concurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests a side, one worker each")
     # Latencies at full concurrency are mostly queueing; proxy CPU per request is the steadiest figure.
     print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'proxy CPU ms/req':>17} {'failed':>7}")
     rates, cpu = {}, {}

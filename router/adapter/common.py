@@ -150,7 +150,7 @@ def decision_headers(decision: Mapping) -> dict[str, str]:
         "x-router-reason": _header_value("; ".join(decision["reasons"])),
         "x-router-cache": decision.get("cache", "off"),
     }
-    for field in ("shifted_from", "fell_back_from", "truncated_on"):
+    for field in ("shifted_from", "fell_back_from", "truncated_on", "affinity"):
         if decision.get(field):
             headers[f"x-router-{field.replace('_', '-')}"] = _header_value(decision[field])
     return headers

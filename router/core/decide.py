@@ -236,3 +236,28 @@ def _fit_context(
             f"'{chain[0]}' holds {compiled.spec(chain[0]).context} tokens, ~{need} needed: using '{fitting[0]}'"
         )
     return fitting[0], fitting[1:]
+
+
+def pinned(compiled: CompiledPolicy, fresh: Decision, route: str, model: str, reason: str) -> Decision | None:
+    """A later turn of a conversation on the route and model its first turn was given, instead of
+    `fresh`; None when the policy no longer offers that model on that route or the model cannot hold
+    this turn (the context guard decides then: `fresh` stands)."""
+    spec = compiled.route_by_name.get(route)
+    name = compiled.resolve(model)
+    if spec is None or name is None:
+        return None
+    chain = list(dict.fromkeys(compiled.canonical(m) for m in (spec.use, *spec.fallbacks)))
+    need = fresh.prompt_tokens + fresh.max_output_tokens
+    if name not in chain or compiled.spec(name).context < need:
+        return None
+    rest = tuple(compiled.spec(m).target for m in chain if m != name and compiled.spec(m).context >= need)
+    return Decision(
+        route,
+        name,
+        compiled.spec(name).target,
+        rest,
+        (reason,),
+        fresh.prompt_tokens,
+        fresh.max_output_tokens,
+        answers=fresh.answers,
+    )

@@ -137,11 +137,11 @@ def _read_messages(messages: object) -> tuple[list[str], list[str]]:
             raise RequestRejected(400, f"messages[{i}] must be an object with a string `role`")
         check_role(message["role"], i)
         roles.append(message["role"])
-        texts.append(_content_text(message.get("content"), i))
+        texts.append(content_text(message.get("content"), i))
     return roles, texts
 
 
-def _content_text(content: object, index: int) -> str:
+def content_text(content: object, index: int) -> str:
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):

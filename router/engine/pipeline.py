@@ -17,6 +17,7 @@ from router.cache.service import CacheRequest, ResponseCache
 from router.core.decide import CompiledPolicy, Decision, route_body
 from router.core.request import Identity
 from router.engine.accounting import Accounting, BudgetExceeded
+from router.engine.affinity import Conversations
 from router.engine.budget_book import Exceeded
 from router.engine.health import Health
 from router.engine.policy_file import PolicyFile
@@ -56,10 +57,18 @@ class Refused(RequestRejected):
 
 
 class Pipeline:
-    def __init__(self, policy: PolicyFile, health: Health, accounting: Accounting, cache: ResponseCache | None):
+    def __init__(
+        self,
+        policy: PolicyFile,
+        health: Health,
+        accounting: Accounting,
+        cache: ResponseCache | None,
+        conversations: Conversations,
+    ):
         self.policy = policy
         self.health = health
         self.accounting = accounting
+        self.conversations = conversations
         self.cache = cache  # None: no response cache
         self.cache_rules = RuleBook() if cache is not None else None
 
@@ -68,6 +77,7 @@ class Pipeline:
         `shape_checked`: the body's size and nesting were checked against the policy's limits already."""
         compiled = self.policy.current  # one policy for the whole decision, even mid-reload
         decision = route_body(compiled, body, identity, shape_checked)
+        decision, affinity = self.conversations.steer(compiled, body, identity, decision)
         try:
             decision = self.health.reroute(decision)
         except RequestRejected as exc:  # its model is held and it has no other
@@ -78,6 +88,8 @@ class Pipeline:
             self.accounting.rejected(decision, identity, exc.exceeded)
             wait = exc.exceeded.reset_at - time.time()
             raise _refused(decision, identity, RequestRejected(429, str(exc), wait), exc.exceeded) from None
+        if affinity is not None:
+            record["affinity"] = affinity
         return self._admitted(compiled, decision, record, body, identity)
 
     def truncated(

@@ -45,6 +45,7 @@ class DecisionRecord(TypedDict, total=False):
     budget_warnings: list[str]
     downgraded_from: str
     reasoning_cap: int
+    affinity: str  # "kept": an earlier turn's route and model; "started": this turn's are kept for the next
     # the response cache: "off", "miss", or the tier that answered
     cache: str
     cache_params: dict

@@ -18,6 +18,7 @@ from router.cache.embedders import Embedder, EmbedderUnavailable, Shared
 from router.cache.service import ResponseCache
 from router.engine import spill
 from router.engine.accounting import Accounting
+from router.engine.affinity import Conversations
 from router.engine.budget_book import BudgetBook
 from router.engine.health import Health
 from router.engine.ledger import Ledger
@@ -95,6 +96,7 @@ class Runtime:
         ready = self.accounting.ledger.backlog
         self.accounting.book.flush()
         self.accounting.ledger.flush(ready)
+        self.pipeline.conversations.flush()
 
     def start(self) -> None:
         threading.Thread(
@@ -157,7 +159,7 @@ def build_runtime(
     embedder = _shared_embedder(spec, embedder_for)
     policy.use(embedder)
     cache = _build_cache(policy, store, embedder, embedder_for)
-    pipeline = Pipeline(policy, health, accounting, cache)
+    pipeline = Pipeline(policy, health, accounting, cache, Conversations(store))
     runtime = Runtime(
         store,
         accounting,

@@ -20,8 +20,9 @@ from router.engine.ledger import records
 from router.errors import PolicyError, RequestRejected
 from router.ops import evaluate, status
 from router.ops.report import GROUPS, report
+from router.policy.fields import duration
 from router.policy.loader import load_policy, read_model_groups
-from router.policy.schema import Policy, duration, parse_window
+from router.policy.schema import Policy, parse_window
 from router.settings import RouterSettings
 from router.state import StoreUnavailable, open_store
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
-from router.policy.schema import token_count
+from router.policy.fields import token_count
 
 Finding = tuple[tuple[str | int, ...], str]
 EXPLICIT_ROUTE = "explicit"

@@ -28,6 +28,10 @@ class MemoryStore:
     def set(self, key: str, value: bytes, ttl: float) -> None:
         self._values[key] = (value, time.time() + ttl)
 
+    def set_many(self, items: list[tuple[str, bytes, float]]) -> None:
+        for key, value, ttl in items:
+            self.set(key, value, ttl)
+
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 

@@ -55,6 +55,9 @@ class StateStore(Protocol):
     def set(self, key: str, value: bytes, ttl: float) -> None:
         """Store `value` for `ttl` seconds."""
 
+    def set_many(self, items: list[tuple[str, bytes, float]]) -> None:
+        """`set` of each (key, value, ttl), in one round trip."""
+
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         """`get` of each key, in one round trip."""
 

@@ -96,6 +96,16 @@ class RedisStore:
     def set(self, key: str, value: bytes, ttl: float) -> None:
         self._call(lambda r: r.set(key, value, px=_ms(ttl)))
 
+    def set_many(self, items: list[tuple[str, bytes, float]]) -> None:
+        def run(r):
+            pipe = r.pipeline(transaction=False)
+            for key, value, ttl in items:
+                pipe.set(key, value, px=_ms(ttl))
+            pipe.execute()
+
+        if items:
+            self._call(run)
+
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return self._call(lambda r: r.mget(keys)) if keys else []
 

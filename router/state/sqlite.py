@@ -71,6 +71,14 @@ class SQLiteStore:
             if self._writes % _PURGE_EVERY == 0:
                 self._db.execute("DELETE FROM kv WHERE expires < ?", (now,))
 
+    def set_many(self, items: list[tuple[str, bytes, float]]) -> None:
+        now = time.time()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
+                [(key, value, now + ttl) for key, value, ttl in items],
+            )
+
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 

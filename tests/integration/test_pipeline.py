@@ -9,6 +9,7 @@ import pytest
 from router import CompiledPolicy, Identity, RequestRejected, parse_policy
 from router.cache.service import ResponseCache
 from router.engine.accounting import Accounting
+from router.engine.affinity import Conversations
 from router.engine.budget_book import BudgetBook
 from router.engine.health import Health
 from router.engine.ledger import Ledger, records
@@ -52,7 +53,7 @@ def pipeline() -> Pipeline:
     store = open_store("memory")
     health = Health(store, lambda: policy.current)
     cache = ResponseCache(store, None, 100, 1000)
-    return Pipeline(policy, health, Accounting(policy, BudgetBook(store), Ledger(store)), cache)
+    return Pipeline(policy, health, Accounting(policy, BudgetBook(store), Ledger(store)), cache, Conversations(store))
 
 
 def body(text: str, **extra) -> dict:

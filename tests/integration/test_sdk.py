@@ -200,3 +200,20 @@ def test_an_async_streamed_hit_keeps_the_reasoning(installed, sim):
     stored(installed, before + 1)
     assert len(first.split()) == 12 and anyio.run(streamed) == first
     assert sum(counts.get("requests", 0) for counts in sim.stats().values()) == 1
+
+
+def test_a_conversation_keeps_its_model_through_litellm_completion(installed, sim):
+    messages = list(DEBUG)
+    first = litellm.completion(model="auto", messages=messages)
+    assert first._hidden_params["router"]["affinity"] == "started"
+    for turn, follow_up in ((2, "ok now fix it"), (3, "and what was wrong?")):
+        messages += [{"role": "assistant", "content": first.choices[0].message.content}]
+        messages += [{"role": "user", "content": follow_up}]
+        response = litellm.completion(model="auto", messages=messages)
+        record = response._hidden_params["router"]
+        assert (record["route"], record["affinity"]) == ("reasoning", "kept")  # alone: the default route
+        assert f"turn {turn} stays on route 'reasoning'" in record["reasons"][0]
+        # the first turn's model (or where a hold an earlier test left moves it, as it moved the first)
+        assert record["target"] == first._hidden_params["router"]["target"]
+    alone = litellm.completion(model="auto", messages=[{"role": "user", "content": "ok now fix it"}])
+    assert alone._hidden_params["router"]["route"] == "default"

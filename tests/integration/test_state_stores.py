@@ -30,6 +30,13 @@ def test_get_set_with_ttl(store):
     assert store.get("short") is None
 
 
+def test_set_many_writes_each_with_its_ttl(store):
+    store.set_many([("a", b"one", 60), ("b", b"two", 0.05), ("a2", b"three", 60)])
+    store.set_many([])
+    time.sleep(0.1)
+    assert store.get_many(["a", "b", "a2"]) == [b"one", None, b"three"]
+
+
 def test_incr_is_cumulative(store):
     assert store.incr("n", 1.5) == 1.5
     assert store.incr("n", 2) == 3.5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from router.core.matchers import KeywordIndex, looks_like_code
-from router.policy.schema import normalize_keyword
+from router.policy.fields import normalize_keyword
 
 INDEX = KeywordIndex(normalize_keyword(k) for k in ["prove", "step by step", "debug*", "c++", ".py", "解释", "json"])
 

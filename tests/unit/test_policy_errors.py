@@ -35,7 +35,7 @@ CASES = [
         GOOD + "rotues: []\n",
         12,
         "rotues",
-        "unknown key 'rotues' (allowed: version, settings, models, routes, cache, budgets, shifts, state, classifier)",
+        "unknown key 'rotues' (allowed: version, settings, models, routes, cache, budgets, shifts, state, classifier, affinity)",
     ),
     ("unknown-model-key", broken("context: 200k}", "contxt: 200k}"), 4, "models.pro.contxt", "unknown key 'contxt'"),
     (
