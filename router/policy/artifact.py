@@ -40,6 +40,12 @@ class Curve:
             found = threshold
         return found
 
+    def most_confident(self, min_support: int = 5) -> tuple[float, float, int] | None:
+        """(threshold, precision, support) at the highest threshold that leaves `min_support`
+        prompts: where `threshold_for` starts; None when no threshold leaves that many."""
+        points = zip(self.thresholds, self.precision, self.support)
+        return next((p for p in reversed(list(points)) if p[2] >= min_support), None)
+
 
 @dataclass(frozen=True)
 class Artifact:

@@ -59,12 +59,17 @@ def with_classifier(policy: Policy, located: Located, file: str) -> list[PolicyI
             curve = model.curves[route.name]
             found = curve.threshold_for(when.min_precision)
             if found is None:
-                best = max(curve.precision, default=0.0)
+                top = curve.most_confident()
+                where = (
+                    "too few prompts to measure it"
+                    if top is None
+                    else f"{top[1]:.1%} at its most confident (p >= {top[0]:.2f}, {top[2]} prompts)"
+                )
                 issues.append(
                     issue(
                         ("routes", i, "when", "min_precision"),
-                        f"the classifier reaches at most {best:.1%} "
-                        f"precision for route '{route.name}' on prompts it was not trained on",
+                        f"the classifier does not reach {when.min_precision:.1%} precision for route "
+                        f"'{route.name}' on prompts it was not trained on: {where}",
                     )
                 )
                 continue

@@ -95,9 +95,10 @@ def test_min_precision_takes_the_lowest_threshold_that_holds_it(learned, tmp_pat
     artifact.save(tmp_path / "doubtful.npz", doubtful)
     with pytest.raises(PolicyError) as caught:
         load_policy(policy(tmp_path, tmp_path / "doubtful.npz", "{learned: true, min_precision: 0.9}"))
-    assert "policy.yaml:7: routes[0].when.min_precision: the classifier reaches at most 50.0% precision" in str(
-        caught.value
-    )
+    message = str(caught.value)
+    assert "policy.yaml:7: routes[0].when.min_precision: the classifier does not reach 90.0% precision" in message
+    assert "50.0% at its most confident (p >= " in message
+    assert curve.most_confident() == (0.5, 0.96, 20)  # the 3 prompts at 0.9 are too few to say
 
 
 def test_the_artifact_is_checked_against_the_policy(learned, tmp_path):
