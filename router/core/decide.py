@@ -81,7 +81,9 @@ class CompiledPolicy:
 
         def judge() -> Verdict | None:
             vector = view.vector(model.messages, embedder)
-            return None if vector is None else classify(model, view.text(model.messages), vector)
+            if vector is None or vector.shape[0] != model.embedding_weights.shape[1]:
+                return None  # learned on another embedding (the runtime logs it at start-up): stand aside
+            return classify(model, view.text(model.messages), vector)
 
         return view.once("verdict", judge)
 

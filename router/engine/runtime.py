@@ -157,6 +157,7 @@ def build_runtime(
     health = Health(store, lambda: policy.current)
     accounting = Accounting(policy, BudgetBook(store, write_behind=True), Ledger(store, write_behind=True))
     embedder = _shared_embedder(spec, embedder_for)
+    _check_classifier(spec, embedder)
     policy.use(embedder)
     cache = _build_cache(policy, store, embedder, embedder_for)
     pipeline = Pipeline(policy, health, accounting, cache, Conversations(store))
@@ -207,6 +208,24 @@ def _shared_embedder(spec: Policy, embedder_for: Callable[[str], Embedder]) -> S
         # by meaning stand aside for the others.
         log.error("semantic tier off, routes by meaning stand aside: embedder '%s' unavailable: %s", name, exc)
         return None
+
+
+def _check_classifier(spec: Policy, embedder: Embedder | None) -> None:
+    """The loader checked that the classifier names the policy's embedder; this checks that the
+    embedder running here gives vectors of the size it was learned on (a model file rebuilt with
+    other dimensions does not). Its routes stand aside otherwise (CompiledPolicy.verdict)."""
+    learned = spec.learned
+    if learned is None or embedder is None:
+        return
+    learned_on, gives = learned.model.embedding_weights.shape[1], embedder.embed("dimension check").shape[0]
+    if learned_on != gives:
+        log.error(
+            "learned routes stand aside: the classifier was learned on %d-dimensional embeddings, and embedder "
+            "'%s' gives %d: learn it again (python -m router learn)",
+            learned_on,
+            embedder.name,
+            gives,
+        )
 
 
 def _quick_embedder(spec: Policy) -> bool:

@@ -8,10 +8,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from router import CompiledPolicy, PolicyError, load_policy, route_body
+from router import CompiledPolicy, Identity, PolicyError, PolicyFile, load_policy, route_body
 from router.cache.embedders import Shared, StaticEmbedder
+from router.engine.runtime import build_runtime
 from router.ops.cli import main
 from router.policy import artifact
 from router.policy.artifact import Curve
@@ -83,6 +85,33 @@ def test_the_learned_classifier_routes_prompts_it_was_not_trained_on(learned, tm
 
     assert route("Prove that the square root of 3 is irrational.") == "maths"
     assert route("Hello there, nice to meet you!") == "chat"
+
+
+class Narrower:
+    """The static embedder with its vectors cut to 128 dimensions: what a model file rebuilt with
+    other dimensions gives under the same name."""
+
+    name = "local"
+
+    def __init__(self):
+        self.inner = StaticEmbedder()
+
+    def embed(self, text: str) -> np.ndarray:
+        vector = self.inner.embed(text)[:128]
+        return vector / (np.linalg.norm(vector) or 1.0)
+
+
+def test_a_classifier_learned_on_other_dimensions_stands_aside_and_says_so(learned, tmp_path, caplog):
+    path = policy(tmp_path, learned)
+    compiled = CompiledPolicy(load_policy(path), Shared(Narrower()))
+    body = {"model": "auto", "messages": [{"role": "user", "content": "Prove that there are infinitely many primes."}]}
+    assert route_body(compiled, body).route == "chat"  # the learned route stands aside, no error
+    runtime = build_runtime(PolicyFile(path), lambda name: Narrower())
+    try:
+        assert runtime.pipeline.prepare(body, Identity(key_hash="k")).decision.route == "chat"
+    finally:
+        runtime.close()
+    assert "the classifier was learned on 256-dimensional embeddings, and embedder 'local' gives 128" in caplog.text
 
 
 def test_min_precision_takes_the_lowest_threshold_that_holds_it(learned, tmp_path):
