@@ -189,3 +189,20 @@ def start_proxy(simulator: Simulator, policy: Path, workdir: Path, config: Path 
     log = workdir / f"proxy-{procs.free_port()}.log"
     proc, url = procs.start_proxy(config, env, log)
     return Proxy(proc, url, log)
+
+
+@contextmanager
+def proxy_pair(simulator: Simulator, policy: Path, workdir: Path) -> Iterator[tuple[Proxy, Proxy]]:
+    """Two proxy processes on one policy (as two instances of a deployment on one shared store);
+    both stop at the end, also when the second fails to start."""
+    first = start_proxy(simulator, policy, workdir)
+    try:
+        second = start_proxy(simulator, policy, workdir)
+    except BaseException:
+        first.stop()
+        raise
+    try:
+        yield first, second
+    finally:
+        first.stop()
+        second.stop()

@@ -8,7 +8,7 @@ import pytest
 import redis
 from openai import OpenAI
 
-from tests.helpers import DEFAULT, MASTER_KEY, poll_until, start_proxy, write_policy
+from tests.helpers import DEFAULT, MASTER_KEY, poll_until, proxy_pair, write_policy
 
 pytestmark = pytest.mark.e2e
 OPENING = "My Python script crashes with a KeyError when it reads the config file. Help me find the bug."
@@ -18,15 +18,8 @@ OPENING = "My Python script crashes with a KeyError when it reads the config fil
 def proxies(simulator, redis_server, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("affinity-redis")
     policy = write_policy(workdir, state=f'{{backend: redis, url: "{redis_server.url}"}}', source=DEFAULT)
-    first = start_proxy(simulator, policy, workdir)
-    try:
-        second = start_proxy(simulator, policy, workdir)
-    except BaseException:
-        first.stop()
-        raise
-    yield first, second
-    first.stop()
-    second.stop()
+    with proxy_pair(simulator, policy, workdir) as pair:
+        yield pair
 
 
 def send(proxy, messages: list[dict]):

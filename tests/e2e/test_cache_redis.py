@@ -9,7 +9,7 @@ import pytest
 from openai import OpenAI
 
 from router.engine.runtime import SYNC_INTERVAL
-from tests.helpers import MASTER_KEY, poll_until, semantic_entries, start_proxy, write_policy
+from tests.helpers import MASTER_KEY, poll_until, proxy_pair, semantic_entries, write_policy
 
 pytestmark = pytest.mark.e2e
 FLASH = "deepseek-v4-flash"
@@ -19,16 +19,9 @@ FLASH = "deepseek-v4-flash"
 def proxies(simulator, redis_server, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cache-redis")
     policy = write_policy(workdir, state=f'{{backend: redis, url: "{redis_server.url}"}}')
-    first = start_proxy(simulator, policy, workdir)
-    first.policy = policy
-    try:
-        second = start_proxy(simulator, policy, workdir)
-    except BaseException:
-        first.stop()
-        raise
-    yield first, second
-    first.stop()
-    second.stop()
+    with proxy_pair(simulator, policy, workdir) as (first, second):
+        first.policy = policy
+        yield first, second
 
 
 def ask(proxy, content: str):
