@@ -40,6 +40,15 @@ KEY = "sk-bench"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of a process onto `cpus` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, PermissionError):
+            pass  # a thread that ended meanwhile
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process: steadier than wall-clock rates on a shared machine."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -140,10 +149,21 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--requests", type=int, default=400, help="requests per round and side")
     parser.add_argument("--rounds", type=int, default=3)
+    several_cores = (os.cpu_count() or 1) >= 2
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=several_cores, help="pin to cores")
     parser.add_argument("--policy", type=Path, default=ROOT / "policies" / "default.yaml", help="the plugin's policy")
     parser.add_argument("--sides", default="plain LiteLLM,with router,cache miss,cache hit", help="comma-separated")
     args = parser.parse_args()
     with two_proxies(args.policy.resolve()) as ((plain_proc, plain_url), (plugin_proc, plugin_url)):
+        if args.pin:
+            # The proxy measured gets a core of its own; the load generator and the simulator share
+            # the other. Unpinned, the three compete for two cores and the ratios of one run to the
+            # next differed by up to 0.1 on this 2-core machine.
+            for pid in (plain_proc.pid, plugin_proc.pid):
+                pin(pid, {0})
+            pin(os.getpid(), {1})
+            for line in subprocess.run(["pgrep", "-f", "simulator.py"], capture_output=True, text=True).stdout.split():
+                pin(int(line), {1})
         sides = {
             "plain LiteLLM": (plain_url, "deepseek-v4-flash", plain_proc.pid),
             "with router": (plugin_url, "auto", plugin_proc.pid),
