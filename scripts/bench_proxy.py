@@ -14,6 +14,10 @@ The plugin's proxy starts on an empty state of its own. Requests that fail (an e
 connection the proxy dropped) are counted apart, not timed.
 
     .venv/bin/python scripts/bench_proxy.py [--concurrency 50] [--requests 400] [--rounds 3] [--policy FILE]
+        [--no-cache] [--sides "plain LiteLLM,with router"]
+
+--no-cache runs the plugin on the policy without its `cache` section (no response cache is installed
+in LiteLLM): the plugin's routing, budgets and accounting alone. The cache sides need the cache.
 
 Goals: with router / plain at least 0.95; cache miss / plain at least 0.8; cache hit / cache miss at least 3.
 """
@@ -68,13 +72,15 @@ def plain_config(workdir: Path) -> Path:
     return path
 
 
-def fresh_state_policy(workdir: Path, source: Path) -> Path:
+def fresh_state_policy(workdir: Path, source: Path, cache: bool = True) -> Path:
     """The policy at `source` (policies/default.yaml unless --policy says) with its state in
-    `workdir`: each run starts empty. On the checkout's
+    `workdir`, and without its `cache` section unless `cache`: each run starts empty. On the checkout's
     own state every run inherited the last one's cache, and the cache hit side measured semantic
     hits on an earlier run's prompts instead of exact ones."""
     policy = yaml.safe_load(source.read_text())
     policy["state"] = {"backend": "sqlite", "path": str(workdir / "state.db")}
+    if not cache:
+        policy.pop("cache", None)  # no response cache: LiteLLM gets none installed
     if "classifier" in policy:  # the copy lives elsewhere: name the original artifact
         policy["classifier"]["path"] = str(source.parent / policy["classifier"]["path"])
     path = workdir / "policy.yaml"
@@ -84,7 +90,7 @@ def fresh_state_policy(workdir: Path, source: Path) -> Path:
 
 @contextmanager
 def two_proxies(
-    policy: Path = ROOT / "policies" / "default.yaml",
+    policy: Path = ROOT / "policies" / "default.yaml", cache: bool = True
 ) -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subprocess.Popen, str]]]:
     """Plain LiteLLM and the plugin's proxy on config.yaml's model list, one worker each, both on one
     simulator: ((process, url) of plain LiteLLM, (process, url) with the router). All stop at the end."""
@@ -96,7 +102,7 @@ def two_proxies(
         try:
             plain = start_proxy(plain_config(workdir), env, workdir / "plain.log")
             procs.append(plain[0])
-            own = {**env, "ROUTER_POLICY": str(fresh_state_policy(workdir, policy))}
+            own = {**env, "ROUTER_POLICY": str(fresh_state_policy(workdir, policy, cache))}
             plugin = start_proxy(ROOT / "config.yaml", own, workdir / "plugin.log")
             procs.append(plugin[0])
             yield plain, plugin
@@ -152,9 +158,14 @@ def main() -> None:
     several_cores = (os.cpu_count() or 1) >= 2
     parser.add_argument("--pin", action=argparse.BooleanOptionalAction, default=several_cores, help="pin to cores")
     parser.add_argument("--policy", type=Path, default=ROOT / "policies" / "default.yaml", help="the plugin's policy")
+    parser.add_argument(
+        "--cache", action=argparse.BooleanOptionalAction, default=True, help="keep the policy's response cache"
+    )
     parser.add_argument("--sides", default="plain LiteLLM,with router,cache miss,cache hit", help="comma-separated")
     args = parser.parse_args()
-    with two_proxies(args.policy.resolve()) as ((plain_proc, plain_url), (plugin_proc, plugin_url)):
+    if not args.cache and "cache" in args.sides:
+        parser.error("--no-cache takes the cache out: choose --sides without the cache sides")
+    with two_proxies(args.policy.resolve(), args.cache) as ((plain_proc, plain_url), (plugin_proc, plugin_url)):
         if args.pin:
             # The proxy measured gets a core of its own; the load generator and the simulator share
             # the other. Unpinned, the three compete for two cores and the ratios of one run to the
@@ -188,7 +199,7 @@ def main() -> None:
 
 
 def report(totals: dict, args: argparse.Namespace) -> None:
-    print(f"\npolicy {args.policy}")
+    print(f"\npolicy {args.policy}" + ("" if args.cache else ", its response cache taken out"))
     print(f"concurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests a side, one worker each")
     # Latencies at full concurrency are mostly queueing; proxy CPU per request is the steadiest figure.
     print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'proxy CPU ms/req':>17} {'failed':>7}")
