@@ -43,6 +43,7 @@ class CompiledPolicy:
         self.policy = policy
         self.settings = policy.settings
         self.embedder = embedder
+        self.learned = policy.learned  # read on every request: a pydantic private attribute costs ~6 us a read
         self._names = {name: name for name in policy.models}
         for name, spec in policy.models.items():
             self._names.update((alias, name) for alias in spec.aliases)
@@ -66,7 +67,7 @@ class CompiledPolicy:
         if when.examples and self.embedder is not None:
             threshold = when.similarity or self.settings.similarity
             examples = ExampleSet.embed(when.examples, threshold, self.embedder)
-        learned = self.policy.learned
+        learned = self.learned
         if not when.learned or learned is None:
             return Condition.compile(when, examples)
         return Condition.compile(when, examples, route.name, learned.thresholds[route.name])
@@ -74,7 +75,7 @@ class CompiledPolicy:
     def verdict(self, view: RequestView) -> Verdict | None:
         """The learned classifier's verdict on the request, once per request; None without a
         classifier, an embedder or a text."""
-        learned = self.policy.learned
+        learned = self.learned
         if learned is None or self.embedder is None:
             return None
         model, embedder = learned.model, self.embedder

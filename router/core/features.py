@@ -34,6 +34,7 @@ def hashed(text: str, dims: int) -> tuple[list[int], list[float]]:
     buckets: dict[int, float] = {}
     for gram, count in grams(text).items():
         index = zlib.crc32(gram.encode()) % dims
-        buckets[index] = buckets.get(index, 0.0) + 1.0 + math.log(count)
+        # Most grams occur once: 1 + log(1) is 1.0 exactly, without the call.
+        buckets[index] = buckets.get(index, 0.0) + (1.0 + math.log(count) if count > 1 else 1.0)
     norm = math.sqrt(sum(w * w for w in buckets.values())) or 1.0
     return list(buckets), [w / norm for w in buckets.values()]
