@@ -164,12 +164,14 @@ def ledger_records(
     return poll_until(enough, timeout, f"{count} ledger records")
 
 
-def auth_config(workdir: Path) -> Path:
-    """config.yaml with two tenant keys for its custom_auth (router.adapter.auth) besides the master key."""
+def auth_config(workdir: Path, entries: list[dict] | None = None) -> Path:
+    """config.yaml with tenant keys for its custom_auth (router.adapter.auth) besides the master key:
+    `entries` (the key file's, e.g. {key, team, tags, alias, metadata}), by default TENANT_KEYS."""
     import yaml
 
     keys = workdir / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [{"key": k, "team": t} for k, t in TENANT_KEYS.items()]}))
+    entries = entries if entries is not None else [{"key": k, "team": t} for k, t in TENANT_KEYS.items()]
+    keys.write_text(yaml.safe_dump({"keys": entries}))
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
     assert config["general_settings"]["custom_auth"] == "router.adapter.auth.authenticate"
     config["callback_settings"]["router"]["keys"] = str(keys)

@@ -5,8 +5,11 @@ in config.yaml (`custom_auth: router.adapter.auth.authenticate`) and list the ke
 ROUTER_KEYS (or `callback_settings.router.keys`) names:
 
     keys:
-      - {key: "${TEAM_A_KEY}", team: team-a, user: alice}
-      - {key_sha256: 9f86d0..., team: team-b}
+      - {key: "${TEAM_A_KEY}", team: team-a, user: alice, alias: alice-laptop}
+      - {key_sha256: 9f86d0..., team: team-b, tags: [free], metadata: {tier: free}}
+
+`alias`, `tags` and `metadata` are the key's own: routes' `when` and the policy's `access` rules
+read them as the sender's identity, as they read a LiteLLM virtual key's.
 
 The master key (LITELLM_MASTER_KEY) stays valid and reaches every route. Tenant keys reach only the
 routes the policy governs (TENANT_ROUTES): every other LiteLLM route either spends money outside the
@@ -72,7 +75,15 @@ def _key_table(path: str) -> dict[str, dict]:
     data = located.data if isinstance(located.data, dict) else {}
     for entry in data.get("keys", []):
         digest = entry.get("key_sha256") or _sha256(str(entry["key"]))
-        table[digest] = {"team_id": entry.get("team"), "user_id": entry.get("user")}
+        metadata = dict(entry.get("metadata") or {})
+        if entry.get("tags"):
+            metadata["tags"] = list(entry["tags"])
+        table[digest] = {
+            "team_id": entry.get("team"),
+            "user_id": entry.get("user"),
+            "key_alias": entry.get("alias"),
+            "metadata": metadata,
+        }
     return table
 
 

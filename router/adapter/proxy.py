@@ -40,6 +40,7 @@ from router.engine.policy_file import PolicyFile
 from router.engine.runtime import Runtime
 from router.errors import PolicyError, RequestRejected
 from router.policy.loader import Groups, read_model_groups
+from router.policy.schema import Settings
 from router.settings import RouterSettings
 
 log = logging.getLogger("router")
@@ -60,7 +61,7 @@ class PolicyRouter(CustomLogger):
         if call_type not in _CHAT_CALLS:
             _only_for_admins(user_api_key_dict, call_type)
             return data
-        identity = _identity(user_api_key_dict, data, self.policy.current.settings.trust_request_tags)
+        identity = _identity(user_api_key_dict, data, self.policy.current.settings)
         try:
             # The request guard checked the client's body as it arrived. Walking it again here would
             # cost twice as much, and would count what LiteLLM has added since (a copy of the whole
@@ -192,19 +193,18 @@ def _ask_for_stream_usage(data: dict) -> None:
     data[STRIP_STREAM_USAGE] = True
 
 
-def _identity(auth: UserAPIKeyAuth | None, data: dict, trust_request_tags: bool) -> Identity:
+def _identity(auth: UserAPIKeyAuth | None, data: dict, settings: Settings) -> Identity:
     """Who is asking, from the proxy's authentication: never from fields the client sends, except
-    request tags when the policy says to trust them."""
+    request tags and the metadata fields the policy says to trust."""
     if auth is None:
         return Identity()
-    tags = list((auth.metadata or {}).get("tags") or [])
-    if trust_request_tags:
-        tags += list(((data.get("metadata") or {}).get("tags")) or [])
-    return Identity(
-        key_hash=auth.api_key,
-        team=auth.team_id,
-        user=auth.user_id,
-        tags=tuple(t for t in dict.fromkeys(tags) if isinstance(t, str)),
+    sent = data.get("metadata")
+    return Identity.of(
+        {"key_hash": auth.api_key, "team": auth.team_id, "user": auth.user_id, "key_alias": auth.key_alias},
+        auth.metadata or {},
+        sent if isinstance(sent, dict) else {},
+        settings.trust_request_tags,
+        settings.trusted_metadata,
     )
 
 

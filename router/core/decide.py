@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from router.core.classify import Verdict, classify
+from router.core.eligibility import ANYONE, NEED_WORDS, Eligibility, canonical_rules, capable, eligibility
 from router.core.limits import check_shape
 from router.core.matchers import Condition, KeywordIndex
 from router.core.request import Identity, RequestView
@@ -13,6 +15,7 @@ from router.core.semantic import Embedder, ExampleSet
 from router.errors import RequestRejected
 from router.policy.crossref import EXPLICIT_ROUTE
 from router.policy.schema import ModelSpec, Policy, Route
+from router.policy.traffic import Shift
 
 
 @dataclass(frozen=True)
@@ -26,13 +29,18 @@ class Decision:
     max_output_tokens: int = 0
     shifted_from: str | None = None  # the target a shift or a provider's retry-after moved the request away from
     answers: int = 1  # the request's `n`: budgets reserve output for each answer
+    eligible: Eligibility = ANYONE  # which models may serve it: every later step keeps to them
 
     @property
     def reason(self) -> str:
         return "; ".join(self.reasons)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """JSON-ready: what the request needs and the access rules that applied, by name."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "eligible"}
+        fields["needs"] = sorted(self.eligible.needs)
+        fields["access"] = [rule.name for rule in self.eligible.rules]
+        return fields
 
 
 class CompiledPolicy:
@@ -50,6 +58,7 @@ class CompiledPolicy:
         self._by_target: dict[str, str] = {}
         for name, spec in policy.models.items():
             self._by_target.setdefault(spec.target, name)
+        self.access = canonical_rules(policy, self.canonical)
         self.routes = tuple((route, self._condition(route)) for route in policy.routes)
         self.route_by_name = {route.name: route for route in policy.routes}
         self.index = KeywordIndex(kw for _, cond in self.routes if cond for kw in cond.keywords)
@@ -68,9 +77,10 @@ class CompiledPolicy:
             threshold = when.similarity or self.settings.similarity
             examples = ExampleSet.embed(when.examples, threshold, self.embedder)
         learned = self.learned
+        default_output = self.settings.default_output_tokens
         if not when.learned or learned is None:
-            return Condition.compile(when, examples)
-        return Condition.compile(when, examples, route.name, learned.thresholds[route.name])
+            return Condition.compile(when, examples, default_output=default_output)
+        return Condition.compile(when, examples, route.name, learned.thresholds[route.name], default_output)
 
     def verdict(self, view: RequestView) -> Verdict | None:
         """The learned classifier's verdict on the request, once per request; None without a
@@ -87,6 +97,19 @@ class CompiledPolicy:
             return classify(model, view.text(model.messages), vector)
 
         return view.once("verdict", judge)
+
+    def eligibility(self, view: RequestView) -> Eligibility:
+        """Which models may serve the request (its needs, its sender's access rules), once per request."""
+        return view.once("eligibility", lambda: eligibility(self.access, view.identity, view.needs))
+
+    def allows(self, eligible: Eligibility, name: str) -> bool:
+        return eligible.allows(name, self.spec(name))
+
+    def watched(self, rule: Shift) -> list[str]:
+        """The policy models a shift rule watches: its model, or every model in its region."""
+        if rule.watch is not None:
+            return [self.canonical(rule.watch)]
+        return [name for name, spec in self.policy.models.items() if spec.region == rule.region]
 
     def resolve(self, name: str) -> str | None:
         """The model a name or alias refers to, or None."""
@@ -126,6 +149,7 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
         )
     if requested == compiled.settings.auto_model:
         return _route(compiled, view)
+    eligible = compiled.eligibility(view)
     name = compiled.resolve(requested)
     if name is not None:
         reason = f"the request names model '{requested}'" + (f" (alias of '{name}')" if name != requested else "")
@@ -134,6 +158,8 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
         reason = f"the request names model group '{requested}' (model '{name}')"
     else:
         _check_unlisted(compiled, requested)
+        if eligible.only is not None or eligible.pinned:
+            raise RequestRejected(403, f"access rules limit this key to models of the policy; '{requested}' is not one")
         return Decision(
             EXPLICIT_ROUTE,
             None,
@@ -143,7 +169,9 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
             view.prompt_tokens,
             view.max_output_tokens,
             answers=view.answers,
+            eligible=eligible,
         )
+    name, reason = _named_allowed(compiled, eligible, name, reason)
     return Decision(
         EXPLICIT_ROUTE,
         name,
@@ -153,7 +181,39 @@ def decide(compiled: CompiledPolicy, view: RequestView) -> Decision:
         view.prompt_tokens,
         view.max_output_tokens,
         answers=view.answers,
+        eligible=eligible,
     )
+
+
+def _named_allowed(compiled: CompiledPolicy, eligible: Eligibility, name: str, reason: str) -> tuple[str, str]:
+    """The model a request that names `name` gets: that one, or the access rule's downgrade; raises
+    RequestRejected when it may not have it (400 for a capability it lacks, 403 for access)."""
+    refused = eligible.why_not(name, compiled.spec(name))
+    if refused is None:
+        return name, reason
+    status, why = refused
+    if status == 400:
+        raise _capability_refusal(compiled, eligible, [why])
+    rule = eligible.denied_by(name)
+    if rule is not None and rule.on_deny == "downgrade" and rule.to is not None:
+        to = compiled.canonical(rule.to)
+        if compiled.allows(eligible, to):
+            return to, f"{reason}; {why}: downgraded to '{to}'"
+    raise RequestRejected(403, why)
+
+
+def _capability_refusal(compiled: CompiledPolicy, eligible: Eligibility, why: list[str]) -> RequestRejected:
+    """No model the request could reach has what it needs: a 400 that names the need and the
+    models that have it, or a 403 when those are models the sender may not use."""
+    needs = ", ".join(NEED_WORDS[n] for n in sorted(eligible.needs))
+    able = [m for m, spec in compiled.policy.models.items() if not capable(spec, eligible.needs)]
+    open_to_sender = [m for m in able if eligible.allows(m, compiled.spec(m))]
+    shown = "; ".join(dict.fromkeys(why))
+    if able and not open_to_sender:
+        barred = "; ".join(filter(None, (r[1] for m in able if (r := eligible.why_not(m, compiled.spec(m))))))
+        return RequestRejected(403, f"the request needs {needs}: {shown}; and {barred}")
+    offer = f"; models that can: {', '.join(open_to_sender)}" if open_to_sender else "; no model of this policy can"
+    return RequestRejected(400, f"the request needs {needs}: {shown}{offer}")
 
 
 def _check_unlisted(compiled: CompiledPolicy, requested: str) -> None:
@@ -172,7 +232,11 @@ def _check_unlisted(compiled: CompiledPolicy, requested: str) -> None:
 
 
 def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
+    """The first route whose conditions hold and that has a model the request may use; a route
+    whose models all lack what the request needs (or its sender may not use) passes it on."""
     hits: dict[str, frozenset[str]] = {}
+    eligible = compiled.eligibility(view)
+    refusals: list[tuple[int, str]] = []
     for position, (route, condition) in enumerate(compiled.routes):
         if condition is None:
             reasons: list[str] | None = ["no earlier route matched"]
@@ -182,19 +246,41 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
             continue
         if condition is not None and condition.semantic:
             route, reasons = _closest(compiled, view, hits, position, reasons)
-        model, fallbacks = _fit_context(compiled, route, view, reasons)
-        targets = tuple(compiled.spec(m).target for m in fallbacks)
+        allowed = eligible.on_route(route.regions)
+        chain = _usable_chain(compiled, route, allowed, refusals)
+        if not chain:
+            continue
+        model, fallbacks = _fit_context(compiled, route, chain, view, reasons)
+        if refusals:
+            reasons.append("skipped: " + "; ".join(dict.fromkeys(why for _, why in refusals)))
         return Decision(
             route.name,
             model,
             compiled.spec(model).target,
-            targets,
+            tuple(compiled.spec(m).target for m in fallbacks),
             tuple(reasons),
             view.prompt_tokens,
             view.max_output_tokens,
             answers=view.answers,
+            eligible=allowed,
         )
-    raise AssertionError("a validated policy ends with a route that matches every request")
+    if any(status == 400 for status, _ in refusals):
+        raise _capability_refusal(compiled, eligible, [w for s, w in refusals if s == 400])
+    raise RequestRejected(403, "no model this key may use serves the request: " + "; ".join(w for _, w in refusals))
+
+
+def _usable_chain(
+    compiled: CompiledPolicy, route: Route, eligible: Eligibility, refusals: list[tuple[int, str]]
+) -> list[str]:
+    """The route's model and fallbacks that may serve the request; why the others may not goes to `refusals`."""
+    chain = []
+    for name in dict.fromkeys(compiled.canonical(m) for m in (route.use, *route.fallbacks)):
+        refused = eligible.why_not(name, compiled.spec(name)) if eligible.restricted else None
+        if refused is None:
+            chain.append(name)
+        else:
+            refusals.append(refused)
+    return chain
 
 
 def _closest(
@@ -221,10 +307,9 @@ def _closest(
 
 
 def _fit_context(
-    compiled: CompiledPolicy, route: Route, view: RequestView, reasons: list[str]
+    compiled: CompiledPolicy, route: Route, chain: list[str], view: RequestView, reasons: list[str]
 ) -> tuple[str, list[str]]:
-    """The route's model, or its first fallback whose context window holds prompt plus max_tokens."""
-    chain = list(dict.fromkeys(compiled.canonical(m) for m in (route.use, *route.fallbacks)))
+    """The first model of the route's usable `chain` whose context window holds prompt plus max_tokens."""
     need = view.prompt_tokens + view.max_output_tokens
     fitting = [m for m in chain if compiled.spec(m).context >= need]
     if not fitting:
@@ -249,7 +334,8 @@ def pinned(compiled: CompiledPolicy, fresh: Decision, route: str, model: str, re
     name = compiled.resolve(model)
     if spec is None or name is None:
         return None
-    chain = list(dict.fromkeys(compiled.canonical(m) for m in (spec.use, *spec.fallbacks)))
+    eligible = fresh.eligible.on_route(spec.regions)
+    chain = _usable_chain(compiled, spec, eligible, [])
     need = fresh.prompt_tokens + fresh.max_output_tokens
     if name not in chain or compiled.spec(name).context < need:
         return None
@@ -263,4 +349,5 @@ def pinned(compiled: CompiledPolicy, fresh: Decision, route: str, model: str, re
         fresh.prompt_tokens,
         fresh.max_output_tokens,
         answers=fresh.answers,
+        eligible=eligible,
     )

@@ -13,9 +13,12 @@ from dataclasses import dataclass
 import ahocorasick_rs
 
 from router.core.classify import Verdict
+from router.core.eligibility import who_matches
+from router.core.language import detect
 from router.core.request import RequestView
 from router.core.semantic import Embedder, ExampleSet, Match, shown
 from router.policy.schema import When
+from router.policy.traffic import Who
 
 _SCOPE_WORDS = {
     "last_user": "the last user message",
@@ -25,6 +28,14 @@ _SCOPE_WORDS = {
 }
 # One line that looks like code is enough; prose rarely starts a line with these or ends one with ; { }.
 # Each pattern starts with a literal or a character set, which lets `re` skip ahead quickly.
+# `when` fields on the request's shape: (field, the capability or flag it reads, how reasons say it)
+_SHAPES = (
+    ("images", ("vision",), "images"),
+    ("audio", ("audio",), "audio"),
+    ("files", ("files",), "files"),
+    ("tools", ("tools",), "tools"),
+    ("json_output", ("json", "json_schema"), "JSON output"),
+)
 _CODE_MARKS = ("```", "=>", "#include")
 _CODE_LINE = (
     r"[ \t]*(?:def |class |import |from [\w.]+ import |function |public |private |"
@@ -99,11 +110,23 @@ class Condition:
     examples: ExampleSet | None = None  # their vectors; None until an embedder made them
     learned: str | None = None  # the route the learned classifier must name for this condition to hold
     min_probability: float = 0.0  # and the probability it must give it
+    who: Who | None = None  # the sender's identity, when `when` names one
+    shapes: tuple[tuple[str, tuple[str, ...], bool], ...] = ()  # (what, capabilities that show it, wanted)
+    stream: bool | None = None
+    output: tuple[int | None, int | None, int] | None = None  # min, max, and what a request without max_tokens asks
+    languages: frozenset[str] = frozenset()
 
     @classmethod
     def compile(
-        cls, when: When, examples: ExampleSet | None = None, learned: str | None = None, min_probability: float = 0.0
+        cls,
+        when: When,
+        examples: ExampleSet | None = None,
+        learned: str | None = None,
+        min_probability: float = 0.0,
+        default_output: int = 1024,
     ) -> Condition:
+        identity = Who(**{f: getattr(when, f) for f in Who.model_fields})
+        output = (when.min_output_tokens, when.max_output_tokens, default_output)
         return cls(
             scope=when.messages,
             any=frozenset(when.any),
@@ -117,6 +140,15 @@ class Condition:
             examples=examples,
             learned=learned,
             min_probability=min_probability,
+            who=identity if identity != Who() else None,
+            shapes=tuple(
+                (words, needs, getattr(when, field))
+                for field, needs, words in _SHAPES
+                if getattr(when, field) is not None
+            ),
+            stream=when.stream,
+            output=output if output[:2] != (None, None) else None,
+            languages=frozenset(when.language),
         )
 
     @property
@@ -133,6 +165,10 @@ class Condition:
     ) -> list[str] | None:
         """`classifier`: the policy's learned classifier's verdict on a request (None without one)."""
         reasons: list[str] = []
+        if (self.who or self.shapes or self.stream is not None or self.output) and not self._request_holds(
+            view, reasons
+        ):
+            return None
         tokens = view.prompt_tokens
         if self.min_tokens is not None:
             if tokens < self.min_tokens:
@@ -144,6 +180,11 @@ class Condition:
             reasons.append(f"prompt ~{tokens} tokens <= {self.max_tokens}")
         if self.keywords and not self._keywords_hold(view, hits, index, reasons):
             return None
+        if self.languages:
+            language = view.once(f"language:{self.scope}", lambda: detect(view.text(self.scope)))
+            if language not in self.languages:
+                return None
+            reasons.append(f"language '{language}' in {_SCOPE_WORDS[self.scope]}")
         if self.regex and not self._regex_holds(view, reasons):
             return None
         if self.code is not None and looks_like_code(view.text(self.scope)) != self.code:
@@ -162,6 +203,28 @@ class Condition:
                 return None
             reasons.append(f"like example '{shown(match.example)}' ({match.score:.2f}) in {_SCOPE_WORDS[self.scope]}")
         return reasons
+
+    def _request_holds(self, view: RequestView, reasons: list[str]) -> bool:
+        """The conditions on who asks and on the request's shape, cheapest of all: checked first."""
+        if self.who is not None:
+            if not who_matches(self.who, view.identity):
+                return False
+            reasons.append("the sender matches")
+        for words, needs, wanted in self.shapes:
+            if any(n in view.needs for n in needs) != wanted:
+                return False
+            reasons.append(f"{'has' if wanted else 'no'} {words}")
+        if self.stream is not None:
+            if view.stream != self.stream:
+                return False
+            reasons.append("streamed" if self.stream else "not streamed")
+        if self.output is not None:
+            low, high, default = self.output
+            asked = view.max_output_tokens or default
+            if (low is not None and asked < low) or (high is not None and asked > high):
+                return False
+            reasons.append(f"output up to {asked} tokens")
+        return True
 
     def match(self, view: RequestView, embedder: Embedder | None) -> Match | None:
         """The example closest to the request's text; None without examples, an embedder or a text."""

@@ -16,6 +16,17 @@ from router.errors import RequestRejected
 _SCOPE_ROLES = {"user": ("user",), "system": ("system", "developer"), "all": None}
 _ODD_SPACES = ("\n", "\t", "\r", "\xa0", "\u3000")
 _PER_MESSAGE_TOKENS = 4  # role and separators, as chat templates add them
+# Content part types and the capability a model needs to read them (OpenAI's chat and responses names).
+_PART_NEEDS = {
+    "image_url": "vision",
+    "input_image": "vision",
+    "image": "vision",
+    "input_audio": "audio",
+    "audio": "audio",
+    "file": "files",
+    "input_file": "files",
+}
+_JSON_FORMATS = {"json_object": "json", "json_schema": "json_schema"}
 T = TypeVar("T")
 
 
@@ -27,6 +38,50 @@ class Identity:
     team: str | None = None
     user: str | None = None
     tags: tuple[str, ...] = ()  # from the key's own metadata (or the request, when the policy trusts it)
+    key_alias: str | None = None
+    # The key's metadata, and the request metadata fields the policy trusts: (field, value) pairs,
+    # a list value giving one pair per item.
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def values(self, field: str) -> tuple[str, ...]:
+        return tuple(value for name, value in self.metadata if name == field)
+
+    @classmethod
+    def of(
+        cls,
+        key: Mapping[str, object],
+        key_metadata: Mapping[str, object],
+        request_metadata: Mapping[str, object],
+        trust_request_tags: bool = False,
+        trusted_metadata: tuple[str, ...] = (),
+    ) -> Identity:
+        """The sender as the proxy authenticated it: `key` gives key_hash, team, user, key_alias;
+        the key's own metadata (its `tags` among it) always counts, the request's tags and the
+        `trusted_metadata` fields of the request's metadata only when the policy says so."""
+        tags = list(_strings(key_metadata.get("tags")))
+        if trust_request_tags:
+            tags += _strings(request_metadata.get("tags"))
+        fields = {k: v for k, v in key_metadata.items() if k != "tags"}
+        fields.update((k, request_metadata[k]) for k in trusted_metadata if k in request_metadata)
+
+        def text(name: str) -> str | None:
+            value = key.get(name)
+            return value if isinstance(value, str) else None
+
+        return cls(
+            key_hash=text("key_hash"),
+            team=text("team"),
+            user=text("user"),
+            tags=tuple(dict.fromkeys(tags)),
+            key_alias=text("key_alias"),
+            metadata=tuple((field, item) for field, value in fields.items() for item in _strings(value)),
+        )
+
+
+def _strings(value: object) -> list[str]:
+    """A metadata value as strings: a list gives one per item; numbers are written out; the rest is left out."""
+    items = value if isinstance(value, list) else [value]
+    return [str(v) for v in items if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
 
 
 def fold(text: str) -> str:
@@ -61,8 +116,10 @@ class RequestView:
         "identity",
         "max_output_tokens",
         "model",
+        "needs",
         "prompt_chars",
         "prompt_tokens",
+        "stream",
     )
 
     def __init__(self, body: object, max_prompt_chars: int, identity: Identity | None = None):
@@ -71,7 +128,11 @@ class RequestView:
         check_params(body)
         self.model = body.get("model")
         self.identity = identity or Identity()
-        self._roles, self._texts = _read_messages(body.get("messages"))
+        needs: set[str] = set()
+        self._roles, self._texts = _read_messages(body.get("messages"), needs)
+        _body_needs(body, needs)
+        self.needs = frozenset(needs)  # the capabilities a model must have to serve the request
+        self.stream = body.get("stream") is True
         self.prompt_chars = sum(len(t) for t in self._texts)
         if self.prompt_chars > max_prompt_chars:
             raise RequestRejected(
@@ -124,7 +185,22 @@ class RequestView:
         return "\n".join(t for r, t in zip(self._roles, self._texts) if roles is None or r in roles)
 
 
-def _read_messages(messages: object) -> tuple[list[str], list[str]]:
+def _body_needs(body: Mapping, needs: set[str]) -> None:
+    """What the request's parameters ask of a model: tools, a JSON answer, reasoning controls."""
+    if body.get("tools") or body.get("functions"):
+        needs.add("tools")
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("type") in _JSON_FORMATS:
+        needs.add(_JSON_FORMATS[response_format["type"]])
+    effort = body.get("reasoning_effort")
+    thinking = body.get("thinking")
+    if (isinstance(effort, str) and effort not in ("none", "minimal")) or (
+        isinstance(thinking, Mapping) and thinking.get("type") == "enabled"
+    ):
+        needs.add("reasoning")
+
+
+def _read_messages(messages: object, needs: set[str]) -> tuple[list[str], list[str]]:
     if messages is None:
         raise RequestRejected(400, "`messages` is required: a non-empty list of chat messages")
     if not isinstance(messages, list):
@@ -135,13 +211,17 @@ def _read_messages(messages: object) -> tuple[list[str], list[str]]:
     for i, message in enumerate(messages):
         if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise RequestRejected(400, f"messages[{i}] must be an object with a string `role`")
-        check_role(message["role"], i)
-        roles.append(message["role"])
-        texts.append(content_text(message.get("content"), i))
+        role = message["role"]
+        check_role(role, i)
+        roles.append(role)
+        texts.append(content_text(message.get("content"), i, needs))
+        if role in ("tool", "function") or message.get("tool_calls") or message.get("function_call"):
+            needs.add("tools")  # a conversation with tool history needs a model that reads it
     return roles, texts
 
 
-def content_text(content: object, index: int) -> str:
+def content_text(content: object, index: int, needs: set[str] | None = None) -> str:
+    """The text of a message's content; the capabilities its other parts need go into `needs`."""
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):
@@ -152,6 +232,8 @@ def content_text(content: object, index: int) -> str:
             text = part.get("text")
             if isinstance(text, str):
                 parts.append(text)
+            elif needs is not None and part.get("type") in _PART_NEEDS:
+                needs.add(_PART_NEEDS[part["type"]])
         return "\n".join(parts)
     raise RequestRejected(
         400, f"messages[{index}].content must be a string or a list of content parts, not {_json_type(content)}"

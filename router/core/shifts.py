@@ -53,7 +53,7 @@ def step(rule: Shift, state: ShiftState, figures_since: Callable[[float], Figure
             phase=PROBING,
             since=now,
             until=0.0,
-            reason=f"hold ended: {rule.probe.percent:g}% of traffic probes '{rule.watch}'",
+            reason=f"hold ended: {rule.probe.percent:g}% of traffic probes '{rule.watched}'",
         )
     if state.phase == PROBING:
         figures = figures_since(state.since)
@@ -109,24 +109,20 @@ class Active:
     moves_named: bool  # requests that name the watched model move too
 
 
-def active_shifts(rules: tuple[Shift, ...], states: Mapping[str, ShiftState], resolve) -> dict[str, Active]:
-    """Watched model -> its active shift (the first rule, when several watch one model)."""
+def active_shifts(compiled: CompiledPolicy, states: Mapping[str, ShiftState]) -> dict[str, Active]:
+    """Watched model -> its active shift (the first rule, when several watch one model; a rule that
+    watches a region moves each of its models)."""
     active: dict[str, Active] = {}
-    for rule in rules:
+    for rule in compiled.policy.shifts:
         state = states.get(rule.key)
-        watch = resolve(rule.watch)
-        if state is None or state.phase == NORMAL or watch in active:
+        if state is None or state.phase == NORMAL:
             continue
-        active[watch] = Active(
-            rule.key,
-            watch,
-            tuple(resolve(t) for t in rule.to),
-            rule.percent,
-            rule.probe.percent,
-            state.phase,
-            state.reason,
-            rule.moves_named,
-        )
+        to = tuple(compiled.canonical(t) for t in rule.to)
+        for watch in compiled.watched(rule):
+            if watch not in active and watch not in to:
+                active[watch] = Active(
+                    rule.key, watch, to, rule.percent, rule.probe.percent, state.phase, state.reason, rule.moves_named
+                )
     return active
 
 
@@ -147,7 +143,8 @@ def reroute(
         return decision
 
     def usable(m: str) -> bool:
-        return held.get(compiled.spec(m).target, 0.0) <= now
+        """Not held, and a model the request may use (a shift never sends it where it cannot be served)."""
+        return held.get(compiled.spec(m).target, 0.0) <= now and compiled.allows(decision.eligible, m)
 
     def degraded(m: str) -> bool:
         return m in active and active[m].phase == SHIFTED

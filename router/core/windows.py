@@ -146,9 +146,17 @@ class Mirror:
             for start in [s for s in buckets if s < oldest]:
                 del buckets[start]
 
-    def figures(self, subject: str, since: float, until: float, extra: Mapping[str, float] | None = None) -> Figures:
-        """Figures of the buckets that start within [since, until], plus `extra` counts."""
-        buckets = [fields for start, fields in self.buckets.get(subject, {}).items() if since <= start <= until]
+    def figures(
+        self, subjects: str | tuple[str, ...], since: float, until: float, extra: Mapping[str, float] | None = None
+    ) -> Figures:
+        """Figures of the buckets of a subject (or several together: a region's model groups) that
+        start within [since, until], plus `extra` counts."""
+        buckets = [
+            fields
+            for subject in ((subjects,) if isinstance(subjects, str) else subjects)
+            for start, fields in self.buckets.get(subject, {}).items()
+            if since <= start <= until
+        ]
         return summarize([*buckets, extra] if extra else buckets)
 
 

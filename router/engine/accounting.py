@@ -55,6 +55,7 @@ class Accounting:
             decision.prompt_tokens,
             decision.max_output_tokens or None,
             answers=decision.answers,
+            eligible=decision.eligible,
         )
         if admission.rejected is not None:
             raise BudgetExceeded(admission.rejected)

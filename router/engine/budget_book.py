@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from router.core.budgets import ZERO, Amounts, Spans, applies, limits, output_estimate, scopes, worst_case
 from router.core.decide import CompiledPolicy
+from router.core.eligibility import ANYONE, Eligibility
 from router.core.request import Identity
 from router.policy.schema import Budget
 from router.state.protocol import WRITE_BATCH, Ask, Reserved, Settlement, StateStore, StoreUnavailable
@@ -142,10 +143,11 @@ class BudgetBook:
         max_tokens: int | None,
         now: float | None = None,
         answers: int = 1,
+        eligible: Eligibility = ANYONE,
     ) -> Admission:
         """Reserve what the request is expected to spend in every budget that applies (its prompt, and
         the output `reserve_output` says, bounded by the client's `max_tokens`, for each of its
-        `answers`), downgrading or rejecting as told."""
+        `answers`), downgrading (to a model the request may use: `eligible`) or rejecting as told."""
         now = time.time() if now is None else now
         tried = [model]
         while True:
@@ -154,8 +156,8 @@ class BudgetBook:
             exceeded = admission.rejected
             if exceeded is None or exceeded.budget.on_exceed != "downgrade":
                 break
-            ladder = [compiled.resolve(m) for m in exceeded.budget.to]
-            cheaper = next((m for m in ladder if m not in tried), None)
+            ladder = [compiled.canonical(m) for m in exceeded.budget.to]
+            cheaper = next((m for m in ladder if m not in tried and compiled.allows(eligible, m)), None)
             if cheaper is None:
                 break
             tried.append(cheaper)

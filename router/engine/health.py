@@ -211,23 +211,23 @@ class Health:
         states = {}
         for rule, raw in zip(rules, stored):
             state = ShiftState.loads(raw)
-            target = compiled.spec(rule.watch).target
+            targets = tuple(compiled.spec(m).target for m in compiled.watched(rule))
             # `step` calls it before the loop moves on: the loop variables are still this rule's.
-            new = step(rule, state, lambda since: self._figures(rule, target, since, now), now)  # noqa: B023
+            new = step(rule, state, lambda since: self._figures(rule, targets, since, now), now)  # noqa: B023
             if new != state:
                 self.store.set(shift_key(rule.key), new.dumps(), STATE_TTL)
                 log.warning("shift '%s': %s -> %s (%s)", rule.key, state.phase, new.phase, new.reason)
             states[rule.key] = new
         self.states = states
-        self.active = active_shifts(rules, states, compiled.resolve)
+        self.active = active_shifts(compiled, states)
 
-    def _figures(self, rule, target: str, since: float, now: float) -> Figures:
-        """The shared figures, plus this instance's attempts that are already slower than a latency
-        rule's threshold while still running."""
+    def _figures(self, rule, targets: tuple[str, ...], since: float, now: float) -> Figures:
+        """The shared figures of the watched model groups together, plus this instance's attempts
+        that are already slower than a latency rule's threshold while still running."""
         if not rule.when.metric.endswith("_latency"):
-            return self.mirror.figures(target, since, now)
-        ages = [now - start for group, start in list(self.in_flight.values()) if group == target and start >= since]
-        return self.mirror.figures(target, since, now, overdue(ages, rule.when.threshold))
+            return self.mirror.figures(targets, since, now)
+        ages = [now - start for group, start in list(self.in_flight.values()) if group in targets and start >= since]
+        return self.mirror.figures(targets, since, now, overdue(ages, rule.when.threshold))
 
     def figures(self, subject: str, window: float) -> Figures:
         now = self.clock()

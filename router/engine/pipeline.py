@@ -15,6 +15,7 @@ from router.cache.keys import answer_params, skips_lookup
 from router.cache.rules import RuleBook
 from router.cache.service import CacheRequest, ResponseCache
 from router.core.decide import CompiledPolicy, Decision, route_body
+from router.core.eligibility import eligibility
 from router.core.request import Identity
 from router.engine.accounting import Accounting, BudgetExceeded
 from router.engine.affinity import Conversations
@@ -202,6 +203,11 @@ def _truncation_retry(
     first = served or record["target"]
     if larger is None or (isinstance(limit, int) and produced >= limit) or compiled.spec(larger).target == first:
         return None
+    eligible = eligibility(compiled.access, identity_of(record), frozenset(record.get("needs", ()))).on_route(
+        route.regions
+    )
+    if not compiled.allows(eligible, larger):
+        return None  # the larger model cannot take this request, or its sender may not use it
     return Decision(
         record["route"],
         larger,
@@ -211,6 +217,7 @@ def _truncation_retry(
         record["prompt_tokens"],
         record.get("max_output_tokens", 0),
         answers=record.get("answers", 1),
+        eligible=eligible,
     )
 
 

@@ -19,6 +19,8 @@ class IdentityFields(TypedDict, total=False):
     team: str | None
     user: str | None
     tags: list[str]
+    key_alias: str | None
+    metadata: list[list[str]]  # (field, value) pairs: the key's metadata and the trusted request fields
 
 
 class BudgetNote(TypedDict):
@@ -38,6 +40,7 @@ class DecisionRecord(TypedDict, total=False):
     max_output_tokens: int
     shifted_from: str | None
     answers: int
+    needs: list[str]  # the capabilities a model must have to serve it
     # admission
     identity: IdentityFields
     reservation: dict  # router.engine.budget_book.Reservation.to_dict()
@@ -69,8 +72,14 @@ def new_record(decision: Decision, identity: Identity) -> DecisionRecord:
         max_output_tokens=decision.max_output_tokens,
         shifted_from=decision.shifted_from,
         answers=decision.answers,
+        needs=sorted(decision.eligible.needs),
         identity=IdentityFields(
-            key_hash=identity.key_hash, team=identity.team, user=identity.user, tags=list(identity.tags)
+            key_hash=identity.key_hash,
+            team=identity.team,
+            user=identity.user,
+            tags=list(identity.tags),
+            key_alias=identity.key_alias,
+            metadata=[list(pair) for pair in identity.metadata],
         ),
     )
 
@@ -83,4 +92,6 @@ def identity_of(record: DecisionRecord) -> Identity:
         team=fields.get("team"),
         user=fields.get("user"),
         tags=tuple(fields.get("tags") or ()),
+        key_alias=fields.get("key_alias"),
+        metadata=tuple((str(f), str(v)) for f, v in fields.get("metadata") or ()),
     )

@@ -16,13 +16,15 @@ from typing import TextIO
 
 from router.cache.embedders import EmbedderUnavailable, Shared, StaticEmbedder, local_embedder
 from router.core.decide import CompiledPolicy, Decision, route_body
+from router.core.request import Identity
 from router.engine.ledger import records
 from router.errors import PolicyError, RequestRejected
 from router.ops import evaluate, status
 from router.ops.report import GROUPS, report
 from router.policy.fields import duration
 from router.policy.loader import load_policy, read_model_groups
-from router.policy.schema import Policy, parse_window
+from router.policy.schema import Policy
+from router.policy.traffic import parse_window
 from router.settings import RouterSettings
 from router.state import StoreUnavailable, open_store
 
@@ -182,6 +184,28 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     explain.add_argument("policy")
     explain.add_argument("prompt", nargs="?", help="a user message; omit it to read request bodies from stdin")
     explain.add_argument("--json", action="store_true", help="print one JSON object a line")
+    sender = explain.add_argument_group("as whom (the identity the proxy would authenticate)")
+    sender.add_argument("--key", help="the key's alias (or SHA-256 hash)")
+    sender.add_argument("--team")
+    sender.add_argument("--user")
+    sender.add_argument("--tag", action="append", default=[], help="a tag of the key (repeat for more)")
+    sender.add_argument(
+        "--key-metadata", action="append", default=[], metavar="FIELD=VALUE", help="a field of the key's metadata"
+    )
+    sender.add_argument(
+        "--metadata",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a field of the request's metadata (counts when settings.trusted_metadata names it)",
+    )
+    sender.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME: VALUE",
+        help="a request header; x-litellm-tags (comma-separated) are request tags, as LiteLLM reads them",
+    )
     summary = commands.add_parser("report", help="spend, tokens, cache savings and budgets from the ledger")
     summary.add_argument("--policy", help="the policy whose state store and budgets to read (default: ROUTER_POLICY)")
     summary.add_argument("--window", default="day", help="hour, day, month, 'rolling <duration>' or all (default: day)")
@@ -227,15 +251,46 @@ def _explain(compiled: CompiledPolicy, args: argparse.Namespace, stdin: TextIO, 
                 continue
         if isinstance(body, dict):
             body.setdefault("model", auto)
-        print(_render(_decide(compiled, body), args.json), file=out)
+        print(_render(_decide(compiled, body, args), args.json), file=out)
     return status
 
 
-def _decide(compiled: CompiledPolicy, body: object) -> Decision | RequestRejected:
+def _decide(compiled: CompiledPolicy, body: object, args: argparse.Namespace) -> Decision | RequestRejected:
     try:
-        return route_body(compiled, body)
+        return route_body(compiled, body, _sender(compiled, body, args))
     except RequestRejected as exc:
         return exc
+
+
+def _sender(compiled: CompiledPolicy, body: object, args: argparse.Namespace) -> Identity:
+    """The identity `explain`'s options describe, put together as the proxy would."""
+    sent = body.get("metadata") if isinstance(body, dict) else None
+    request = {**(sent if isinstance(sent, dict) else {}), **_pairs(args.metadata, "--metadata")}
+    for header in args.header:
+        name, _, value = header.partition(":")
+        if name.strip().lower() == "x-litellm-tags":
+            tags = request.get("tags")
+            request["tags"] = [
+                *(tags if isinstance(tags, list) else []),
+                *filter(None, map(str.strip, value.split(","))),
+            ]
+    key = {"key_alias": args.key, "team": args.team, "user": args.user}
+    if args.key and len(args.key) == 64:
+        key["key_hash"] = args.key
+    own = {**_pairs(args.key_metadata, "--key-metadata"), "tags": args.tag}
+    settings = compiled.settings
+    return Identity.of(key, own, request, settings.trust_request_tags, settings.trusted_metadata)
+
+
+def _pairs(items: list[str], option: str) -> dict[str, list[str]]:
+    """FIELD=VALUE options as metadata: a field given twice has both values."""
+    found: dict[str, list[str]] = {}
+    for item in items:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            raise SystemExit(f"{option} takes FIELD=VALUE, not {item!r}")
+        found.setdefault(field, []).append(value)
+    return found
 
 
 def _render(result: Decision | RequestRejected, as_json: bool) -> str:

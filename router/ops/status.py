@@ -21,13 +21,21 @@ def snapshot(store: StateStore, compiled: CompiledPolicy, window: float, now: fl
     states = [ShiftState.loads(raw) for raw in store.get_many([shift_key(rule.key) for rule in rules])]
     targets = sorted({spec.target for spec in compiled.policy.models.values()})
     holds = {t: float(raw) - now for t, raw in zip(targets, store.get_many([hold_key(t) for t in targets])) if raw}
+    regions: dict[str, list[str]] = {}
+    for spec in compiled.policy.models.values():
+        if spec.region:
+            regions.setdefault(spec.region, []).append(spec.target)
     return {
         "window_seconds": window,
         "models": {subject: _figures(health.mirror.figures(subject, now - window, now)) for subject in subjects},
+        "regions": {
+            region: _figures(health.mirror.figures(tuple(dict.fromkeys(groups)), now - window, now))
+            for region, groups in sorted(regions.items())
+        },
         "shifts": [
             {
                 "rule": rule.key,
-                "watch": rule.watch,
+                "watch": rule.watched,
                 "to": list(rule.to),
                 "metric": rule.when.metric,
                 "threshold": rule.when.threshold,
@@ -65,14 +73,10 @@ def render(view: dict, as_json: bool = False) -> str:
         f"{'p50':>7} {'p95':>7} {'p99':>7} {'ttft95':>7}",
     ]
     for subject, f in sorted(view["models"].items()):
-        name = ("    #" + subject.split("#", 1)[1]) if "#" in subject else subject
-        rate = "-" if f["error_rate"] is None else f"{f['error_rate']:.0%}"
-        lines.append(
-            f"  {name[:44]:<44} {f['requests']:>8} {rate:>7} {_s(f['p50_latency'])} {_s(f['p95_latency'])} "
-            f"{_s(f['p99_latency'])} {_s(f['ttft_p95'])}"
-        )
+        lines.append(_row(("    #" + subject.split("#", 1)[1]) if "#" in subject else subject, f))
     if not view["models"]:
         lines.append("  (no requests in the window)")
+    lines += [_row(f"region {region}", f) for region, f in view.get("regions", {}).items()]
     lines.append("shifts")
     for shift in view["shifts"]:
         state = shift["phase"]
@@ -88,6 +92,14 @@ def render(view: dict, as_json: bool = False) -> str:
     lines.append("retry-after holds")
     lines += [f"  {target}: {left:g}s left" for target, left in sorted(view["holds"].items())] or ["  (none)"]
     return "\n".join(lines)
+
+
+def _row(name: str, f: dict) -> str:
+    rate = "-" if f["error_rate"] is None else f"{f['error_rate']:.0%}"
+    return (
+        f"  {name[:44]:<44} {f['requests']:>8} {rate:>7} {_s(f['p50_latency'])} {_s(f['p95_latency'])} "
+        f"{_s(f['p99_latency'])} {_s(f['ttft_p95'])}"
+    )
 
 
 def _s(seconds: float | None) -> str:

@@ -24,6 +24,20 @@ _CONDITIONS = (
     "examples",
     "examples_file",
     "learned",
+    "keys",
+    "teams",
+    "users",
+    "tags",
+    "metadata",
+    "images",
+    "audio",
+    "files",
+    "tools",
+    "json",
+    "stream",
+    "min_output_tokens",
+    "max_output_tokens",
+    "language",
 )
 
 
@@ -43,10 +57,75 @@ def check(data: object) -> list[Finding]:
         findings += _budget_refs(budgets, known, route_names)
     shifts = data.get("shifts")
     if isinstance(shifts, list):
-        findings += _shift_refs(shifts, known)
+        findings += _shift_refs(shifts, known, _regions(data.get("models")))
+    findings += _fitness(data, known)
     findings += _one_embedder(data)
     findings += _classifier_needed(data)
     return findings
+
+
+# `when` fields that say what the request holds, and the capability a model needs for it.
+_WHEN_NEEDS = {"images": "vision", "audio": "audio", "files": "files", "tools": "tools", "json": "json"}
+
+
+def _fitness(data: dict, known: dict[str, str]) -> list[Finding]:
+    """Access rules and regions name what exists; a route's models can serve what its `when` requires."""
+    raw = data.get("models")
+    models: dict = raw if isinstance(raw, dict) else {}
+    regions = _regions(models)
+    findings: list[Finding] = []
+    access = data.get("access")
+    if isinstance(access, list):
+        findings += _duplicate_names(access, "access", "access rule")
+        for i, rule in enumerate(access):
+            if not isinstance(rule, dict):
+                continue
+            for field in ("models", "deny", "to"):
+                for path, ref in _name_list(rule.get(field), ("access", i, field)):
+                    findings += _model_ref(ref, path, known)
+            findings += _region_refs(rule.get("regions"), ("access", i, "regions"), regions)
+    routes = data.get("routes")
+    for i, route in enumerate(routes if isinstance(routes, list) else ()):
+        if isinstance(route, dict):
+            findings += _route_fitness(route, ("routes", i), models, known, regions)
+    return findings
+
+
+def _regions(models: object) -> set:
+    """The regions the policy's models declare."""
+    specs = models.values() if isinstance(models, dict) else ()
+    return {spec.get("region") for spec in specs if isinstance(spec, dict) and spec.get("region")}
+
+
+def _region_refs(value: object, path: tuple, regions: set) -> Iterator[Finding]:
+    for where, region in _name_list(value, path):
+        if isinstance(region, str) and region not in regions:
+            declared = ", ".join(sorted(regions)) or "none: give models a `region`"
+            yield where, f"unknown region '{region}' (regions of the policy's models: {declared})"
+
+
+def _route_fitness(route: dict, path: tuple, models: dict, known: dict[str, str], regions: set) -> Iterator[Finding]:
+    yield from _region_refs(route.get("regions"), path + ("regions",), regions)
+    use = route.get("use")
+    spec = models.get(known.get(use)) if isinstance(use, str) and use in known else None
+    if not isinstance(spec, dict):
+        return
+    pinned = route.get("regions")
+    pinned = [pinned] if isinstance(pinned, str) else pinned if isinstance(pinned, list) else []
+    if pinned and spec.get("region") not in pinned:
+        yield path + ("use",), f"'{use}' runs in region '{spec.get('region')}', not in the route's {', '.join(pinned)}"
+    when = route.get("when")
+    capabilities = spec.get("capabilities")
+    if not isinstance(when, dict) or not isinstance(capabilities, list):
+        return
+    have = set(capabilities) | ({"json"} if "json_schema" in capabilities else set())
+    for field, need in _WHEN_NEEDS.items():
+        if when.get(field) is True and need not in have:
+            yield (
+                path + ("use",),
+                f"the route requires {field} (when.{field}: true) and '{use}' lacks the capability '{need}' "
+                f"(its capabilities: {', '.join(capabilities) or 'none'})",
+            )
 
 
 def _classifier_needed(data: dict) -> Iterator[Finding]:
@@ -105,7 +184,7 @@ def target_refs(data: object, source: str, groups: tuple[str, ...]) -> list[Find
     return findings
 
 
-def _shift_refs(shifts: list, known: dict[str, str]) -> Iterator[Finding]:
+def _shift_refs(shifts: list, known: dict[str, str], regions: set) -> Iterator[Finding]:
     named = [{"name": s.get("name") or _default_shift_name(s)} if isinstance(s, dict) else None for s in shifts]
     yield from _duplicate_names(named, "shifts", "shift")
     for i, shift in enumerate(shifts):
@@ -113,6 +192,7 @@ def _shift_refs(shifts: list, known: dict[str, str]) -> Iterator[Finding]:
             continue
         watch = shift.get("watch")
         yield from _model_ref(watch, ("shifts", i, "watch"), known)
+        yield from _region_refs(shift.get("region"), ("shifts", i, "region"), regions)
         for path, ref in _name_list(shift.get("to"), ("shifts", i, "to")):
             yield from _model_ref(ref, path, known)
             if isinstance(ref, str) and ref in known and known[ref] == known.get(str(watch)):
@@ -122,7 +202,8 @@ def _shift_refs(shifts: list, known: dict[str, str]) -> Iterator[Finding]:
 def _default_shift_name(shift: dict) -> str | None:
     when = shift.get("when")
     metric = next((k for k in when if k not in ("window", "min_samples")), None) if isinstance(when, dict) else None
-    return f"{shift.get('watch')}-{metric}" if metric else None
+    watched = shift.get("watch") or f"region-{shift.get('region')}"
+    return f"{watched}-{metric}" if metric else None
 
 
 def _budget_refs(budgets: list, known: dict[str, str], route_names: set) -> Iterator[Finding]:

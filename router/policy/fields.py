@@ -4,6 +4,7 @@ keywords, regexes, examples and names checked one by one, and the strict base of
 from __future__ import annotations
 
 import re
+import typing
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
@@ -79,6 +80,14 @@ Name = Annotated[str, AfterValidator(_name)]
 Example = Annotated[str, AfterValidator(_example), Field(max_length=4000)]
 Similarity = Annotated[float, Field(gt=0, le=1)]
 MessageScope = Literal["last_user", "user", "system", "all"]
+# What a model can take: images, audio, files in the messages, tool definitions and tool history, a
+# JSON answer (`json_object`), one that follows a schema (`json_schema`, which implies `json`), and
+# reasoning controls the client sets (`reasoning_effort`, `thinking`).
+Capability = Literal["vision", "audio", "files", "tools", "json", "json_schema", "reasoning"]
+CAPABILITIES: tuple[str, ...] = typing.get_args(Capability)
+# Languages the detector tells apart (router/core/language.py): CJK and other scripts by their
+# characters, Latin-script languages by their commonest words; `und` when it cannot tell.
+Language = Literal["zh", "ja", "ko", "ru", "ar", "he", "el", "hi", "th", "en", "fr", "de", "es", "it", "pt", "und"]
 
 
 class Strict(BaseModel):

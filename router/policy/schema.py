@@ -7,16 +7,17 @@ both kinds are reported together even when the file is otherwise broken.
 
 from __future__ import annotations
 
-import typing
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from router.policy.fields import (
+    Capability,
     Duration,
     Example,
     Keyword,
+    Language,
     MessageScope,
     Name,
     Regex,
@@ -24,8 +25,8 @@ from router.policy.fields import (
     Similarity,
     Strict,
     TokenCount,
-    duration,
 )
+from router.policy.traffic import Access, Budget, NameList, Shift, Who
 
 
 class Price(Strict):
@@ -47,9 +48,13 @@ class ModelSpec(Strict):
     # OpenAI-compatible APIs), a `thinking` token budget (Anthropic style), or not at all.
     reasoning_control: Literal["effort", "budget", "none"] = "effort"
     keepalive: Duration | None = None  # ping the model this often (a one-token request) to keep it warm
+    # What the model can take. Left out: not declared, and never checked (policies written before
+    # capabilities existed keep working); declared: a request that needs more never reaches it.
+    capabilities: tuple[Capability, ...] | None = None
+    region: Name | None = None  # where the model's deployments run, for data residency (`access`, routes)
 
 
-class When(Strict):
+class When(Who):
     """Every condition given must hold; an empty `when` is refused (leave `when` out instead)."""
 
     any: tuple[Keyword, ...] = ()
@@ -67,6 +72,16 @@ class When(Strict):
     learned: bool = False
     min_precision: Similarity | None = None
     messages: MessageScope = "last_user"
+    # Who asks (the fields of `Who`), and what the request is and needs:
+    images: bool | None = None
+    audio: bool | None = None
+    files: bool | None = None
+    tools: bool | None = None  # tool definitions, or tool calls and results in the conversation
+    json_output: bool | None = Field(None, alias="json")  # response_format json_object or json_schema
+    stream: bool | None = None
+    min_output_tokens: TokenCount | None = None  # the output it asks room for: max_tokens, else
+    max_output_tokens: TokenCount | None = None  # settings.default_output_tokens
+    language: tuple[Language, ...] = ()  # of the text in `messages` scope
 
 
 class RouteCache(Strict):
@@ -93,6 +108,7 @@ class Route(Strict):
     timeout: Duration | None = None  # per attempt; default `settings.timeout`
     retries: int | None = Field(None, ge=0, le=10)  # of the same model before its fallbacks; default `settings.retries`
     on_truncation: Name | None = None  # a larger-context model that retries answers cut off at its limit
+    regions: NameList = ()  # only models in these regions serve the route (default: any)
 
 
 class ExactCache(Strict):
@@ -156,26 +172,6 @@ def _timezone(value: str) -> str:
     return value
 
 
-def parse_window(value: object) -> object:
-    """ "hour", "day", "month" (calendar, in the policy's time zone) or "rolling <duration>"."""
-    if isinstance(value, str) and value.strip().lower().startswith("rolling"):
-        seconds = duration(value.strip()[len("rolling") :].strip())
-        if not isinstance(seconds, float) or seconds <= 0:
-            raise ValueError(f"bad rolling window {value!r}: write e.g. 'rolling 30m' or 'rolling 24h'")
-        return f"rolling {seconds:g}"
-    if value not in ("hour", "day", "month"):
-        raise ValueError(f"window must be hour, day, month or 'rolling <duration>', not {value!r}")
-    return value
-
-
-def _names(value: object) -> object:
-    return (value,) if isinstance(value, str) else value
-
-
-Window = Annotated[str, BeforeValidator(parse_window)]
-NameList = Annotated[tuple[Name, ...], BeforeValidator(_names)]
-
-
 class Unavailable(Strict):
     """The answer when every model a request may use has failed: a 503, never LiteLLM's 500."""
 
@@ -202,7 +198,10 @@ class Settings(Strict):
     # What a budget reserves for a request's output: an estimate from the route and model's recent
     # answers (bounded by max_tokens), or always max_tokens (default_output_tokens without it).
     reserve_output: Literal["mean", "p90", "p95", "p99", "worst_case"] = "mean"
-    trust_request_tags: bool = False  # let `metadata.tags` sent by clients count for per-tag budgets
+    trust_request_tags: bool = False  # let `metadata.tags` sent by clients count for per-tag budgets and `when.tags`
+    # Request metadata fields `when.metadata` and `access` may read as the caller's: only fields an
+    # upstream gateway sets (clients can write any metadata; the key's own always counts).
+    trusted_metadata: tuple[Name, ...] = ()
     timeout: Duration = 60.0  # seconds per attempt before a model counts as failed
     retries: int = Field(1, ge=0, le=10)  # retries of the same model (5xx, timeouts) before its fallbacks
     unavailable: Unavailable = Unavailable()
@@ -216,94 +215,6 @@ class Settings(Strict):
     embedder: Name = "local"
     similarity: Similarity = 0.6
     semantic_margin: float = Field(0.05, ge=0, lt=1)
-
-
-class Budget(Strict):
-    name: Name
-    per: Literal["key", "team", "user", "tag", "model", "route", "global"] = "global"
-    window: Window = "day"
-    limit_usd: float | None = Field(None, gt=0)
-    limit_tokens: int | None = Field(None, gt=0)
-    limit_reasoning_tokens: int | None = Field(None, gt=0)
-    on_exceed: Literal["warn", "downgrade", "reject"] = "reject"
-    to: NameList = ()  # downgrade: a model, or a ladder of ever cheaper ones
-    routes: NameList = ()  # apply only to these routes (default: all)
-    models: NameList = ()  # apply only when one of these models serves (default: all)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Budget:
-        if self.limit_usd is None and self.limit_tokens is None and self.limit_reasoning_tokens is None:
-            raise ValueError("a budget needs limit_usd, limit_tokens or limit_reasoning_tokens")
-        if self.on_exceed == "downgrade" and not self.to:
-            raise ValueError("on_exceed: downgrade needs `to`: the model (or ladder of models) to move to")
-        return self
-
-
-Metric = Literal["p50_latency", "p95_latency", "p99_latency", "ttft_p95", "error_rate"]
-METRICS: tuple[str, ...] = typing.get_args(Metric)
-
-
-class Trigger(Strict):
-    """One metric over a sliding window: latencies in seconds ("3s", "800ms"), error rate as a share."""
-
-    p50_latency: Duration | None = None
-    p95_latency: Duration | None = None
-    p99_latency: Duration | None = None
-    ttft_p95: Duration | None = None  # time to first token of streamed answers
-    error_rate: float | None = Field(None, gt=0, le=1)
-    window: Duration = 300.0
-    min_samples: int = Field(20, gt=0)
-
-    @model_validator(mode="after")
-    def _one_metric(self) -> Trigger:
-        if len([m for m in METRICS if getattr(self, m) is not None]) != 1:
-            raise ValueError(f"give exactly one of {', '.join(METRICS)}")
-        return self
-
-    @property
-    def metric(self) -> str:
-        return next(m for m in METRICS if getattr(self, m) is not None)
-
-    @property
-    def threshold(self) -> float:
-        return getattr(self, self.metric)
-
-
-class Probe(Strict):
-    """After the hold, this share of the watched model's traffic goes back to it; the shift ends
-    when the probe's figure is under `recover_below` times the threshold, and holds again otherwise."""
-
-    percent: float = Field(10.0, gt=0, le=100)
-    # Default: twice the trigger's. A p95 from few probes is noisy: replaying a latency that hovers
-    # at the threshold (scripts/bench_shift.py), 5 probes ended the shift one time in eight and 20
-    # one time in 45; at 40 a false return needs ~38 of 40 probes under 80 % of the threshold.
-    min_samples: int | None = Field(None, gt=0)
-    # The longest a probe phase lasts (default: the trigger's window). At low traffic the probe
-    # share may never gather `min_samples`; by then the phase ends on the probes there were (none:
-    # the shift ends, as there is no traffic to protect), so no shift outlives hold + this.
-    max_duration: Duration | None = None
-    recover_below: float = Field(0.8, gt=0, le=1)  # hysteresis: return only well under the threshold
-
-
-class Shift(Strict):
-    name: Name | None = None  # default: "<watch>-<metric>"
-    watch: Name
-    when: Trigger
-    to: NameList
-    percent: float = Field(100.0, gt=0, le=100)
-    hold: Duration = 300.0
-    probe: Probe = Probe()
-    # Whether requests that name the watched model themselves move too. Default: only for error-rate
-    # rules (a model failing outright would fail them too); a slow model still gives the answer asked for.
-    move_named: bool | None = None
-
-    @property
-    def key(self) -> str:
-        return self.name or f"{self.watch}-{self.when.metric}"
-
-    @property
-    def moves_named(self) -> bool:
-        return self.when.metric == "error_rate" if self.move_named is None else self.move_named
 
 
 class Affinity(Strict):
@@ -328,6 +239,7 @@ class Policy(Strict):
     models: dict[Name, ModelSpec] = Field(min_length=1)
     routes: tuple[Route, ...] = Field(min_length=1)
     cache: CacheConfig | None = None  # no `cache` section: no response cache
+    access: tuple[Access, ...] = ()
     budgets: tuple[Budget, ...] = ()
     shifts: tuple[Shift, ...] = ()
     state: StateConfig = StateConfig()

@@ -35,8 +35,8 @@ CASES = [
         GOOD + "rotues: []\n",
         12,
         "rotues",
-        "unknown key 'rotues' (allowed: version, settings, models, routes, cache, budgets, shifts, state, classifier, "
-        "affinity)",
+        "unknown key 'rotues' (allowed: version, settings, models, routes, cache, access, budgets, shifts, state, "
+        "classifier, affinity)",
     ),
     ("unknown-model-key", broken("context: 200k}", "contxt: 200k}"), 4, "models.pro.contxt", "unknown key 'contxt'"),
     (

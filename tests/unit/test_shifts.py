@@ -93,7 +93,7 @@ def ask(content="hello", **extra):
 
 def active(*phases):
     states = {rule.key: ShiftState(phase, 0, 0, None, "because") for rule, phase in zip(POLICY.policy.shifts, phases)}
-    return active_shifts(POLICY.policy.shifts, states, POLICY.resolve)
+    return active_shifts(POLICY, states)
 
 
 def test_a_shift_moves_the_request_to_a_target_that_fits():
@@ -137,7 +137,7 @@ def test_a_named_model_stays_under_a_latency_shift_and_moves_when_its_circuit_op
         )
     )
     states = {rule.key: ShiftState(SHIFTED, 0, 0, None, "because") for rule in flipped.policy.shifts}
-    both = active_shifts(flipped.policy.shifts, states, flipped.resolve)
+    both = active_shifts(flipped, states)
     flash = route_body(flipped, {"model": "flash", "messages": [{"role": "user", "content": "x"}]})
     qwen = route_body(flipped, {"model": "qwen", "messages": [{"role": "user", "content": "x"}]})
     assert reroute(flipped, flash, both, {}, 0, draw=0.0, pick=1).target == "g-pro"
@@ -196,7 +196,7 @@ shifts:
 
     def shifted(*rules):
         states = {rule: ShiftState(SHIFTED, 0, 0, None, "because") for rule in rules}
-        return active_shifts(chained.policy.shifts, states, chained.resolve)
+        return active_shifts(chained, states)
 
     body = {"model": "auto", "messages": [{"role": "user", "content": "storm"}]}
     decision = route_body(chained, body)
