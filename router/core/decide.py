@@ -61,6 +61,10 @@ class CompiledPolicy:
         self.access = canonical_rules(policy, self.canonical)
         self.routes = tuple((route, self._condition(route)) for route in policy.routes)
         self.route_by_name = {route.name: route for route in policy.routes}
+        # Each route's model and fallbacks by their names, without repeats: worked out once, not per request.
+        self.chains = {
+            r.name: tuple(dict.fromkeys(self.canonical(m) for m in (r.use, *r.fallbacks))) for r in policy.routes
+        }
         self.index = KeywordIndex(kw for _, cond in self.routes if cond for kw in cond.keywords)
 
     @property
@@ -232,12 +236,20 @@ def _check_unlisted(compiled: CompiledPolicy, requested: str) -> None:
 
 
 def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
-    """The first route whose conditions hold and that has a model the request may use; a route
-    whose models all lack what the request needs (or its sender may not use) passes it on."""
+    """The first route whose conditions hold and that has a model the request may use. A route
+    none of whose models may serve it (they lack what it needs, or its sender may not use them) is
+    passed over before its conditions are evaluated: a sender pinned to one region skips most
+    routes at the cost of a set lookup each."""
     hits: dict[str, frozenset[str]] = {}
     eligible = compiled.eligibility(view)
-    refusals: list[tuple[int, str]] = []
+    refusals: list[tuple[int, str]] = []  # every model passed over, for the answer when none is left
+    verdicts: dict[tuple[frozenset[str] | None, str], tuple[int, str] | None] = {}  # routes share models
     for position, (route, condition) in enumerate(compiled.routes):
+        allowed = eligible.on_route(route.regions)
+        chain, skipped = _usable_chain(compiled, route, allowed, verdicts)
+        refusals += skipped
+        if not chain:
+            continue
         if condition is None:
             reasons: list[str] | None = ["no earlier route matched"]
         else:
@@ -245,14 +257,15 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
         if reasons is None:
             continue
         if condition is not None and condition.semantic:
-            route, reasons = _closest(compiled, view, hits, position, reasons)
-        allowed = eligible.on_route(route.regions)
-        chain = _usable_chain(compiled, route, allowed, refusals)
-        if not chain:
-            continue
+            closer, reasons = _closest(compiled, view, hits, position, reasons)
+            if closer is not route:
+                route, allowed = closer, eligible.on_route(closer.regions)
+                chain, skipped = _usable_chain(compiled, route, allowed, verdicts)
+                if not chain:
+                    continue
         model, fallbacks = _fit_context(compiled, route, chain, view, reasons)
-        if refusals:
-            reasons.append("skipped: " + "; ".join(dict.fromkeys(why for _, why in refusals)))
+        if skipped:
+            reasons.append("skipped: " + "; ".join(dict.fromkeys(why for _, why in skipped)))
         return Decision(
             route.name,
             model,
@@ -266,21 +279,35 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
         )
     if any(status == 400 for status, _ in refusals):
         raise _capability_refusal(compiled, eligible, [w for s, w in refusals if s == 400])
-    raise RequestRejected(403, "no model this key may use serves the request: " + "; ".join(w for _, w in refusals))
+    raise RequestRejected(
+        403, "no model this key may use serves the request: " + "; ".join(dict.fromkeys(w for _, w in refusals))
+    )
 
 
 def _usable_chain(
-    compiled: CompiledPolicy, route: Route, eligible: Eligibility, refusals: list[tuple[int, str]]
-) -> list[str]:
-    """The route's model and fallbacks that may serve the request; why the others may not goes to `refusals`."""
-    chain = []
-    for name in dict.fromkeys(compiled.canonical(m) for m in (route.use, *route.fallbacks)):
-        refused = eligible.why_not(name, compiled.spec(name)) if eligible.restricted else None
-        if refused is None:
-            chain.append(name)
+    compiled: CompiledPolicy,
+    route: Route,
+    eligible: Eligibility,
+    verdicts: dict[tuple[frozenset[str] | None, str], tuple[int, str] | None] | None = None,
+) -> tuple[list[str], list[tuple[int, str]]]:
+    """The route's model and fallbacks that may serve the request, and (status, why) for the
+    others; `verdicts` keeps each model's verdict for the next route (of the same request: only the
+    route's regions differ)."""
+    chain = compiled.chains[route.name]
+    if not eligible.restricted:
+        return list(chain), []
+    verdicts = {} if verdicts is None else verdicts
+    usable, refused = [], []
+    for name in chain:
+        key = (eligible.route_regions, name)
+        if key not in verdicts:
+            verdicts[key] = eligible.why_not(name, compiled.spec(name))
+        why = verdicts[key]
+        if why is None:
+            usable.append(name)
         else:
-            refusals.append(refused)
-    return chain
+            refused.append(why)
+    return usable, refused
 
 
 def _closest(
@@ -335,7 +362,7 @@ def pinned(compiled: CompiledPolicy, fresh: Decision, route: str, model: str, re
     if spec is None or name is None:
         return None
     eligible = fresh.eligible.on_route(spec.regions)
-    chain = _usable_chain(compiled, spec, eligible, [])
+    chain, _ = _usable_chain(compiled, spec, eligible)
     need = fresh.prompt_tokens + fresh.max_output_tokens
     if name not in chain or compiled.spec(name).context < need:
         return None
