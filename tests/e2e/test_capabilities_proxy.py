@@ -1,14 +1,18 @@
 """Routes that see who asks and what the request needs, through a real proxy process with tenant keys
 (issue 14): images reach the model that sees, tools requests never reach a model without tools (not
 even as a fallback), a free-tier key cannot name the premium model, and a team pinned to a region
-stays there while a shift moves everyone else's traffic across regions."""
+stays there while a shift of its region moves everyone else's traffic to another one."""
 
 from __future__ import annotations
+
+import io
+import json
 
 import httpx
 import openai
 import pytest
 
+from router.ops.cli import main
 from tests.helpers import MASTER_KEY, auth_config, poll_until, start_proxy
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +38,7 @@ routes:
   - {name: agents, when: {tools: true}, use: pro, fallbacks: [flash, qwen]}
   - {name: default, use: glm, fallbacks: [flash, qwen]}
 shifts:
-  - {name: glm-errors, watch: glm, when: {error_rate: 0.5, window: 30s, min_samples: 4}, to: [flash], hold: 60s}
+  - {name: eu-errors, region: eu, when: {error_rate: 0.3, window: 30s, min_samples: 4}, to: [flash], hold: 60s}
 state: {backend: sqlite, path: %s}
 """
 IMAGE = [
@@ -50,6 +54,7 @@ def proxy(simulator, tmp_path_factory):
     policy = workdir / "policy.yaml"
     policy.write_text(POLICY % (workdir / "state.db"))
     started = start_proxy(simulator, policy, workdir, config=auth_config(workdir, KEYS))
+    started.policy = policy
     yield started
     started.stop()
 
@@ -117,12 +122,25 @@ def test_a_team_pinned_to_a_region_stays_there_during_a_shift(proxy, simulator):
             )
             return raw.headers.get("x-router-shifted-from") == GLM
 
-        poll_until(shifted, 10, "the glm-errors shift")
+        poll_until(shifted, 10, "the eu-errors shift")
         assert simulator.count(FLASH) > us_before[FLASH]  # everyone else's traffic moves to flash, in us
         us_before = {m: simulator.count(m) for m in us}
         for i in range(4):  # the shift's target is in us: the eu team stays on its own chain
             raw = chat(proxy, f"after {i}", key="sk-eu")
             assert raw.headers["x-router-model"] == QWEN and "x-router-shifted-from" not in raw.headers
         assert {m: simulator.count(m) for m in us} == us_before
+
+        def status() -> dict | None:  # the figures reach the store on the proxy's next sync tick
+            out = io.StringIO()
+            assert main(["status", "--policy", str(proxy.policy), "--json", "--window", "2m"], stdout=out) == 0
+            shown = json.loads(out.getvalue())
+            return shown if shown["regions"]["eu"]["errors"] >= 10 else None
+
+        view = poll_until(status, 10, "glm's failures in the eu figures")
+        eu = view["regions"]["eu"]
+        assert eu["requests"] > eu["errors"]  # glm's failures and qwen's answers together
+        assert view["regions"]["us"]["requests"] > 0  # flash's: the shifted traffic of everyone else
+        [rule] = view["shifts"]
+        assert (rule["watch"], rule["phase"]) == ("region-eu", "shifted")
     finally:
         simulator.set_profile(GLM, error_rate=0.0)

@@ -93,3 +93,24 @@ def test_explain_json_lines_from_stdin(capsys):
 def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "router", "validate", DEFAULT], capture_output=True, text=True)
     assert result.returncode == 0 and "8 routes, 6 models" in result.stdout
+
+
+CAPABILITIES = str(ROOT / "policies" / "examples" / "capabilities.yaml")
+
+
+def test_explain_tries_a_request_as_a_given_key_would_send_it():
+    code, out = run("explain", CAPABILITIES, "--json", "hello there")
+    assert code == 0 and json.loads(out)["model"] == "flash"
+    code, out = run("explain", CAPABILITIES, "--json", "hello there", "--team", "eu-legal")
+    pinned = json.loads(out)
+    assert pinned["model"] == "qwen" and pinned["access"] == ["eu-residency"]  # its one eu model in the chain
+    code, out = run("explain", CAPABILITIES, "--json", "hello there", "--key-metadata", "tier=gold")
+    assert json.loads(out)["route"] == "gold-customers"
+    body = json.dumps({"model": "premium", "messages": [{"role": "user", "content": "hi"}]})
+    code, out = run("explain", CAPABILITIES, "--tag", "free", stdin=body)
+    assert "model=pro" in out and "free-tier" in out
+    # request tags from the x-litellm-tags header count only where the policy trusts request tags
+    code, out = run("explain", CAPABILITIES, "--header", "x-litellm-tags: free", stdin=body)
+    assert "model=gpt4o" in out
+    code, out = run("explain", CAPABILITIES, "--metadata", "tier=gold", "--json", "hello there")
+    assert json.loads(out)["route"] != "gold-customers"  # request metadata the policy does not trust

@@ -241,3 +241,17 @@ def test_a_shift_watches_a_model_or_a_region_not_both():
     unknown = "shifts:\n  - {region: mars, when: {error_rate: 0.5}, to: [tooly]}\n"
     with pytest.raises(PolicyError, match="unknown region 'mars'"):
         parse_policy(POLICY + unknown, env={})
+
+
+def test_the_identity_takes_request_fields_only_where_the_policy_trusts_them():
+    key = {"key_hash": "h", "team": "t", "user": "u", "key_alias": "bot", "ignored": "x"}
+    own = {"tags": ["free"], "tier": "gold", "regions": ["eu", "us"], "flag": True, "nested": {"a": 1}}
+    sent = {"tags": ["vip"], "tier": "platinum", "department": "legal"}
+    strict = Identity.of(key, own, sent)
+    assert (strict.key_hash, strict.team, strict.user, strict.key_alias) == ("h", "t", "u", "bot")
+    assert strict.tags == ("free",) and strict.values("tier") == ("gold",)
+    assert strict.values("regions") == ("eu", "us") and strict.values("department") == ()
+    assert strict.values("flag") == () and strict.values("nested") == ()  # neither text nor a number
+    trusting = Identity.of(key, own, sent, trust_request_tags=True, trusted_metadata=("department",))
+    assert trusting.tags == ("free", "vip") and trusting.values("department") == ("legal",)
+    assert trusting.values("tier") == ("gold",)  # an untrusted field of the request never counts
