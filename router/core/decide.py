@@ -239,14 +239,14 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
     """The first route whose conditions hold and that has a model the request may use. A route
     none of whose models may serve it (they lack what it needs, or its sender may not use them) is
     passed over before its conditions are evaluated: a sender pinned to one region skips most
-    routes at the cost of a set lookup each."""
+    routes at the cost of a few lookups each."""
     hits: dict[str, frozenset[str]] = {}
     eligible = compiled.eligibility(view)
     refusals: list[tuple[int, str]] = []  # every model passed over, for the answer when none is left
-    verdicts: dict[tuple[frozenset[str] | None, str], tuple[int, str] | None] = {}  # routes share models
+    verdicts: dict[frozenset[str] | None, Verdicts] = {}  # by route regions: most routes share one
     for position, (route, condition) in enumerate(compiled.routes):
-        allowed = eligible.on_route(route.regions)
-        chain, skipped = _usable_chain(compiled, route, allowed, verdicts)
+        allowed = eligible.on_route(route.regions) if route.regions else eligible
+        chain, skipped = _usable_chain(compiled, route, _verdicts(compiled, allowed, verdicts))
         refusals += skipped
         if not chain:
             continue
@@ -260,7 +260,7 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
             closer, reasons = _closest(compiled, view, hits, position, reasons)
             if closer is not route:
                 route, allowed = closer, eligible.on_route(closer.regions)
-                chain, skipped = _usable_chain(compiled, route, allowed, verdicts)
+                chain, skipped = _usable_chain(compiled, route, _verdicts(compiled, allowed, verdicts))
                 if not chain:
                     continue
         model, fallbacks = _fit_context(compiled, route, chain, view, reasons)
@@ -284,25 +284,33 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
     )
 
 
-def _usable_chain(
-    compiled: CompiledPolicy,
-    route: Route,
-    eligible: Eligibility,
-    verdicts: dict[tuple[frozenset[str] | None, str], tuple[int, str] | None] | None = None,
-) -> tuple[list[str], list[tuple[int, str]]]:
-    """The route's model and fallbacks that may serve the request, and (status, why) for the
-    others; `verdicts` keeps each model's verdict for the next route (of the same request: only the
-    route's regions differ)."""
-    chain = compiled.chains[route.name]
+Verdicts = dict[str, tuple[int, str] | None]  # model -> (status, why) it may not serve the request, or None
+
+
+def _verdicts(
+    compiled: CompiledPolicy, eligible: Eligibility, known: dict[frozenset[str] | None, Verdicts]
+) -> Verdicts | None:
+    """Every model's verdict under `eligible`, once per request and route regions; None when nothing is restricted."""
     if not eligible.restricted:
+        return None
+    found = known.get(eligible.route_regions)
+    if found is None:
+        found = known[eligible.route_regions] = {
+            name: eligible.why_not(name, spec) for name, spec in compiled.policy.models.items()
+        }
+    return found
+
+
+def _usable_chain(
+    compiled: CompiledPolicy, route: Route, verdicts: Verdicts | None
+) -> tuple[list[str], list[tuple[int, str]]]:
+    """The route's model and fallbacks that may serve the request, and (status, why) for the others."""
+    chain = compiled.chains[route.name]
+    if verdicts is None:
         return list(chain), []
-    verdicts = {} if verdicts is None else verdicts
     usable, refused = [], []
     for name in chain:
-        key = (eligible.route_regions, name)
-        if key not in verdicts:
-            verdicts[key] = eligible.why_not(name, compiled.spec(name))
-        why = verdicts[key]
+        why = verdicts[name]
         if why is None:
             usable.append(name)
         else:
@@ -362,7 +370,7 @@ def pinned(compiled: CompiledPolicy, fresh: Decision, route: str, model: str, re
     if spec is None or name is None:
         return None
     eligible = fresh.eligible.on_route(spec.regions)
-    chain, _ = _usable_chain(compiled, spec, eligible)
+    chain, _ = _usable_chain(compiled, spec, _verdicts(compiled, eligible, {}))
     need = fresh.prompt_tokens + fresh.max_output_tokens
     if name not in chain or compiled.spec(name).context < need:
         return None
