@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 
 import litellm
 
@@ -25,6 +26,7 @@ def start(policy: PolicyFile, router_of=lambda: None) -> Runtime:
     runtime = build_runtime(
         policy, functools.partial(_embedder, router_of=router_of), functools.partial(_pinger, router_of)
     )
+    runtime.health.region_of = _regions(router_of)
     if runtime.cache is not None:
         assert runtime.pipeline.cache_rules is not None  # built together with the cache
         backend = PolicyCache(runtime.cache, policy, runtime.pipeline.cache_rules, inline=not runtime.remote)
@@ -52,6 +54,22 @@ def _embedder(name: str, router_of) -> Embedder:
     from router.adapter.embedder import LiteLLMEmbedder
 
     return LiteLLMEmbedder(name, router_of)
+
+
+def _regions(router_of) -> Callable[[str], str | None]:
+    """A deployment's `litellm_params.region_name` in the Router's model list, looked up once each."""
+    known: dict[str, str | None] = {}
+
+    def region_of(deployment: str) -> str | None:
+        if deployment not in known:
+            router = router_of()
+            if router is None:
+                return None  # not built yet: ask again next time
+            found = router.get_deployment(model_id=deployment)
+            known[deployment] = getattr(found.litellm_params, "region_name", None) if found is not None else None
+        return known[deployment]
+
+    return region_of
 
 
 def _pinger(router_of) -> Ping | None:

@@ -113,7 +113,7 @@ class CompiledPolicy:
         """The policy models a shift rule watches: its model, or every model in its region."""
         if rule.watch is not None:
             return [self.canonical(rule.watch)]
-        return [name for name, spec in self.policy.models.items() if spec.region == rule.region]
+        return [name for name, spec in self.policy.models.items() if rule.region in spec.region]
 
     def resolve(self, name: str) -> str | None:
         """The model a name or alias refers to, or None."""

@@ -81,10 +81,18 @@ class Eligibility:
             rule = next((r.name for r in self.rules if name in r.deny or (r.models and name not in r.models)), "")
             return 403, f"access rule '{rule}' does not let this key use '{name}'"
         for regions in (self.regions, self.route_regions):
-            if regions is not None and spec.region not in regions:
-                where = f"region '{spec.region}'" if spec.region else "no declared region"
+            if regions is not None and not regions.intersection(spec.region):
+                where = f"region {', '.join(spec.region)}" if spec.region else "no declared region"
                 return 403, f"'{name}' runs in {where}, not in {' or '.join(sorted(regions))}"
         return None
+
+    def region_for(self, spec: ModelSpec) -> str | None:
+        """The one region a model with deployments in several must serve this request from (LiteLLM's
+        `allowed_model_region` takes one); None when any of its deployments may."""
+        if len(spec.region) < 2:
+            return None
+        allowed = [r for r in spec.region if all(p is None or r in p for p in (self.regions, self.route_regions))]
+        return allowed[0] if len(allowed) < len(spec.region) else None
 
     def allows(self, name: str, spec: ModelSpec) -> bool:
         return self.why_not(name, spec) is None

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from router.core.decide import CompiledPolicy, Decision
 from router.core.shifts import Active, ShiftState, active_shifts, reroute, step
 from router.core.windows import BUCKET_SECONDS, Figures, Mirror, Tally, bucket_key, bucket_of, overdue
+from router.policy.schema import ModelSpec
 from router.state import StateStore, StoreUnavailable
 
 log = logging.getLogger("router")
@@ -32,6 +33,11 @@ def shift_key(rule: str) -> str:
 
 def hold_key(target: str) -> str:
     return f"hold:{target}"
+
+
+def region_subject(target: str, region: str) -> str:
+    """The figures of a model group's deployments in one region (a group in several regions)."""
+    return f"{target}@{region}"
 
 
 class Health:
@@ -57,6 +63,9 @@ class Health:
         self._reported: dict[str, float] = {}  # call ids whose failures the deployment hook reported -> when
         self._loaded: set[str] = set()
         self._lock = threading.Lock()  # the event loop records while the sync thread drains
+        # The region a deployment runs in (the adapter asks LiteLLM's Router): its attempts count for
+        # the region too, so that a model group in several regions has figures per region.
+        self.region_of: Callable[[str], str | None] = lambda deployment: None
 
     def longest_attempt(self) -> float:
         compiled = self.current()
@@ -100,7 +109,12 @@ class Health:
         ttft: float | None = None,
         error: bool = False,
     ) -> None:
-        subjects = (target, f"{target}#{deployment}") if deployment else (target,)
+        subjects = [target]
+        if deployment:
+            subjects.append(f"{target}#{deployment}")
+            region = self.region_of(deployment)
+            if region:
+                subjects.append(region_subject(target, region))
         now = self.clock()
         with self._lock:
             self.tally.record(subjects, now, latency, ttft, error)
@@ -211,7 +225,7 @@ class Health:
         states = {}
         for rule, raw in zip(rules, stored):
             state = ShiftState.loads(raw)
-            targets = tuple(compiled.spec(m).target for m in compiled.watched(rule))
+            targets = tuple(_subject(compiled.spec(m), rule.region) for m in compiled.watched(rule))
             # `step` calls it before the loop moves on: the loop variables are still this rule's.
             new = step(rule, state, lambda since: self._figures(rule, targets, since, now), now)  # noqa: B023
             if new != state:
@@ -232,3 +246,9 @@ class Health:
     def figures(self, subject: str, window: float) -> Figures:
         now = self.clock()
         return self.mirror.figures(subject, now - window, now)
+
+
+def _subject(spec: ModelSpec, region: str | None) -> str:
+    """What a shift rule watching `region` (or a model, with None) reads of a model: its group's
+    figures, or its deployments' in that region when the group runs in several."""
+    return region_subject(spec.target, region) if region and len(spec.region) > 1 else spec.target

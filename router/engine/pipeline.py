@@ -167,6 +167,12 @@ def attempt_params(compiled: CompiledPolicy, decision: Decision, body: Mapping) 
     }
     if "timeout" not in body:
         params["timeout"] = route.timeout if route is not None and route.timeout is not None else settings.timeout
+    chain = [m for m in (decision.model, *map(compiled.model_serving, decision.fallbacks)) if m is not None]
+    region = next(filter(None, (decision.eligible.region_for(compiled.spec(m)) for m in chain)), None)
+    if region is not None:
+        # A group with deployments in several regions: LiteLLM's Router (enable_pre_call_checks)
+        # sends each attempt of the request only to deployments whose region_name is this one.
+        params["allowed_model_region"] = region
     return params
 
 

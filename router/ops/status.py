@@ -9,7 +9,7 @@ import time
 from router.core.decide import CompiledPolicy
 from router.core.shifts import NORMAL, ShiftState
 from router.core.windows import Figures
-from router.engine.health import Health, hold_key, shift_key
+from router.engine.health import Health, hold_key, region_subject, shift_key
 from router.state import StateStore
 
 
@@ -21,10 +21,12 @@ def snapshot(store: StateStore, compiled: CompiledPolicy, window: float, now: fl
     states = [ShiftState.loads(raw) for raw in store.get_many([shift_key(rule.key) for rule in rules])]
     targets = sorted({spec.target for spec in compiled.policy.models.values()})
     holds = {t: float(raw) - now for t, raw in zip(targets, store.get_many([hold_key(t) for t in targets])) if raw}
-    regions: dict[str, list[str]] = {}
+    regions: dict[str, list[str]] = {}  # region -> the subjects its figures are made of
     for spec in compiled.policy.models.values():
-        if spec.region:
-            regions.setdefault(spec.region, []).append(spec.target)
+        for region in spec.region:
+            # A group in several regions is counted by the region of each deployment that served.
+            subject = spec.target if len(spec.region) == 1 else region_subject(spec.target, region)
+            regions.setdefault(region, []).append(subject)
     return {
         "window_seconds": window,
         "models": {subject: _figures(health.mirror.figures(subject, now - window, now)) for subject in subjects},

@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
+from router.policy import fitness
 from router.policy.fields import token_count
+from router.policy.refs import Finding, duplicate_names, model_ref, name_list
 
-Finding = tuple[tuple[str | int, ...], str]
 EXPLICIT_ROUTE = "explicit"
 _CONDITIONS = (
     "any",
@@ -57,75 +58,11 @@ def check(data: object) -> list[Finding]:
         findings += _budget_refs(budgets, known, route_names)
     shifts = data.get("shifts")
     if isinstance(shifts, list):
-        findings += _shift_refs(shifts, known, _regions(data.get("models")))
-    findings += _fitness(data, known)
+        findings += _shift_refs(shifts, known, fitness.model_regions(data.get("models")))
+    findings += fitness.check(data, known)
     findings += _one_embedder(data)
     findings += _classifier_needed(data)
     return findings
-
-
-# `when` fields that say what the request holds, and the capability a model needs for it.
-_WHEN_NEEDS = {"images": "vision", "audio": "audio", "files": "files", "tools": "tools", "json": "json"}
-
-
-def _fitness(data: dict, known: dict[str, str]) -> list[Finding]:
-    """Access rules and regions name what exists; a route's models can serve what its `when` requires."""
-    raw = data.get("models")
-    models: dict = raw if isinstance(raw, dict) else {}
-    regions = _regions(models)
-    findings: list[Finding] = []
-    access = data.get("access")
-    if isinstance(access, list):
-        findings += _duplicate_names(access, "access", "access rule")
-        for i, rule in enumerate(access):
-            if not isinstance(rule, dict):
-                continue
-            for field in ("models", "deny", "to"):
-                for path, ref in _name_list(rule.get(field), ("access", i, field)):
-                    findings += _model_ref(ref, path, known)
-            findings += _region_refs(rule.get("regions"), ("access", i, "regions"), regions)
-    routes = data.get("routes")
-    for i, route in enumerate(routes if isinstance(routes, list) else ()):
-        if isinstance(route, dict):
-            findings += _route_fitness(route, ("routes", i), models, known, regions)
-    return findings
-
-
-def _regions(models: object) -> set:
-    """The regions the policy's models declare."""
-    specs = models.values() if isinstance(models, dict) else ()
-    return {spec.get("region") for spec in specs if isinstance(spec, dict) and spec.get("region")}
-
-
-def _region_refs(value: object, path: tuple, regions: set) -> Iterator[Finding]:
-    for where, region in _name_list(value, path):
-        if isinstance(region, str) and region not in regions:
-            declared = ", ".join(sorted(regions)) or "none: give models a `region`"
-            yield where, f"unknown region '{region}' (regions of the policy's models: {declared})"
-
-
-def _route_fitness(route: dict, path: tuple, models: dict, known: dict[str, str], regions: set) -> Iterator[Finding]:
-    yield from _region_refs(route.get("regions"), path + ("regions",), regions)
-    use = route.get("use")
-    spec = models.get(known.get(use)) if isinstance(use, str) and use in known else None
-    if not isinstance(spec, dict):
-        return
-    pinned = route.get("regions")
-    pinned = [pinned] if isinstance(pinned, str) else pinned if isinstance(pinned, list) else []
-    if pinned and spec.get("region") not in pinned:
-        yield path + ("use",), f"'{use}' runs in region '{spec.get('region')}', not in the route's {', '.join(pinned)}"
-    when = route.get("when")
-    capabilities = spec.get("capabilities")
-    if not isinstance(when, dict) or not isinstance(capabilities, list):
-        return
-    have = set(capabilities) | ({"json"} if "json_schema" in capabilities else set())
-    for field, need in _WHEN_NEEDS.items():
-        if when.get(field) is True and need not in have:
-            yield (
-                path + ("use",),
-                f"the route requires {field} (when.{field}: true) and '{use}' lacks the capability '{need}' "
-                f"(its capabilities: {', '.join(capabilities) or 'none'})",
-            )
 
 
 def _classifier_needed(data: dict) -> Iterator[Finding]:
@@ -186,15 +123,15 @@ def target_refs(data: object, source: str, groups: tuple[str, ...]) -> list[Find
 
 def _shift_refs(shifts: list, known: dict[str, str], regions: set) -> Iterator[Finding]:
     named = [{"name": s.get("name") or _default_shift_name(s)} if isinstance(s, dict) else None for s in shifts]
-    yield from _duplicate_names(named, "shifts", "shift")
+    yield from duplicate_names(named, "shifts", "shift")
     for i, shift in enumerate(shifts):
         if not isinstance(shift, dict):
             continue
         watch = shift.get("watch")
-        yield from _model_ref(watch, ("shifts", i, "watch"), known)
-        yield from _region_refs(shift.get("region"), ("shifts", i, "region"), regions)
-        for path, ref in _name_list(shift.get("to"), ("shifts", i, "to")):
-            yield from _model_ref(ref, path, known)
+        yield from model_ref(watch, ("shifts", i, "watch"), known)
+        yield from fitness.region_refs(shift.get("region"), ("shifts", i, "region"), regions)
+        for path, ref in name_list(shift.get("to"), ("shifts", i, "to")):
+            yield from model_ref(ref, path, known)
             if isinstance(ref, str) and ref in known and known[ref] == known.get(str(watch)):
                 yield path, f"'{ref}' is the watched model itself"
 
@@ -207,35 +144,16 @@ def _default_shift_name(shift: dict) -> str | None:
 
 
 def _budget_refs(budgets: list, known: dict[str, str], route_names: set) -> Iterator[Finding]:
-    yield from _duplicate_names(budgets, "budgets", "budget")
+    yield from duplicate_names(budgets, "budgets", "budget")
     for i, budget in enumerate(budgets):
         if not isinstance(budget, dict):
             continue
         for field in ("to", "models"):
-            for path, ref in _name_list(budget.get(field), ("budgets", i, field)):
-                yield from _model_ref(ref, path, known)
-        for path, ref in _name_list(budget.get("routes"), ("budgets", i, "routes")):
+            for path, ref in name_list(budget.get(field), ("budgets", i, field)):
+                yield from model_ref(ref, path, known)
+        for path, ref in name_list(budget.get("routes"), ("budgets", i, "routes")):
             if isinstance(ref, str) and ref not in route_names:
                 yield path, f"unknown route '{ref}'"
-
-
-def _duplicate_names(items: list, section: str, what: str) -> Iterator[Finding]:
-    seen: dict[str, int] = {}
-    for i, item in enumerate(items):
-        name = item.get("name") if isinstance(item, dict) else None
-        if not isinstance(name, str):
-            continue
-        if name in seen:
-            yield (section, i, "name"), f"duplicate {what} name '{name}' (also {section}[{seen[name]}])"
-        seen.setdefault(name, i)
-
-
-def _name_list(value: object, path: tuple) -> Iterator[tuple[tuple, object]]:
-    """(path, name) for a field that takes one name or a list of them."""
-    if isinstance(value, str):
-        yield path, value
-    elif isinstance(value, list):
-        yield from ((path + (j,), item) for j, item in enumerate(value))
 
 
 def _model_names(models: object) -> Iterator[tuple[str, str]]:
@@ -274,18 +192,18 @@ def _auto_model_clash(settings: object, known: dict[str, str]) -> Iterator[Findi
 
 
 def _route_refs(routes: list, known: dict[str, str], models: object) -> Iterator[Finding]:
-    yield from _duplicate_names(routes, "routes", "route")
+    yield from duplicate_names(routes, "routes", "route")
     for i, route in enumerate(routes):
         if not isinstance(route, dict):
             continue
         if route.get("name") == EXPLICIT_ROUTE:
             yield ("routes", i, "name"), f"'{EXPLICIT_ROUTE}' is reserved for requests that name a model themselves"
-        yield from _model_ref(route.get("use"), ("routes", i, "use"), known)
+        yield from model_ref(route.get("use"), ("routes", i, "use"), known)
         fallbacks = route.get("fallbacks")
         fallbacks = fallbacks if isinstance(fallbacks, list) else []
         for j, fallback in enumerate(fallbacks):
             path = ("routes", i, "fallbacks", j)
-            yield from _model_ref(fallback, path, known)
+            yield from model_ref(fallback, path, known)
             if isinstance(fallback, str) and fallback in known:
                 if known[fallback] == known.get(str(route.get("use"))):
                     yield path, f"'{fallback}' is the model the route already uses"
@@ -299,7 +217,7 @@ def _truncation_ref(route: dict, path: tuple, known: dict[str, str], models: obj
     larger = route.get("on_truncation")
     if larger is None:
         return
-    yield from _model_ref(larger, path, known)
+    yield from model_ref(larger, path, known)
     use = route.get("use")
     if not (isinstance(larger, str) and larger in known and isinstance(use, str) and use in known):
         return
@@ -313,12 +231,6 @@ def _truncation_ref(route: dict, path: tuple, known: dict[str, str], models: obj
                 "a truncated answer must be retried on a larger model"
             ),
         )
-
-
-def _model_ref(ref: object, path: tuple, known: dict[str, str]) -> Iterator[Finding]:
-    if isinstance(ref, str) and ref not in known:
-        choices = ", ".join(sorted(known)) or "none defined"
-        yield path, f"unknown model '{ref}' (models and aliases: {choices})"
 
 
 def _when_checks(when: object, path: tuple) -> Iterator[Finding]:

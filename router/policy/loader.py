@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from router.errors import PolicyError, PolicyIssue
-from router.policy import crossref, source
+from router.policy import crossref, fitness, source
 from router.policy.examples import with_example_files
 from router.policy.learned import with_classifier
 from router.policy.schema import Policy
@@ -23,12 +23,22 @@ class Groups(NamedTuple):
 
     source: str
     names: tuple[str, ...]
+    # Each group's deployments' `litellm_params.region_name` (None where a deployment has none).
+    regions: Mapping[str, tuple[str | None, ...]] = types.MappingProxyType({})
+    pre_call_checks: bool = False  # router_settings.enable_pre_call_checks: LiteLLM filters by region
 
     @classmethod
-    def of(cls, source: str, model_list: object) -> Groups:
-        """The `model_name`s of a LiteLLM `model_list`."""
-        entries = model_list if isinstance(model_list, list) else ()
-        return cls(source, tuple(e["model_name"] for e in entries if isinstance(e, dict) and "model_name" in e))
+    def of(cls, source: str, model_list: object, router_settings: object = None) -> Groups:
+        """The `model_name`s of a LiteLLM `model_list`, and the regions of their deployments."""
+        entries = [e for e in (model_list if isinstance(model_list, list) else ()) if isinstance(e, dict)]
+        regions: dict[str, tuple[str | None, ...]] = {}
+        for entry in entries:
+            if "model_name" in entry:
+                params = entry.get("litellm_params")
+                region = params.get("region_name") if isinstance(params, dict) else None
+                regions[entry["model_name"]] = (*regions.get(entry["model_name"], ()), region)
+        checks = isinstance(router_settings, dict) and router_settings.get("enable_pre_call_checks") is True
+        return cls(source, tuple(e["model_name"] for e in entries if "model_name" in e), regions, checks)
 
 
 def load_policy(path: str | FsPath, env: Mapping[str, str] | None = None, groups: Groups | None = None) -> Policy:
@@ -58,7 +68,9 @@ def read_model_groups(config: str | FsPath) -> Groups:
         data = yaml.safe_load(FsPath(config).read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise PolicyError([PolicyIssue(str(config), None, (), f"cannot read the proxy config: {exc}")]) from None
-    return Groups.of(str(config), data.get("model_list") if isinstance(data, dict) else None)
+    if not isinstance(data, dict):
+        return Groups.of(str(config), None)
+    return Groups.of(str(config), data.get("model_list"), data.get("router_settings"))
 
 
 def parse_policy(
@@ -78,6 +90,7 @@ def parse_policy(
     findings = crossref.check(located.data)
     if groups is not None:
         findings += crossref.target_refs(located.data, groups.source, groups.names)
+        findings += fitness.deployment_regions(located.data, groups)
     issues += [PolicyIssue(file, located.line_of(path), path, msg) for path, msg in findings]
     if issues or policy is None:
         raise PolicyError(issues)

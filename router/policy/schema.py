@@ -51,7 +51,10 @@ class ModelSpec(Strict):
     # What the model can take. Left out: not declared, and never checked (policies written before
     # capabilities existed keep working); declared: a request that needs more never reaches it.
     capabilities: tuple[Capability, ...] | None = None
-    region: Name | None = None  # where the model's deployments run, for data residency (`access`, routes)
+    # Where the model's deployments run, for data residency (`access`, routes' `regions`): one region,
+    # or several for a model group with deployments in each (their `litellm_params.region_name` says
+    # which; a request pinned to one of them reaches only its deployments).
+    region: NameList = ()
 
 
 class When(Who):

@@ -144,3 +144,68 @@ def test_a_team_pinned_to_a_region_stays_there_during_a_shift(proxy, simulator):
         assert (rule["watch"], rule["phase"]) == ("region-eu", "shifted")
     finally:
         simulator.set_profile(GLM, error_rate=0.0)
+
+
+REGIONAL_POLICY = """
+version: 1
+settings: {retries: 0, timeout: 10s}
+models:
+  flash: {target: deepseek-v4-flash, context: 128k, region: us}
+  glm: {target: glm-4-plus, context: 128k, region: [eu, us]}
+  qwen: {target: qwen3-32b, context: 32k, region: eu}
+access:
+  - {name: eu-residency, who: {teams: [eu-legal]}, regions: [eu]}
+routes:
+  - {name: default, use: glm, fallbacks: [qwen, flash]}
+state: {backend: sqlite, path: %s}
+"""
+REGION_OF = {"deepseek-v4-flash": "us", "qwen3-32b": "eu"}
+
+
+def regional_config(workdir):
+    """The auth config with a glm group of two deployments, one in each region (the simulator tells
+    them apart by the model name), every regional deployment's region_name, and LiteLLM's region check."""
+    import yaml
+
+    config = yaml.safe_load(auth_config(workdir, KEYS).read_text())
+    entries = []
+    for entry in config["model_list"]:
+        name = entry["model_name"]
+        if name == "glm-4-plus":
+            for region in ("eu", "us"):
+                params = {**entry["litellm_params"], "model": f"openai/glm-4-plus-{region}", "region_name": region}
+                entries.append({**entry, "litellm_params": params})
+        elif name in REGION_OF:
+            entries.append({**entry, "litellm_params": {**entry["litellm_params"], "region_name": REGION_OF[name]}})
+    config["model_list"] = entries
+    config["router_settings"] = {"enable_pre_call_checks": True}
+    path = workdir / "config-regional.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_a_model_group_in_two_regions_serves_a_pinned_team_from_its_own(simulator, tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(REGIONAL_POLICY % (tmp_path / "state.db"))
+    proxy = start_proxy(simulator, policy, tmp_path, config=regional_config(tmp_path))
+    try:
+        before = {r: simulator.count(f"glm-4-plus-{r}") for r in ("eu", "us")}
+        for i in range(8):
+            raw = chat(proxy, f"hello {i}", key="sk-eu")
+            assert raw.headers["x-router-model"] == GLM
+        assert simulator.count("glm-4-plus-eu") == before["eu"] + 8 and simulator.count("glm-4-plus-us") == before["us"]
+        for i in range(12):  # anyone else may be served by either
+            chat(proxy, f"hi {i}")
+        assert simulator.count("glm-4-plus-us") > before["us"]
+
+        def status() -> dict | None:
+            out = io.StringIO()
+            assert main(["status", "--policy", str(policy), "--json", "--window", "2m"], stdout=out) == 0
+            shown = json.loads(out.getvalue())
+            return shown if shown["regions"]["eu"]["requests"] + shown["regions"]["us"]["requests"] >= 20 else None
+
+        view = poll_until(status, 10, "per-region figures of the glm group")
+        eu, us = view["regions"]["eu"]["requests"], view["regions"]["us"]["requests"]
+        assert eu + us == 20 and eu >= 8 and us >= 1  # each answer counted once, by its deployment's region
+    finally:
+        proxy.stop()

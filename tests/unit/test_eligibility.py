@@ -129,7 +129,7 @@ def test_a_team_pinned_to_a_region_stays_there():
     assert decision.model == "eu" and decision.fallbacks == ()
     with pytest.raises(RequestRejected) as refused:
         ask(model="cheap", identity=legal)
-    assert refused.value.status == 403 and "region 'us'" in refused.value.message
+    assert refused.value.status == 403 and "runs in region us" in refused.value.message
 
 
 def test_shifts_skip_models_the_request_cannot_use():
@@ -255,3 +255,49 @@ def test_the_identity_takes_request_fields_only_where_the_policy_trusts_them():
     trusting = Identity.of(key, own, sent, trust_request_tags=True, trusted_metadata=("department",))
     assert trusting.tags == ("free", "vip") and trusting.values("department") == ("legal",)
     assert trusting.values("tier") == ("gold",)  # an untrusted field of the request never counts
+
+
+MULTI = """
+version: 1
+models:
+  glm: {target: g-glm, context: 128k, region: [eu, us]}
+  qwen: {target: g-qwen, context: 32k, region: eu}
+access:
+  - {name: eu-residency, who: {teams: [eu-legal]}, regions: [eu]}
+routes:
+  - {name: default, use: glm, fallbacks: [qwen]}
+"""
+
+
+def test_a_model_in_several_regions_is_served_from_the_pinned_one():
+    from router.engine.pipeline import attempt_params
+
+    compiled = CompiledPolicy(parse_policy(MULTI, env={}))
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
+    pinned_decision = route_body(compiled, body, Identity(key_hash="k", team="eu-legal"))
+    assert pinned_decision.model == "glm" and pinned_decision.fallbacks == ("g-qwen",)
+    assert attempt_params(compiled, pinned_decision, body)["allowed_model_region"] == "eu"
+    anyone = route_body(compiled, body)
+    assert "allowed_model_region" not in attempt_params(compiled, anyone, body)
+
+
+def test_a_model_in_several_regions_needs_the_proxy_to_know_its_deployments_regions():
+    from router.policy.loader import Groups
+
+    def problems(model_list, router_settings=None):
+        groups = Groups.of("config.yaml", model_list, router_settings)
+        try:
+            parse_policy(MULTI, file="p.yaml", env={}, groups=groups)
+        except PolicyError as error:
+            return str(error)
+        return ""
+
+    def deployment(group, region):
+        return {"model_name": group, "litellm_params": {"model": f"openai/{group}", "region_name": region}}
+
+    good = [deployment("g-glm", "eu"), deployment("g-glm", "us"), deployment("g-qwen", "eu")]
+    assert problems(good, {"enable_pre_call_checks": True}) == ""
+    assert "enable_pre_call_checks" in problems(good)
+    shown = problems([*good[:2], deployment("g-qwen", None)], {"enable_pre_call_checks": True})
+    assert "models.qwen.region" in shown and "region_name None" in shown
+    assert "no deployment in us" in problems([good[0], good[2]], {"enable_pre_call_checks": True})
