@@ -24,13 +24,15 @@ T = TypeVar("T")
 
 
 @contextmanager
-def sdk_installed(simulator_url: str, policy: Path) -> Iterator[PolicyProvider]:
+def sdk_installed(
+    simulator_url: str, policy: Path, identity: router.Identity | None = None
+) -> Iterator[PolicyProvider]:
     """`router.install` of a policy with config.yaml's model list on the simulator (its
-    os.environ/ values pointed there, provider keys set aside until the end)."""
+    os.environ/ values pointed there, provider keys set aside until the end), calls made as `identity`."""
     saved = {k: os.environ.pop(k) for k in PROVIDER_VARS if k in os.environ}
     os.environ.update(simulator_env(f"{simulator_url}/v1"))
     try:
-        yield router.install(policy, config=ROOT / "config.yaml", watch=False)
+        yield router.install(policy, config=ROOT / "config.yaml", watch=False, identity=identity)
     finally:
         for key in PROVIDER_VARS:
             os.environ.pop(key, None)

@@ -241,13 +241,12 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
     passed over before its conditions are evaluated: a sender pinned to one region skips most
     routes at the cost of a few lookups each."""
     hits: dict[str, frozenset[str]] = {}
-    eligible = compiled.eligibility(view)
+    usable = _Usable(compiled, compiled.eligibility(view))
     refusals: list[tuple[int, str]] = []  # every model passed over, for the answer when none is left
-    verdicts: dict[frozenset[str] | None, Verdicts] = {}  # by route regions: most routes share one
     for position, (route, condition) in enumerate(compiled.routes):
-        allowed = eligible.on_route(route.regions) if route.regions else eligible
-        chain, skipped = _usable_chain(compiled, route, _verdicts(compiled, allowed, verdicts))
-        refusals += skipped
+        chain, skipped, allowed = usable.chain(route)
+        if skipped:
+            refusals += skipped
         if not chain:
             continue
         if condition is None:
@@ -259,11 +258,11 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
         if condition is not None and condition.semantic:
             closer, reasons = _closest(compiled, view, hits, position, reasons)
             if closer is not route:
-                route, allowed = closer, eligible.on_route(closer.regions)
-                chain, skipped = _usable_chain(compiled, route, _verdicts(compiled, allowed, verdicts))
+                route = closer
+                chain, skipped, allowed = usable.chain(route)
                 if not chain:
                     continue
-        model, fallbacks = _fit_context(compiled, route, chain, view, reasons)
+        model, fallbacks = _fit_context(compiled, route, list(chain), view, reasons)
         if skipped:
             reasons.append("skipped: " + "; ".join(dict.fromkeys(why for _, why in skipped)))
         return Decision(
@@ -277,6 +276,7 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
             answers=view.answers,
             eligible=allowed,
         )
+    eligible = usable.eligible
     if any(status == 400 for status, _ in refusals):
         raise _capability_refusal(compiled, eligible, [w for s, w in refusals if s == 400])
     raise RequestRejected(
@@ -284,38 +284,34 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
     )
 
 
-Verdicts = dict[str, tuple[int, str] | None]  # model -> (status, why) it may not serve the request, or None
+class _Usable:
+    """Which models of each route's chain one request may use. Every model's verdict is worked out
+    once per request (and set of route regions), not once per route that names it."""
 
+    __slots__ = ("compiled", "eligible", "restricted", "verdicts")
 
-def _verdicts(
-    compiled: CompiledPolicy, eligible: Eligibility, known: dict[frozenset[str] | None, Verdicts]
-) -> Verdicts | None:
-    """Every model's verdict under `eligible`, once per request and route regions; None when nothing is restricted."""
-    if not eligible.restricted:
-        return None
-    found = known.get(eligible.route_regions)
-    if found is None:
-        found = known[eligible.route_regions] = {
-            name: eligible.why_not(name, spec) for name, spec in compiled.policy.models.items()
-        }
-    return found
+    def __init__(self, compiled: CompiledPolicy, eligible: Eligibility):
+        self.compiled = compiled
+        self.eligible = eligible.on_route(())  # the sender's, before any route's regions
+        self.restricted = self.eligible.restricted
+        # route regions -> model -> (status, why) it may not serve the request, or None
+        self.verdicts: dict[frozenset[str] | None, dict[str, tuple[int, str] | None]] = {}
 
-
-def _usable_chain(
-    compiled: CompiledPolicy, route: Route, verdicts: Verdicts | None
-) -> tuple[list[str], list[tuple[int, str]]]:
-    """The route's model and fallbacks that may serve the request, and (status, why) for the others."""
-    chain = compiled.chains[route.name]
-    if verdicts is None:
-        return list(chain), []
-    usable, refused = [], []
-    for name in chain:
-        why = verdicts[name]
-        if why is None:
-            usable.append(name)
-        else:
-            refused.append(why)
-    return usable, refused
+    def chain(self, route: Route) -> tuple[tuple[str, ...], list[tuple[int, str]], Eligibility]:
+        """The route's model and fallbacks the request may use, (status, why) for the others, and
+        the eligibility on this route (its regions applied)."""
+        chain = self.compiled.chains[route.name]
+        if not self.restricted:
+            return chain, [], self.eligible
+        allowed = self.eligible.on_route(route.regions) if route.regions else self.eligible
+        verdicts = self.verdicts.get(allowed.route_regions)
+        if verdicts is None:
+            models = self.compiled.policy.models
+            verdicts = self.verdicts[allowed.route_regions] = {n: allowed.why_not(n, s) for n, s in models.items()}
+        skipped = [why for name in chain if (why := verdicts[name]) is not None]
+        if not skipped:
+            return chain, skipped, allowed
+        return tuple(name for name in chain if verdicts[name] is None), skipped, allowed
 
 
 def _closest(
@@ -369,8 +365,7 @@ def pinned(compiled: CompiledPolicy, fresh: Decision, route: str, model: str, re
     name = compiled.resolve(model)
     if spec is None or name is None:
         return None
-    eligible = fresh.eligible.on_route(spec.regions)
-    chain, _ = _usable_chain(compiled, spec, _verdicts(compiled, eligible, {}))
+    chain, _, eligible = _Usable(compiled, fresh.eligible).chain(spec)
     need = fresh.prompt_tokens + fresh.max_output_tokens
     if name not in chain or compiled.spec(name).context < need:
         return None
