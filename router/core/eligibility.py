@@ -78,8 +78,8 @@ class Eligibility:
         if missing:
             return 400, f"'{name}' cannot take {', '.join(NEED_WORDS[m] for m in missing)}"
         if name in self.deny or (self.only is not None and name not in self.only):
-            rule = next((r.name for r in self.rules if name in r.deny or (r.models and name not in r.models)), "")
-            return 403, f"access rule '{rule}' does not let this key use '{name}'"
+            rule = self.denied_by(name)
+            return 403, f"access rule '{rule.name if rule else ''}' does not let this key use '{name}'"
         for regions in (self.regions, self.route_regions):
             if regions is not None and not regions.intersection(spec.region):
                 where = f"region {', '.join(spec.region)}" if spec.region else "no declared region"
