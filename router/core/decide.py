@@ -210,11 +210,14 @@ def _capability_refusal(compiled: CompiledPolicy, eligible: Eligibility, why: li
     """No model the request could reach has what it needs: a 400 that names the need and the
     models that have it, or a 403 when those are models the sender may not use."""
     needs = ", ".join(NEED_WORDS[n] for n in sorted(eligible.needs))
-    able = [m for m, spec in compiled.policy.models.items() if not capable(spec, eligible.needs)]
-    open_to_sender = [m for m in able if eligible.allows(m, compiled.spec(m))]
+    # The models that have what it needs, and why the sender may not use each (None: it may).
+    able = {
+        m: eligible.why_not(m, spec) for m, spec in compiled.policy.models.items() if not capable(spec, eligible.needs)
+    }
+    open_to_sender = [m for m, barred in able.items() if barred is None]
     shown = "; ".join(dict.fromkeys(why))
     if able and not open_to_sender:
-        barred = "; ".join(filter(None, (r[1] for m in able if (r := eligible.why_not(m, compiled.spec(m))))))
+        barred = "; ".join(b[1] for b in able.values() if b is not None)
         return RequestRejected(403, f"the request needs {needs}: {shown}; and {barred}")
     offer = f"; models that can: {', '.join(open_to_sender)}" if open_to_sender else "; no model of this policy can"
     return RequestRejected(400, f"the request needs {needs}: {shown}{offer}")

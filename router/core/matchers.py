@@ -26,8 +26,6 @@ _SCOPE_WORDS = {
     "system": "the system prompt",
     "all": "the conversation",
 }
-# One line that looks like code is enough; prose rarely starts a line with these or ends one with ; { }.
-# Each pattern starts with a literal or a character set, which lets `re` skip ahead quickly.
 # `when` fields on the request's shape: (field, the capability or flag it reads, how reasons say it)
 _SHAPES = (
     ("images", ("vision",), "images"),
@@ -36,6 +34,8 @@ _SHAPES = (
     ("tools", ("tools",), "tools"),
     ("json_output", ("json", "json_schema"), "JSON output"),
 )
+# One line that looks like code is enough; prose rarely starts a line with these or ends one with ; { }.
+# Each pattern starts with a literal or a character set, which lets `re` skip ahead quickly.
 _CODE_MARKS = ("```", "=>", "#include")
 _CODE_LINE = (
     r"[ \t]*(?:def |class |import |from [\w.]+ import |function |public |private |"

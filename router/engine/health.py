@@ -240,6 +240,7 @@ class Health:
         that are already slower than a latency rule's threshold while still running."""
         if not rule.when.metric.endswith("_latency"):
             return self.mirror.figures(targets, since, now)
+        # Attempts in flight are known by group, not region: a region of a group in several has none here.
         ages = [now - start for group, start in list(self.in_flight.values()) if group in targets and start >= since]
         return self.mirror.figures(targets, since, now, overdue(ages, rule.when.threshold))
 
