@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from router.core.classify import Verdict, classify
-from router.core.eligibility import ANYONE, NEED_WORDS, Eligibility, canonical_rules, capable, eligibility
+from router.core.eligibility import ANYONE, NEED_WORDS, Eligibility, Usable, canonical_rules, capable, eligibility
 from router.core.limits import check_shape
 from router.core.matchers import Condition, KeywordIndex
 from router.core.request import Identity, RequestView
@@ -43,6 +43,9 @@ class Decision:
         return fields
 
 
+_KEPT = 4096  # senders (and needs) whose eligibility a policy keeps; then it starts afresh
+
+
 class CompiledPolicy:
     """A validated policy with its matchers built, ready to decide many requests. `embedder` turns
     routes' examples and requests into vectors; without one, routes with examples never match."""
@@ -66,6 +69,8 @@ class CompiledPolicy:
             r.name: tuple(dict.fromkeys(self.canonical(m) for m in (r.use, *r.fallbacks))) for r in policy.routes
         }
         self.index = KeywordIndex(kw for _, cond in self.routes if cond for kw in cond.keywords)
+        self._usable: dict[tuple, Usable] = {}
+        self._eligible: dict[tuple[Identity, frozenset[str]], Eligibility] = {}
 
     @property
     def semantic(self) -> bool:
@@ -103,11 +108,29 @@ class CompiledPolicy:
         return view.once("verdict", judge)
 
     def eligibility(self, view: RequestView) -> Eligibility:
-        """Which models may serve the request (its needs, its sender's access rules), once per request."""
-        return view.once("eligibility", lambda: eligibility(self.access, view.identity, view.needs))
+        """Which models may serve the request (its needs, its sender's access rules), once per request
+        and once per sender and needs while they keep coming."""
+        key = (view.identity, view.needs)
+        found = self._eligible.get(key)
+        if found is None:
+            if len(self._eligible) >= _KEPT:
+                self._eligible.clear()
+            found = self._eligible[key] = eligibility(self.access, view.identity, view.needs)
+        return found
 
     def allows(self, eligible: Eligibility, name: str) -> bool:
         return eligible.allows(name, self.spec(name))
+
+    def usable(self, eligible: Eligibility) -> Usable:
+        """Which models of each route a request so eligible may use. Senders and needs come in few
+        combinations, so the tables are kept: a pinned sender's routes cost a lookup each."""
+        key = eligible.key
+        table = self._usable.get(key)
+        if table is None:
+            if len(self._usable) >= _KEPT:
+                self._usable.clear()
+            table = self._usable[key] = Usable(self.routes, self.chains, self.policy.models, eligible)
+        return table
 
     def watched(self, rule: Shift) -> list[str]:
         """The policy models a shift rule watches: its model, or every model in its region."""
@@ -244,14 +267,8 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
     passed over before its conditions are evaluated: a sender pinned to one region skips most
     routes at the cost of a few lookups each."""
     hits: dict[str, frozenset[str]] = {}
-    usable = _Usable(compiled, compiled.eligibility(view))
-    refusals: list[tuple[int, str]] = []  # every model passed over, for the answer when none is left
-    for position, (route, condition) in enumerate(compiled.routes):
-        chain, skipped, allowed = usable.chain(route)
-        if skipped:
-            refusals += skipped
-        if not chain:
-            continue
+    usable = compiled.usable(compiled.eligibility(view))
+    for position, route, condition, (chain, skipped, allowed) in usable.open:
         if condition is None:
             reasons: list[str] | None = ["no earlier route matched"]
         else:
@@ -280,41 +297,13 @@ def _route(compiled: CompiledPolicy, view: RequestView) -> Decision:
             eligible=allowed,
         )
     eligible = usable.eligible
+    # Every model passed over, for the answer when none is left.
+    refusals = [why for route, _ in compiled.routes for why in usable.chain(route)[1]]
     if any(status == 400 for status, _ in refusals):
         raise _capability_refusal(compiled, eligible, [w for s, w in refusals if s == 400])
     raise RequestRejected(
         403, "no model this key may use serves the request: " + "; ".join(dict.fromkeys(w for _, w in refusals))
     )
-
-
-class _Usable:
-    """Which models of each route's chain one request may use. Every model's verdict is worked out
-    once per request (and set of route regions), not once per route that names it."""
-
-    __slots__ = ("compiled", "eligible", "restricted", "verdicts")
-
-    def __init__(self, compiled: CompiledPolicy, eligible: Eligibility):
-        self.compiled = compiled
-        self.eligible = eligible.on_route(())  # the sender's, before any route's regions
-        self.restricted = self.eligible.restricted
-        # route regions -> model -> (status, why) it may not serve the request, or None
-        self.verdicts: dict[frozenset[str] | None, dict[str, tuple[int, str] | None]] = {}
-
-    def chain(self, route: Route) -> tuple[tuple[str, ...], list[tuple[int, str]], Eligibility]:
-        """The route's model and fallbacks the request may use, (status, why) for the others, and
-        the eligibility on this route (its regions applied)."""
-        chain = self.compiled.chains[route.name]
-        if not self.restricted:
-            return chain, [], self.eligible
-        allowed = self.eligible.on_route(route.regions) if route.regions else self.eligible
-        verdicts = self.verdicts.get(allowed.route_regions)
-        if verdicts is None:
-            models = self.compiled.policy.models
-            verdicts = self.verdicts[allowed.route_regions] = {n: allowed.why_not(n, s) for n, s in models.items()}
-        skipped = [why for name in chain if (why := verdicts[name]) is not None]
-        if not skipped:
-            return chain, skipped, allowed
-        return tuple(name for name in chain if verdicts[name] is None), skipped, allowed
 
 
 def _closest(
@@ -368,7 +357,7 @@ def pinned(compiled: CompiledPolicy, fresh: Decision, route: str, model: str, re
     name = compiled.resolve(model)
     if spec is None or name is None:
         return None
-    chain, _, eligible = _Usable(compiled, fresh.eligible).chain(spec)
+    chain, _, eligible = compiled.usable(fresh.eligible).chain(spec)
     need = fresh.prompt_tokens + fresh.max_output_tokens
     if name not in chain or compiled.spec(name).context < need:
         return None

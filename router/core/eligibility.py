@@ -5,16 +5,18 @@ conversation affinity all ask the same `Eligibility`. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from router.core.request import Identity
-from router.policy.schema import ModelSpec, Policy
+from router.policy.schema import ModelSpec, Policy, Route
 from router.policy.traffic import Access, Who
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+C = TypeVar("C")  # a route's compiled condition, whatever the caller compiles it to
 NEED_WORDS = {
     "vision": "images (vision)",
     "audio": "audio",
@@ -66,6 +68,12 @@ class Eligibility:
     def pinned(self) -> bool:
         return self.regions is not None or self.route_regions is not None
 
+    @property
+    def key(self) -> tuple:
+        """Equal for eligibilities that allow the same models for the same reasons (the access
+        rules, built once per policy, by identity: they hold unhashable metadata)."""
+        return self.needs, self.only, self.deny, self.regions, self.route_regions, tuple(map(id, self.rules))
+
     def on_route(self, regions: tuple[str, ...]) -> Eligibility:
         """For a route pinned to `regions` (none: any), in place of the route it was for before."""
         pinned = frozenset(regions) or None
@@ -103,6 +111,8 @@ class Eligibility:
 
 
 ANYONE = Eligibility()  # a request that needs nothing from a sender no rule limits
+# A route's models a request may use, (status, why) for each it may not, its eligibility on the route.
+Chain = tuple[tuple[str, ...], tuple[tuple[int, str], ...], Eligibility]
 
 
 def canonical_rules(policy: Policy, canonical: Callable[[str], str]) -> tuple[Access, ...]:
@@ -129,3 +139,51 @@ def eligibility(rules: tuple[Access, ...], identity: Identity, needs: frozenset[
             regions = frozenset(rule.regions) if regions is None else regions & frozenset(rule.regions)
         deny.update(rule.deny)
     return Eligibility(needs, only, frozenset(deny), regions, applying)
+
+
+class Usable(Generic[C]):
+    """Which models of each route's chain requests of one eligibility may use: every model's
+    verdict worked out once per set of route regions, every route's chain once. `routes` pairs each
+    route with its compiled condition; `chains` gives each route's model and fallbacks by name."""
+
+    __slots__ = ("chains", "eligible", "models", "open", "restricted", "routes", "verdicts")
+
+    def __init__(
+        self,
+        routes: tuple[tuple[Route, C], ...],
+        chains: Mapping[str, tuple[str, ...]],
+        models: Mapping[str, ModelSpec],
+        eligible: Eligibility,
+    ):
+        self.chains = chains
+        self.models = models
+        self.eligible = eligible.on_route(())  # the sender's, before any route's regions
+        self.restricted = self.eligible.restricted
+        # route regions -> model -> (status, why) it may not serve the request, or None
+        self.verdicts: dict[frozenset[str] | None, dict[str, tuple[int, str] | None]] = {}
+        self.routes: dict[str, Chain] = {}
+        # The routes with a model the request may use, in order: the only ones whose conditions run.
+        self.open = tuple(
+            (position, route, condition, found)
+            for position, (route, condition) in enumerate(routes)
+            if (found := self.chain(route))[0]
+        )
+
+    def chain(self, route: Route) -> Chain:
+        """The route's model and fallbacks the request may use, (status, why) for the others, and
+        the eligibility on this route (its regions applied)."""
+        found = self.routes.get(route.name)
+        if found is None:
+            found = self.routes[route.name] = self._chain(route)
+        return found
+
+    def _chain(self, route: Route) -> Chain:
+        chain = self.chains[route.name]
+        if not self.restricted:
+            return chain, (), self.eligible
+        allowed = self.eligible.on_route(route.regions) if route.regions else self.eligible
+        verdicts = self.verdicts.get(allowed.route_regions)
+        if verdicts is None:
+            verdicts = self.verdicts[allowed.route_regions] = {n: allowed.why_not(n, s) for n, s in self.models.items()}
+        skipped = tuple(why for name in chain if (why := verdicts[name]) is not None)
+        return tuple(name for name in chain if verdicts[name] is None), skipped, allowed

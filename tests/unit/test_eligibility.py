@@ -132,6 +132,21 @@ def test_a_team_pinned_to_a_region_stays_there():
     assert refused.value.status == 403 and "runs in region us" in refused.value.message
 
 
+def test_senders_taking_turns_each_keep_their_own_models():
+    """A policy keeps each sender's tables (the route loop is a lookup per route): senders in turn,
+    and thousands of them, never get another's."""
+    compiled = CompiledPolicy(parse_policy(POLICY, env={}))
+    body = {"model": "auto", "messages": [{"role": "user", "content": "hello there"}]}
+    legal, free = Identity(key_hash="k7", team="eu-legal"), Identity(key_hash="k8", tags=("free",))
+    for _ in range(3):
+        assert route_body(compiled, body, legal).model == "eu"
+        assert route_body(compiled, body, free).fallbacks == ("g-tooly", "g-eu")
+        assert route_body(compiled, {**body, "tools": TOOLS}, legal).model == "eu"
+    for n in range(5000):
+        assert route_body(compiled, body, Identity(key_hash=f"k{n}", team="eu-legal")).model == "eu"
+    assert route_body(compiled, body, free).model == "cheap"
+
+
 def test_shifts_skip_models_the_request_cannot_use():
     legal = Identity(key_hash="k6", team="eu-legal")
     decision = ask(identity=legal)
