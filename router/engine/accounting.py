@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Mapping
 
-from router.core.budgets import ZERO, Amounts, spent
+from router.core.budgets import ZERO, Amounts, applies, scopes, spent
 from router.core.decide import CompiledPolicy, Decision
 from router.core.pricing import reasoning_text as reasoning_of
 from router.core.pricing import token_counts
@@ -22,6 +22,7 @@ from router.engine.budget_book import BudgetBook, Exceeded, Reservation
 from router.engine.ledger import Ledger
 from router.engine.policy_file import PolicyFile
 from router.engine.record import BudgetNote, DecisionRecord, new_record
+from router.policy.schema import Policy
 
 log = logging.getLogger("router")
 
@@ -108,6 +109,8 @@ class Accounting:
         )
         if cache_hit and model:
             record["saved_usd"] = spent(compiled.spec(model).price, usage, reasoning_text).usd
+        if compiled.policy.budgets:
+            record["budgets"] = _counted(compiled.policy, decision, actual)
         cap = decision.get("reasoning_cap")
         if cap and record["tokens"]["reasoning"] > cap:
             record["reasoning_over_cap"] = True
@@ -150,6 +153,22 @@ class Accounting:
             "latency_ms": None if latency is None else round(latency * 1000, 1),
             "downgraded_from": decision.get("downgraded_from"),
         }
+
+
+def _counted(policy: Policy, decision: DecisionRecord, actual: Amounts) -> list[list]:
+    """[budget, scope, usd, tokens, reasoning] for each budget counter the request drew on, as the
+    budget book reserved and settled them (for the model it admitted): what `report` sums for the
+    budgets' standing."""
+    model = decision.get("model")
+    identity = decision.get("identity") or {}
+    who = Identity(key_hash=identity.get("key_hash"), team=identity.get("team"), user=identity.get("user"))
+    route, tags = decision.get("route", ""), tuple(identity.get("tags") or ())
+    return [
+        [budget.name, scope, actual.usd, actual.tokens, actual.reasoning]
+        for budget in policy.budgets
+        if applies(budget, route, model)
+        for scope in scopes(budget, who, route, model, tags)
+    ]
 
 
 def _downgrade(compiled: CompiledPolicy, decision: Decision, model: str) -> Decision:

@@ -1,13 +1,18 @@
-"""The spend ledger: one record per request, appended to the state store's `ledger` log.
+"""The spend ledger: one record per request, appended to the state store's `ledger` log with the
+hourly rollups it adds (router.engine.rollups), in one step; and to the raw-record sink on disk
+(router.engine.sink), when there is one.
 
 A record: time, route, model, target and served group, identity, tokens by kind, cost at the
-policy's prices and LiteLLM's, cache hit and saving, latency, outcome. Records written while the
-store is down wait in memory and go out with the next write; a ledger that writes behind holds them
-for the next flush, which sends them in one step.
+policy's prices and LiteLLM's, cache hit and saving, latency, outcome, and the budgets it counted
+for. The store keeps the newest MAX_RECORDS records (for `status` and tools that tail it); totals
+come from the rollups, and every record from the sink. Records written while the store is down
+wait in memory and go out with the next write; a ledger that writes behind holds them for the next
+flush, which sends them in one step.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -15,22 +20,40 @@ from itertools import islice
 
 import orjson
 
+from router.engine import rollups
+from router.engine.sink import RecordSink
 from router.state.protocol import WRITE_BATCH, StateStore, StoreUnavailable
 
 LEDGER_LOG = "ledger"
 MAX_RECORDS = 1_000_000
+ROLLUP_TTL = 35 * 86400.0
+log = logging.getLogger("router.ledger")
 
 
 class Ledger:
-    def __init__(self, store: StateStore, write_behind: bool = False):
+    def __init__(
+        self,
+        store: StateStore,
+        write_behind: bool = False,
+        rollup_ttl: float = ROLLUP_TTL,
+        sink: RecordSink | None = None,
+        max_records: int = MAX_RECORDS,
+    ):
         self.store = store
         self.write_behind = write_behind  # records wait for `flush`, which writes them in one step
-        self._backlog: deque[bytes] = deque()
+        self.rollup_ttl = rollup_ttl
+        self.sink = sink
+        self.max_records = max_records
+        self._backlog: deque[tuple[bytes, dict]] = deque()
+        self._unsunk: list[tuple[bytes, dict]] = []  # records the sink has not taken yet
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
+        entry = (orjson.dumps(record), record)
         with self._lock:
-            self._backlog.append(orjson.dumps(record))
+            self._backlog.append(entry)
+            if self.sink is not None:
+                self._unsunk.append(entry)
             if not self.write_behind:
                 self._drain(len(self._backlog))
 
@@ -38,6 +61,7 @@ class Ledger:
         """Write the records held back (the `most` oldest, when given): by an outage, or to go out
         together (called periodically)."""
         with self._lock:
+            self._sink()
             self._drain(len(self._backlog) if most is None else most)
 
     @property
@@ -47,17 +71,29 @@ class Ledger:
     def pending(self) -> list[str]:
         """The records the store has not taken, as JSON (kept across a restart by `spill`)."""
         with self._lock:
-            return [raw.decode() for raw in self._backlog]
+            self._sink()
+            return [raw.decode() for raw, _ in self._backlog]
 
     def restore(self, pending: list[str]) -> None:
         with self._lock:
-            self._backlog.extend(raw.encode() for raw in pending)
+            self._backlog.extend((raw.encode(), orjson.loads(raw)) for raw in pending)
+
+    def _sink(self) -> None:
+        if self.sink is None or not self._unsunk:
+            return
+        try:
+            self.sink.write(self._unsunk)
+        except OSError as exc:  # kept for the next flush
+            log.error("ledger: cannot write raw records to %s: %s", self.sink.directory, exc)
+            return
+        self._unsunk = []
 
     def _drain(self, most: int) -> None:
         while most > 0 and self._backlog:
             batch = list(islice(self._backlog, min(most, WRITE_BATCH)))
+            counts = rollups.counts(record for _, record in batch)
             try:
-                self.store.append_many(LEDGER_LOG, batch, MAX_RECORDS)
+                self.store.append_many(LEDGER_LOG, [raw for raw, _ in batch], self.max_records, counts, self.rollup_ttl)
             except StoreUnavailable:
                 return  # kept for the next write; the store logged the outage
             for _ in batch:
@@ -66,7 +102,7 @@ class Ledger:
 
 
 def records(store: StateStore, since: float = 0.0, batch: int = 5000) -> Iterator[dict]:
-    """Every record at or after `since` (epoch seconds), oldest first."""
+    """Every record at or after `since` (epoch seconds) the store still keeps, oldest first."""
     position = None
     while True:
         rows = store.read(LEDGER_LOG, position, batch)

@@ -24,6 +24,7 @@ from router.engine.health import Health
 from router.engine.ledger import Ledger
 from router.engine.pipeline import Pipeline
 from router.engine.policy_file import PolicyFile
+from router.engine.sink import RecordSink
 from router.policy.schema import Policy
 from router.state import StateStore, open_store
 
@@ -155,7 +156,7 @@ def build_runtime(
     spec = policy.current.policy
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     health = Health(store, lambda: policy.current)
-    accounting = Accounting(policy, BudgetBook(store, write_behind=True), Ledger(store, write_behind=True))
+    accounting = Accounting(policy, BudgetBook(store, write_behind=True), _ledger(spec, store))
     embedder = _shared_embedder(spec, embedder_for)
     _check_classifier(spec, embedder)
     policy.use(embedder)
@@ -184,6 +185,16 @@ def build_runtime(
         "off" if cache is None else "on",
     )
     return runtime
+
+
+def _ledger(spec: Policy, store: StateStore) -> Ledger:
+    """The ledger the policy's `ledger` section asks for; read once, like `state`."""
+    config = spec.ledger
+    sink = None
+    if config.records is not None and spec.state.backend != "memory":
+        where = config.records.path or str(Path(spec.state.path).parent / "ledger")
+        sink = RecordSink(where, config.records.retention)
+    return Ledger(store, write_behind=True, rollup_ttl=config.rollups, sink=sink)
 
 
 def _embedder_name(spec: Policy) -> str | None:

@@ -12,12 +12,15 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import partial
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from router.cache.embedders import EmbedderUnavailable, Shared, StaticEmbedder, local_embedder
 from router.core.decide import CompiledPolicy, Decision, route_body
 from router.core.request import Identity
-from router.engine.ledger import records
+from router.engine import rollups
 from router.errors import PolicyError, RequestRejected
 from router.ops import evaluate, status
 from router.ops.report import GROUPS, report
@@ -53,8 +56,14 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         except ValueError as exc:
             print(f"--window: {exc}", file=sys.stderr)
             return 2
+        at = _moment(args.at, compiled.policy)
+        if isinstance(at, str):
+            print(f"--at: {at}", file=sys.stderr)
+            return 2
         return _with_store(
-            compiled.policy, out, lambda store: report(list(records(store)), compiled.policy, window, args.by)
+            compiled.policy,
+            out,
+            lambda store: report(partial(rollups.read, store), compiled.policy, window, args.by, at),
         )
     if args.command == "status":
         seconds = duration(args.window)
@@ -142,6 +151,22 @@ def _build_embedder(if_missing: bool, out: TextIO) -> int:
     return 0
 
 
+def _moment(text: str | None, policy: Policy) -> float | str | None:
+    """`--at`: an ISO time (in the policy's time zone unless it gives its own), or a date (its last
+    moment), as epoch seconds; None for now; the reason as text when it is not one."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return f"not an ISO date or time: {text!r} (e.g. 2026-11-30 or 2026-11-30T23:59)"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(policy.settings.timezone))
+    if len(text) == 10:  # a date: as of its end, so that its day (or its month) is whole
+        return (moment + timedelta(days=1)).timestamp() - 0.001
+    return moment.timestamp()
+
+
 def _with_store(policy, out: TextIO, show) -> int:
     """Print what `show(store)` makes of the policy's state store."""
     state = policy.state
@@ -210,6 +235,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     summary.add_argument("--policy", help="the policy whose state store and budgets to read (default: ROUTER_POLICY)")
     summary.add_argument("--window", default="day", help="hour, day, month, 'rolling <duration>' or all (default: day)")
     summary.add_argument("--by", choices=GROUPS, default="route", help="group by (default: route)")
+    summary.add_argument("--at", help="the window that holds this moment (ISO date or time; default: now)")
     health = commands.add_parser("status", help="each model's latency and error figures, active shifts and holds")
     health.add_argument(
         "--policy", help="the policy whose state store and shift rules to read (default: ROUTER_POLICY)"

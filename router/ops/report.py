@@ -1,14 +1,16 @@
-"""`python -m router report`: spend from the ledger, grouped, with the budgets' standing."""
+"""`python -m router report`: spend from the ledger's hourly rollups, grouped, with the budgets'
+standing. Windows are read a whole hour at a time, from the hour that holds their start: exact for
+calendar windows in time zones a whole number of hours from UTC."""
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from router.core.budgets import applies, limits, window_span
+from router.core.budgets import limits, window_span
+from router.engine.rollups import Rollup, latency_percentile
 from router.policy.schema import Policy
 
 GROUPS = ("route", "model", "key", "team", "user")
@@ -26,81 +28,58 @@ _COLUMNS = (
     "rejected",
     "errors",
 )
+Read = Callable[[float, float, tuple[str, ...]], Rollup]  # the hours from start to end, for some dimensions
 
 
 def window_start(window: str, policy: Policy, now: float) -> float:
+    """Where a report window begins; `all` reaches back as far as rollups are kept."""
     if window == "all":
-        return 0.0
+        return now - policy.ledger.rollups
     return window_span(window, now, ZoneInfo(policy.settings.timezone)).start
 
 
-def summarize(records: Iterable[dict], by: str) -> dict[str, dict[str, float]]:
-    rows: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(_COLUMNS, 0.0))
-    for record in records:
-        for name in (str(record.get(by)), "TOTAL"):
-            _add(rows[name], record)
+def summarize(rollup: Rollup, by: str) -> dict[str, dict]:
+    """A row per value of `by` and a TOTAL row (every record has one value of each dimension); the
+    latency percentiles (ms, the bound of the histogram bucket that holds them) for routes and models."""
+    rows: dict[str, dict] = {}
+    total = dict.fromkeys(_COLUMNS, 0.0)
+    for name, sums in rollup.rows.get(by, {}).items():
+        row: dict = {column: sums.get(column, 0.0) for column in _COLUMNS}
+        row["p50_ms"], row["p99_ms"] = latency_percentile(sums, 0.5), latency_percentile(sums, 0.99)
+        rows[name] = row
+        for column in _COLUMNS:
+            total[column] += row[column]
+    if rows:
+        rows["TOTAL"] = {**total, "p50_ms": None, "p99_ms": None}
     for row in rows.values():
         row["usd_per_1k"] = 1000 * row["spend_usd"] / row["requests"] if row["requests"] else 0.0
         row["reasoning_share"] = row["reasoning"] / row["output"] if row["output"] else 0.0
-    return dict(rows)
+    return rows
 
 
-def _add(row: dict[str, float], record: dict) -> None:
-    row["requests"] += 1
-    outcome = record.get("outcome")
-    row["rejected"] += outcome == "budget_rejected"
-    row["errors"] += outcome == "error"
-    row["spend_usd"] += record.get("cost_usd") or 0.0
-    tokens = record.get("tokens") or {}
-    row["prompt"] += tokens.get("prompt", 0)
-    row["cached"] += tokens.get("cached", 0)
-    row["output"] += tokens.get("completion", 0)
-    row["reasoning"] += tokens.get("reasoning", 0)
-    row["cache_hits"] += record.get("cache", "off") not in ("off", "miss", None)
-    row["saved_usd"] += record.get("saved_usd") or 0.0
-
-
-def budget_standing(records: list[dict], policy: Policy, now: float) -> list[str]:
-    """Each budget's spend in its current window, per scope, from the ledger."""
+def budget_standing(read: Read, policy: Policy, now: float) -> list[str]:
+    """Each budget's spend in its current window, per scope, as its served requests counted it."""
     lines = []
+    windows: dict[str, Rollup] = {}
     for budget in policy.budgets:
-        start = window_start(budget.window, policy, now)
-        used: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-        for record in records:
-            if (
-                record["t"] < start
-                or record.get("outcome") != "ok"
-                or not applies(budget, record["route"], record["model"])
-            ):
-                continue
-            for scope in _record_scopes(budget.per, record):
-                tokens = record.get("tokens") or {}
-                used[scope]["usd"] += record.get("cost_usd") or 0.0
-                used[scope]["tokens"] += tokens.get("prompt", 0) + tokens.get("completion", 0)
-                used[scope]["reasoning"] += tokens.get("reasoning", 0)
+        if budget.window not in windows:
+            windows[budget.window] = read(window_start(budget.window, policy, now), now, ())
+        spent = {scope: units for (name, scope), units in windows[budget.window].budgets.items() if name == budget.name}
         lines.append(f"{budget.name} ({budget.per}, {budget.window}, on exceed: {budget.on_exceed})")
-        for scope, spent in sorted(used.items()):
+        for scope, units in sorted(spent.items()):
             for unit, limit in limits(budget):
-                share = spent[unit] / limit
-                lines.append(f"  {scope:<40} {spent[unit]:>14.6f} of {limit:g} {unit} ({share:.0%})")
-        if not used:
+                share = units.get(unit, 0.0) / limit
+                lines.append(f"  {scope:<40} {units.get(unit, 0.0):>14.6f} of {limit:g} {unit} ({share:.0%})")
+        if not spent:
             lines.append("  no spend in this window")
     return lines
 
 
-def _record_scopes(per: str, record: dict) -> list[str]:
-    if per == "global":
-        return ["all"]
-    if per == "tag":
-        return list(record.get("tags") or [])
-    value = record.get(per)
-    return [str(value)] if value else []
-
-
-def render(rows: dict[str, dict[str, float]], by: str) -> list[str]:
+def render(rows: dict[str, dict], by: str) -> list[str]:
     header = (
         f"{by:<28} {'requests':>8} {'spend USD':>12} {'USD/1K req':>11} {'prompt':>9} {'cached':>8} "
         f"{'output':>9} {'reasoning':>9} {'reas.%':>6} {'hits':>6} {'saved USD':>10} {'rejected':>8} {'errors':>6}"
+        f" {'p50 ms':>7} {'p99 ms':>7}"
     )
     lines = [header]
     for name in sorted(rows, key=lambda n: (n == "TOTAL", -rows[n]["spend_usd"])):
@@ -109,22 +88,22 @@ def render(rows: dict[str, dict[str, float]], by: str) -> list[str]:
             f"{name[:28]:<28} {r['requests']:>8.0f} {r['spend_usd']:>12.6f} {r['usd_per_1k']:>11.6f} "
             f"{r['prompt']:>9.0f} {r['cached']:>8.0f} {r['output']:>9.0f} {r['reasoning']:>9.0f} "
             f"{r['reasoning_share']:>6.1%} {r['cache_hits']:>6.0f} {r['saved_usd']:>10.6f} "
-            f"{r['rejected']:>8.0f} {r['errors']:>6.0f}"
+            f"{r['rejected']:>8.0f} {r['errors']:>6.0f} {_ms(r['p50_ms']):>7} {_ms(r['p99_ms']):>7}"
         )
     return lines
 
 
-def report(records: list[dict], policy: Policy, window: str, by: str, now: float | None = None) -> str:
+def _ms(value: float | None) -> str:
+    return "-" if value is None else ">60000" if value == float("inf") else f"{value:g}"
+
+
+def report(read: Read, policy: Policy, window: str, by: str, now: float | None = None) -> str:
     now = time.time() if now is None else now
     start = window_start(window, policy, now)
-    chosen = [r for r in records if r.get("t", 0) >= start]
-    since = (
-        "all time"
-        if window == "all"
-        else datetime.fromtimestamp(start, ZoneInfo(policy.settings.timezone)).isoformat(timespec="minutes")
-    )
-    lines = [f"spend by {by}, window {window} (since {since}), {len(chosen)} requests", ""]
-    lines += render(summarize(chosen, by), by) if chosen else ["no requests in this window"]
+    rollup = read(start, now, (by,))
+    since = datetime.fromtimestamp(start, ZoneInfo(policy.settings.timezone)).isoformat(timespec="minutes")
+    lines = [f"spend by {by}, window {window} (since {since}), {rollup.requests} requests", ""]
+    lines += render(summarize(rollup, by), by) if rollup.requests else ["no requests in this window"]
     if policy.budgets:
-        lines += ["", "budgets:"] + budget_standing(records, policy, now)
+        lines += ["", "budgets:"] + budget_standing(read, policy, now)
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from router.policy.fields import (
     Strict,
     TokenCount,
 )
+from router.policy.observe import LedgerConfig
 from router.policy.traffic import Access, Budget, NameList, Shift, Who
 
 
@@ -248,6 +249,7 @@ class Policy(Strict):
     state: StateConfig = StateConfig()
     classifier: ClassifierRef | None = None
     affinity: Affinity | None = None  # no `affinity` section: every turn is routed afresh
+    ledger: LedgerConfig = LedgerConfig()
     # What the loader read for `classifier`: the artifact and each learned route's threshold.
     _learned: object = PrivateAttr(None)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
 
-from router.state.protocol import Ask, Reserved, Settlement, hold_key, hold_ttl, settle_asks
+from router.state.protocol import Ask, Reserved, Settlement, Tallies, hold_key, hold_ttl, settle_asks
 
 
 class MemoryStore:
@@ -35,15 +34,17 @@ class MemoryStore:
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 
-    def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
-        now = time.time()
+    def tally(self, counts: Tallies, ttl: float) -> None:
         with self._lock:
-            for key, fields in counts.items():
-                group, expires = self._groups.get(key, ({}, 0.0))
-                group = dict(group) if expires > now else {}
-                for field, amount in fields.items():
-                    group[field] = group.get(field, 0) + amount
-                self._groups[key] = (group, now + ttl)
+            self._tally(counts, ttl, time.time())
+
+    def _tally(self, counts: Tallies, ttl: float, now: float) -> None:
+        for key, fields in counts.items():
+            group, expires = self._groups.get(key, ({}, 0.0))
+            group = dict(group) if expires > now else {}
+            for field, amount in fields.items():
+                group[field] = group.get(field, 0) + amount
+            self._groups[key] = (group, now + ttl)
 
     def tallies(self, keys: list[str]) -> list[dict[str, float]]:
         now = time.time()
@@ -90,8 +91,12 @@ class MemoryStore:
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         return self.append_many(log, [payload], max_len)[0]
 
-    def append_many(self, log: str, payloads: list[bytes], max_len: int) -> list[str]:
+    def append_many(
+        self, log: str, payloads: list[bytes], max_len: int, counts: Tallies | None = None, ttl: float = 0.0
+    ) -> list[str]:
         with self._lock:
+            if counts:
+                self._tally(counts, ttl, time.time())
             entries = self._logs.setdefault(log, deque(maxlen=max_len))
             ids = []
             for payload in payloads:

@@ -13,6 +13,7 @@ from typing import Protocol
 # The most settlements or log entries one `settle_many` or `append_many` call is given: a backlog an
 # outage left goes out in steps that neither hold SQLite's write lock nor block Redis for long.
 WRITE_BATCH = 500
+Tallies = Mapping[str, Mapping[str, float]]  # counter group -> field -> amount
 
 
 class StoreUnavailable(Exception):
@@ -81,7 +82,7 @@ class StateStore(Protocol):
         """`settle` of each (hold, changes), all or none, in one round trip: what a writer that
         holds settlements back for a moment sends at once."""
 
-    def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
+    def tally(self, counts: Tallies, ttl: float) -> None:
         """Add to named fields of counter groups (key -> field -> amount), each group kept `ttl`
         seconds more, in one round trip. Latency windows keep their histogram buckets this way."""
 
@@ -91,8 +92,11 @@ class StateStore(Protocol):
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         """Append to a log that keeps about its `max_len` newest entries; return the entry id."""
 
-    def append_many(self, log: str, payloads: list[bytes], max_len: int) -> list[str]:
-        """`append` of each payload, in order, all or none, in one round trip; their entry ids."""
+    def append_many(
+        self, log: str, payloads: list[bytes], max_len: int, counts: Tallies | None = None, ttl: float = 0.0
+    ) -> list[str]:
+        """`append` of each payload, in order, and `tally(counts, ttl)` when given, all or none, in
+        one round trip; their entry ids. The ledger's rollups go with its records this way."""
 
     def read(self, log: str, after: str | None, limit: int) -> list[tuple[str, bytes]]:
         """Entries after id `after` (from the oldest kept when None), oldest first."""

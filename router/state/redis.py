@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
 
 import redis
 
-from router.state.protocol import Ask, Reserved, Settlement, StoreUnavailable, hold_key, hold_ttl, limit_of
+from router.state.protocol import Ask, Reserved, Settlement, StoreUnavailable, Tallies, hold_key, hold_ttl, limit_of
 
 log = logging.getLogger("router")
 _FAILURES = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -109,13 +108,10 @@ class RedisStore:
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return self._call(lambda r: r.mget(keys)) if keys else []
 
-    def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
+    def tally(self, counts: Tallies, ttl: float) -> None:
         def op(r):
             pipe = r.pipeline(transaction=False)
-            for key, fields in counts.items():
-                for field, amount in fields.items():
-                    pipe.hincrbyfloat(key, field, amount)
-                pipe.pexpire(key, _ms(ttl))
+            _tally(pipe, counts, ttl)
             pipe.execute()
 
         if counts:
@@ -173,12 +169,15 @@ class RedisStore:
     def append(self, log_name: str, payload: bytes, max_len: int) -> str:
         return self.append_many(log_name, [payload], max_len)[0]
 
-    def append_many(self, log_name: str, payloads: list[bytes], max_len: int) -> list[str]:
+    def append_many(
+        self, log_name: str, payloads: list[bytes], max_len: int, counts: Tallies | None = None, ttl: float = 0.0
+    ) -> list[str]:
         def op(r):
             pipe = r.pipeline(transaction=True)
             for payload in payloads:
                 pipe.xadd(log_name, {"p": payload}, maxlen=max_len, approximate=True)
-            return pipe.execute()
+            _tally(pipe, counts or {}, ttl)
+            return pipe.execute()[: len(payloads)]
 
         return [entry_id.decode() for entry_id in self._call(op)]
 
@@ -189,6 +188,13 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _tally(pipe, counts: Tallies, ttl: float) -> None:
+    for key, fields in counts.items():
+        for field, amount in fields.items():
+            pipe.hincrbyfloat(key, field, amount)
+        pipe.pexpire(key, _ms(ttl))
 
 
 def _ms(seconds: float) -> int:

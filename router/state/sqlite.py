@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from router.state.protocol import Ask, Reserved, Settlement, hold_key, hold_ttl, settle_asks
+from router.state.protocol import Ask, Reserved, Settlement, Tallies, hold_key, hold_ttl, settle_asks
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL NOT NULL);
@@ -82,26 +82,28 @@ class SQLiteStore:
     def get_many(self, keys: list[str]) -> list[bytes | None]:
         return [self.get(key) for key in keys]
 
-    def tally(self, counts: Mapping[str, Mapping[str, float]], ttl: float) -> None:
+    def tally(self, counts: Tallies, ttl: float) -> None:
         if not counts:
             return  # an idle instance's sync loop must not take the write lock twice a second
-        now = time.time()
+        with self._transaction():
+            self._tally(counts, ttl, time.time())
+
+    def _tally(self, counts: Tallies, ttl: float, now: float) -> None:
         rows = [
             (key, field, amount, now + ttl, now) for key, fields in counts.items() for field, amount in fields.items()
         ]
-        with self._transaction():
-            # An expired group restarts at the new amount; every field of a group expires together.
-            self._db.executemany(
-                "INSERT INTO tallies (key, field, value, expires) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(key, field) DO UPDATE "
-                "SET value = CASE WHEN expires < ?5 THEN excluded.value ELSE value + excluded.value END, "
-                "expires = excluded.expires",
-                rows,
-            )
-            self._db.executemany("UPDATE tallies SET expires = ? WHERE key = ?", [(now + ttl, key) for key in counts])
-            self._writes += 1
-            if self._writes % _PURGE_EVERY == 0:
-                self._db.execute("DELETE FROM tallies WHERE expires < ?", (now,))
+        # An expired group restarts at the new amount; every field of a group expires together.
+        self._db.executemany(
+            "INSERT INTO tallies (key, field, value, expires) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(key, field) DO UPDATE "
+            "SET value = CASE WHEN expires < ?5 THEN excluded.value ELSE value + excluded.value END, "
+            "expires = excluded.expires",
+            rows,
+        )
+        self._db.executemany("UPDATE tallies SET expires = ? WHERE key = ?", [(now + ttl, key) for key in counts])
+        self._writes += 1
+        if self._writes % _PURGE_EVERY == 0:
+            self._db.execute("DELETE FROM tallies WHERE expires < ?", (now,))
 
     def tallies(self, keys: list[str]) -> list[dict[str, float]]:
         if not keys:
@@ -171,9 +173,13 @@ class SQLiteStore:
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         return self.append_many(log, [payload], max_len)[0]
 
-    def append_many(self, log: str, payloads: list[bytes], max_len: int) -> list[str]:
+    def append_many(
+        self, log: str, payloads: list[bytes], max_len: int, counts: Tallies | None = None, ttl: float = 0.0
+    ) -> list[str]:
         ids = []
         with self._transaction():
+            if counts:
+                self._tally(counts, ttl, time.time())
             for payload in payloads:
                 entry_id = self._db.execute("INSERT INTO log (name, payload) VALUES (?, ?)", (log, payload)).lastrowid
                 assert entry_id is not None  # an INSERT always has a row id

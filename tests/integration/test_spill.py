@@ -15,7 +15,7 @@ class Down:
     def settle_many(self, batch):
         raise StoreUnavailable("down")
 
-    def append_many(self, log, payloads, max_len):
+    def append_many(self, log, payloads, max_len, counts=None, ttl=0.0):
         raise StoreUnavailable("down")
 
 

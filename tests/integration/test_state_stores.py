@@ -160,6 +160,14 @@ def test_append_many_keeps_the_order_and_returns_the_ids(store):
     assert [p for _, p in rows] == [b"e1", b"e2", b"e3"] and [i for i, _ in rows] == ids
 
 
+def test_append_many_tallies_its_counts_in_the_same_step(store):
+    """The ledger's rollups go with its records: both or neither."""
+    store.append_many("log", [b"r1", b"r2"], max_len=1000, counts={"hour:1": {"n": 2, "usd": 0.5}}, ttl=60)
+    store.append_many("log", [b"r3"], max_len=1000, counts={"hour:1": {"n": 1}, "hour:2": {"n": 1}}, ttl=60)
+    assert [p for _, p in store.read("log", None, 10)] == [b"r1", b"r2", b"r3"]
+    assert store.tallies(["hour:1", "hour:2"]) == [{"n": 3, "usd": 0.5}, {"n": 1}]
+
+
 def test_a_refused_reservation_records_nothing(store):
     store.reserve([Ask(("spend",), 9.0, 10.0, 60)], hold="ok")
     assert store.reserve([Ask(("spend",), 5.0, 10.0, 60)], hold="refused").refused == 0
@@ -198,6 +206,9 @@ def test_sqlite_write_that_fails_half_way_leaves_nothing_behind(tmp_path):
         store.settle(None, [Settlement("spend:a", 0.0, 1.0, 60), Settlement("spend:b", 0.0, None, 60)])
     with pytest.raises(sqlite3.IntegrityError):
         store.tally({"win:g": {"n": 1, "bad": None}}, ttl=60)
+    with pytest.raises(sqlite3.IntegrityError):  # records and their rollups: neither is kept
+        store.append_many("log", [b"r1"], max_len=10, counts={"win:h": {"n": 1, "bad": None}}, ttl=60)
+    assert store.read("log", None, 10) == [] and store.tallies(["win:h"]) == [{}]
     assert store.incr("spend:a", 0) == 0
     assert store.tallies(["win:g"]) == [{}]
     store.settle(None, [Settlement("spend:a", 0.0, 1.0, 60)])  # and the connection is usable afterwards
