@@ -3,6 +3,7 @@ fixtures (tests/conftest.py) and the benchmark scripts."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -73,11 +74,12 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_proxy(config: Path, env: Mapping[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    """`litellm --config CONFIG` with one worker; returns the process and its base URL once it is live."""
+def start_proxy(config: Path, env: Mapping[str, str], log: Path, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """`litellm --config CONFIG` with `workers` workers; returns the process and its base URL once it is live."""
     port = free_port()
     litellm_bin = Path(sys.executable).parent / "litellm"
-    args = [str(litellm_bin), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
+    args = [str(litellm_bin), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--num_workers", str(workers)]
     with open(log, "w") as out:
         proc = subprocess.Popen(args, cwd=ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -145,4 +147,61 @@ class RedisServer:
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait(5)
+            self.proc = None
+
+
+class PrometheusServer:
+    """A real Prometheus server (Debian's package) on a free port, scraping `targets` (host:port)
+    at `path` every `interval`, with its data in `workdir`; `query` asks its HTTP API."""
+
+    def __init__(self, workdir: Path, targets: list[str], path: str, interval: str = "1s", rules: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workdir = workdir
+        config = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": [{"job_name": "router", "metrics_path": path, "static_configs": [{"targets": targets}]}],
+        }
+        if rules is not None:
+            config["rule_files"] = [str(rules)]
+        self.config = workdir / "prometheus.yml"
+        self.config.write_text(json.dumps(config))  # JSON is YAML
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        args = [
+            "prometheus",
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        log = self.workdir / f"prometheus-{self.port}.log"
+        with open(log, "a") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"prometheus exited with {self.proc.returncode}:\n{tail(log)}")
+            try:
+                return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, 30, "prometheus", log)
+
+    def query(self, expression: str) -> list[dict]:
+        """The instant vector of a PromQL expression: [{"metric": {...}, "value": [t, "v"]}, ...]."""
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": expression}, timeout=10).json()
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    def query_range(self, expression: str, start: float, end: float, step: str = "1s") -> list[dict]:
+        params = {"query": expression, "start": start, "end": end, "step": step}
+        answer = httpx.get(f"{self.url}/api/v1/query_range", params=params, timeout=10).json()
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
             self.proc = None

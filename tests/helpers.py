@@ -182,16 +182,25 @@ def auth_config(workdir: Path, entries: list[dict] | None = None) -> Path:
     return path
 
 
-def start_proxy(simulator: Simulator, policy: Path, workdir: Path, config: Path = ROOT / "config.yaml") -> Proxy:
-    """`litellm --config config.yaml` as a real process, routed by `policy`, upstream the simulator."""
-    env = procs.clean_env(
+def start_proxy(
+    simulator: Simulator,
+    policy: Path,
+    workdir: Path,
+    config: Path = ROOT / "config.yaml",
+    workers: int = 1,
+    **env: str,
+) -> Proxy:
+    """`litellm --config config.yaml` as a real process, routed by `policy`, upstream the simulator;
+    `env`: more of its environment."""
+    full = procs.clean_env(
         LITELLM_MASTER_KEY=MASTER_KEY,
         ROUTER_POLICY=str(policy),
         **simulator_env(f"{simulator.url}/v1"),
         ROUTER_RELOAD_INTERVAL="0.2",
+        **env,
     )
     log = workdir / f"proxy-{procs.free_port()}.log"
-    proc, url = procs.start_proxy(config, env, log)
+    proc, url = procs.start_proxy(config, full, log, workers)
     return Proxy(proc, url, log)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import orjson
 
+from router.adapter.asgi import put_in_front
 from router.core.limits import check_shape
 from router.errors import RequestRejected
 from router.policy.schema import Limits
@@ -128,13 +129,5 @@ async def _refuse(send, exc: RequestRejected) -> None:
 
 
 def install(limits: Callable[[], Limits]) -> None:
-    """Put the guard in front of the proxy's app. The proxy loads its callbacks while it starts,
-    after Starlette has built the app's middleware (add_middleware is refused then), so the guard
-    wraps that stack: the outermost layer, as an added middleware would be."""
-    from litellm.proxy import proxy_server
-
-    app = proxy_server.app
-    if app.middleware_stack is None:
-        app.add_middleware(RequestGuard, limits=limits, vet=litellm_body_check)
-    elif not isinstance(app.middleware_stack, RequestGuard):
-        app.middleware_stack = RequestGuard(app.middleware_stack, limits, litellm_body_check)
+    """Put the guard in front of the proxy's app."""
+    put_in_front(RequestGuard, limits=limits, vet=litellm_body_check)

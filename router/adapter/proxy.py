@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import litellm
 
-from router.adapter import body_guard, resilience, services
+from router.adapter import body_guard, metrics_endpoint, resilience, services
 from router.adapter.common import (
     apply_admitted,
     as_served,
@@ -223,8 +223,11 @@ def build_handler() -> PolicyRouter:
         len(policy.current.routes),
         len(policy.current.policy.models),
     )
-    handler = PolicyRouter(policy, services.start(policy, _proxy_router))
+    runtime = services.start(policy, _proxy_router)
+    handler = PolicyRouter(policy, runtime)
     handler.failures.install_filter()
+    if runtime.metrics is not None:  # read at start-up, like `state`
+        metrics_endpoint.install(lambda: policy.current.policy.metrics.path, runtime.metrics.render)
     # Everything loaded so far (LiteLLM, the proxy's modules, our models) lives as long as the
     # process: out of the collector's sight, every collection is cheaper.
     gc.freeze()

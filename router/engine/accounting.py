@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from router.core.budgets import ZERO, Amounts, applies, scopes, spent
 from router.core.decide import CompiledPolicy, Decision
@@ -22,7 +23,11 @@ from router.engine.budget_book import BudgetBook, Exceeded, Reservation
 from router.engine.ledger import Ledger
 from router.engine.policy_file import PolicyFile
 from router.engine.record import BudgetNote, DecisionRecord, new_record
+from router.policy.crossref import EXPLICIT_ROUTE
 from router.policy.schema import Policy
+
+if TYPE_CHECKING:
+    from router.engine.metrics import Metrics
 
 log = logging.getLogger("router")
 
@@ -34,10 +39,11 @@ class BudgetExceeded(Exception):
 
 
 class Accounting:
-    def __init__(self, policy: PolicyFile, book: BudgetBook, ledger: Ledger):
+    def __init__(self, policy: PolicyFile, book: BudgetBook, ledger: Ledger, metrics: Metrics | None = None):
         self.policy = policy
         self.book = book
         self.ledger = ledger
+        self.metrics = metrics
 
     # -- before the call ---------------------------------------------------------------------------
 
@@ -58,6 +64,8 @@ class Accounting:
             answers=decision.answers,
             eligible=decision.eligible,
         )
+        if self.metrics is not None and admission.standing:
+            self.metrics.standing(admission.standing)
         if admission.rejected is not None:
             raise BudgetExceeded(admission.rejected)
         downgraded_from = admission.downgraded_from
@@ -152,7 +160,20 @@ class Accounting:
             "tags": list(identity.get("tags") or []),
             "latency_ms": None if latency is None else round(latency * 1000, 1),
             "downgraded_from": decision.get("downgraded_from"),
+            "decided_by": _decided_by(decision),
         }
+
+
+def _decided_by(decision: DecisionRecord) -> str:
+    """What chose the model: the request naming it, the conversation's first turn, a shift, a
+    budget's downgrade, or the route the policy matched."""
+    if decision.get("downgraded_from"):
+        return "downgrade"
+    if decision.get("shifted_from"):
+        return "shift"
+    if decision.get("affinity") == "kept":
+        return "affinity"
+    return "explicit" if decision.get("route") == EXPLICIT_ROUTE else "route"
 
 
 def _counted(policy: Policy, decision: DecisionRecord, actual: Amounts) -> list[list]:

@@ -92,6 +92,7 @@ class Admission:
     downgraded_from: str | None = None
     rejected: Exceeded | None = None
     tightest: tuple[str, str, float] | None = None  # (budget, unit, remaining) closest to its limit
+    standing: list[tuple[str, str, float, float]] = field(default_factory=list)  # (budget, unit, limit, total)
     unchecked: bool = False  # the store was down: admitted without a check
 
 
@@ -202,8 +203,11 @@ class BudgetBook:
             budget, unit, span = owners[reserved.refused]
             ask = asks[reserved.refused]
             assert ask.limit is not None  # only an ask with a limit is refused
+            total = reserved.totals[reserved.refused]
             return Admission(
-                model, rejected=Exceeded(budget, unit, ask.limit, reserved.totals[reserved.refused], span.reset_at)
+                model,
+                rejected=Exceeded(budget, unit, ask.limit, total, span.reset_at),
+                standing=[(budget.name, unit, ask.limit, total)],
             )
         return self._admitted(model, hold, asks, owners, reserved)
 
@@ -217,6 +221,7 @@ class BudgetBook:
                 admission.warnings.append(budget.name)
             if ask.limit is None:
                 continue
+            admission.standing.append((budget.name, unit, ask.limit, total))
             share = (ask.limit - total) / ask.limit
             if share < closest:
                 closest, admission.tightest = share, (budget.name, unit, ask.limit - total)

@@ -13,12 +13,16 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from router.core.decide import CompiledPolicy, Decision
 from router.core.shifts import Active, ShiftState, active_shifts, reroute, step
 from router.core.windows import BUCKET_SECONDS, Figures, Mirror, Tally, bucket_key, bucket_of, overdue
 from router.policy.schema import ModelSpec
 from router.state import StateStore, StoreUnavailable
+
+if TYPE_CHECKING:
+    from router.engine.metrics import Metrics
 
 log = logging.getLogger("router")
 SUBJECTS = "win:subjects"  # field per model group (and deployment) that has figures
@@ -66,6 +70,7 @@ class Health:
         # The region a deployment runs in (the adapter asks LiteLLM's Router): its attempts count for
         # the region too, so that a model group in several regions has figures per region.
         self.region_of: Callable[[str], str | None] = lambda deployment: None
+        self.metrics: Metrics | None = None
 
     def longest_attempt(self) -> float:
         compiled = self.current()
@@ -119,6 +124,8 @@ class Health:
         with self._lock:
             self.tally.record(subjects, now, latency, ttft, error)
         self.last_seen[target] = now
+        if self.metrics is not None:
+            self.metrics.attempt(target, deployment, latency, ttft, error)
 
     def hold(self, target: str, seconds: float) -> None:
         """A provider answered 429 with retry-after: send it nothing for `seconds`, on every instance."""
@@ -234,6 +241,8 @@ class Health:
             states[rule.key] = new
         self.states = states
         self.active = active_shifts(compiled, states)
+        if self.metrics is not None:
+            self.metrics.shifts((rule.key, rule.watched, states[rule.key].phase) for rule in rules)
 
     def _figures(self, rule, targets: tuple[str, ...], since: float, now: float) -> Figures:
         """The shared figures of the watched model groups together, plus this instance's attempts

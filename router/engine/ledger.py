@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import islice
 
 import orjson
@@ -38,7 +38,9 @@ class Ledger:
         rollup_ttl: float = ROLLUP_TTL,
         sink: RecordSink | None = None,
         max_records: int = MAX_RECORDS,
+        observe: Callable[[list[dict]], None] | None = None,
     ):
+        """`observe`: called with the records written since its last call, at each flush (metrics)."""
         self.store = store
         self.write_behind = write_behind  # records wait for `flush`, which writes them in one step
         self.rollup_ttl = rollup_ttl
@@ -46,6 +48,8 @@ class Ledger:
         self.max_records = max_records
         self._backlog: deque[tuple[bytes, dict]] = deque()
         self._unsunk: list[tuple[bytes, dict]] = []  # records the sink has not taken yet
+        self.observe = observe
+        self._unobserved: list[dict] = []
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
@@ -54,6 +58,8 @@ class Ledger:
             self._backlog.append(entry)
             if self.sink is not None:
                 self._unsunk.append(entry)
+            if self.observe is not None:
+                self._unobserved.append(record)
             if not self.write_behind:
                 self._drain(len(self._backlog))
 
@@ -62,7 +68,10 @@ class Ledger:
         together (called periodically)."""
         with self._lock:
             self._sink()
+            fresh, self._unobserved = self._unobserved, []
             self._drain(len(self._backlog) if most is None else most)
+        if fresh and self.observe is not None:
+            self.observe(fresh)
 
     @property
     def backlog(self) -> int:

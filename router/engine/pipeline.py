@@ -21,6 +21,7 @@ from router.engine.accounting import Accounting, BudgetExceeded
 from router.engine.affinity import Conversations
 from router.engine.budget_book import Exceeded
 from router.engine.health import Health
+from router.engine.metrics import Metrics
 from router.engine.policy_file import PolicyFile
 from router.engine.record import DecisionRecord, identity_of, new_record
 from router.errors import RequestRejected
@@ -65,8 +66,10 @@ class Pipeline:
         accounting: Accounting,
         cache: ResponseCache | None,
         conversations: Conversations,
+        metrics: Metrics | None = None,
     ):
         self.policy = policy
+        self.metrics = metrics
         self.health = health
         self.accounting = accounting
         self.conversations = conversations
@@ -77,12 +80,15 @@ class Pipeline:
         """Raises RequestRejected for a request the policy will not serve (Refused once it was routed).
         `shape_checked`: the body's size and nesting were checked against the policy's limits already."""
         compiled = self.policy.current  # one policy for the whole decision, even mid-reload
+        began = time.perf_counter()
         decision = route_body(compiled, body, identity, shape_checked)
         decision, affinity = self.conversations.steer(compiled, body, identity, decision)
         try:
             decision = self.health.reroute(decision)
         except RequestRejected as exc:  # its model is held and it has no other
             raise _refused(decision, identity, exc) from None
+        if self.metrics is not None:
+            self.metrics.decided(time.perf_counter() - began)
         try:
             decision, record = self.accounting.admit(decision, identity)
         except BudgetExceeded as exc:

@@ -22,6 +22,7 @@ from router.engine.affinity import Conversations
 from router.engine.budget_book import BudgetBook
 from router.engine.health import Health
 from router.engine.ledger import Ledger
+from router.engine.metrics import Metrics
 from router.engine.pipeline import Pipeline
 from router.engine.policy_file import PolicyFile
 from router.engine.sink import RecordSink
@@ -76,6 +77,7 @@ class Runtime:
     pipeline: Pipeline
     remote: bool = False  # the store is across a network, or embeddings are slow: keep them off the event loop
     spill_to: Path | None = None  # where what the store cannot take at the end waits for the next start
+    metrics: Metrics | None = None  # None: the policy turned them off
     closed: threading.Event = field(default_factory=threading.Event)
 
     async def run(self, fn, *args):
@@ -156,12 +158,14 @@ def build_runtime(
     spec = policy.current.policy
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     health = Health(store, lambda: policy.current)
-    accounting = Accounting(policy, BudgetBook(store, write_behind=True), _ledger(spec, store))
+    metrics = Metrics(spec.metrics.labels) if spec.metrics.enabled else None
+    health.metrics = metrics
+    accounting = Accounting(policy, BudgetBook(store, write_behind=True), _ledger(spec, store, metrics), metrics)
     embedder = _shared_embedder(spec, embedder_for)
     _check_classifier(spec, embedder)
     policy.use(embedder)
     cache = _build_cache(policy, store, embedder, embedder_for)
-    pipeline = Pipeline(policy, health, accounting, cache, Conversations(store))
+    pipeline = Pipeline(policy, health, accounting, cache, Conversations(store), metrics)
     runtime = Runtime(
         store,
         accounting,
@@ -171,6 +175,7 @@ def build_runtime(
         pipeline,
         remote=spec.state.backend == "redis" or not _quick_embedder(spec),
         spill_to=spill.directory(spec.state.backend, spec.state.path),
+        metrics=metrics,
     )
     spill.restore(runtime.spill_to, accounting.book, accounting.ledger)
     runtime.tick()
@@ -187,14 +192,15 @@ def build_runtime(
     return runtime
 
 
-def _ledger(spec: Policy, store: StateStore) -> Ledger:
-    """The ledger the policy's `ledger` section asks for; read once, like `state`."""
+def _ledger(spec: Policy, store: StateStore, metrics: Metrics | None) -> Ledger:
+    """The ledger the policy's `ledger` section asks for; read once, like `state` and `metrics`."""
     config = spec.ledger
     sink = None
     if config.records is not None and spec.state.backend != "memory":
         where = config.records.path or str(Path(spec.state.path).parent / "ledger")
         sink = RecordSink(where, config.records.retention)
-    return Ledger(store, write_behind=True, rollup_ttl=config.rollups, sink=sink)
+    observe = metrics.records if metrics is not None else None
+    return Ledger(store, write_behind=True, rollup_ttl=config.rollups, sink=sink, observe=observe)
 
 
 def _embedder_name(spec: Policy) -> str | None:

@@ -1,9 +1,11 @@
 """The policy's sections on what the router keeps and tells about itself: the ledger's rollups and
-raw records (`ledger`)."""
+raw records (`ledger`) and its Prometheus metrics (`metrics`)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from router.policy.fields import Duration, Strict
 
@@ -25,3 +27,19 @@ class LedgerConfig(Strict):
 
     rollups: Duration = Field(35 * DAY, ge=LONGEST_WINDOW)  # a month's report and budgets stay whole
     records: RecordsConfig | None = RecordsConfig()  # null: no raw records beyond the store's newest
+
+
+class MetricsConfig(Strict):
+    """A Prometheus endpoint on the proxy's own port (`path`), unauthenticated like LiteLLM's
+    /metrics: labels name routes, models, budgets and shift rules, never a key unless `labels` asks."""
+
+    enabled: bool = True
+    path: str = "/router/metrics"
+    labels: tuple[Literal["key", "team", "user"], ...] = ()  # identity labels on the request counters
+
+    @field_validator("path")
+    @classmethod
+    def _a_path(cls, value: str) -> str:
+        if not value.startswith("/") or value.rstrip("/") in ("", "/v1", "/chat", "/metrics"):
+            raise ValueError(f"a path of its own, such as /router/metrics, not {value!r}")
+        return value.rstrip("/")
