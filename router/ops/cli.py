@@ -1,7 +1,8 @@
 """Command line: `python -m router validate POLICY [--config config.yaml]`,
 `python -m router explain POLICY [--json] [PROMPT]`,
-`python -m router report [--policy POLICY] [--window day] [--by route]` and
+`python -m router report [--policy POLICY] [--window day] [--by route] [--at DATE]`,
 `python -m router status [--policy POLICY] [--window 5m] [--json]`,
+`python -m router alerts POLICY` (Prometheus rules), `python -m router dashboard POLICY` (Grafana),
 `python -m router eval POLICY LABELLED.jsonl [--json]`,
 `python -m router learn LABELLED.jsonl [--out classifier.npz]` and
 `python -m router embedder build [--if-missing]`."""
@@ -17,12 +18,14 @@ from functools import partial
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+import yaml
+
 from router.cache.embedders import EmbedderUnavailable, Shared, StaticEmbedder, local_embedder
 from router.core.decide import CompiledPolicy, Decision, route_body
 from router.core.request import Identity
 from router.engine import rollups
 from router.errors import PolicyError, RequestRejected
-from router.ops import evaluate, status
+from router.ops import evaluate, observability, status
 from router.ops.report import GROUPS, report
 from router.policy.fields import duration
 from router.policy.loader import load_policy, read_model_groups
@@ -65,6 +68,12 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
             out,
             lambda store: report(partial(rollups.read, store), compiled.policy, window, args.by, at),
         )
+    if args.command == "alerts":
+        print(yaml.safe_dump(observability.alert_rules(compiled.policy), sort_keys=False, width=200), file=out, end="")
+        return 0
+    if args.command == "dashboard":
+        print(json.dumps(observability.dashboard(compiled.policy, args.title), indent=2), file=out)
+        return 0
     if args.command == "status":
         seconds = duration(args.window)
         if not isinstance(seconds, float):
@@ -236,6 +245,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     summary.add_argument("--window", default="day", help="hour, day, month, 'rolling <duration>' or all (default: day)")
     summary.add_argument("--by", choices=GROUPS, default="route", help="group by (default: route)")
     summary.add_argument("--at", help="the window that holds this moment (ISO date or time; default: now)")
+    rules = commands.add_parser("alerts", help="Prometheus alerting rules for the policy's shifts, budgets and slos")
+    rules.add_argument("policy")
+    board = commands.add_parser("dashboard", help="a Grafana dashboard (JSON) over the router's metrics")
+    board.add_argument("policy")
+    board.add_argument("--title", default="LiteLLM router")
     health = commands.add_parser("status", help="each model's latency and error figures, active shifts and holds")
     health.add_argument(
         "--policy", help="the policy whose state store and shift rules to read (default: ROUTER_POLICY)"

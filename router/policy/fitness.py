@@ -1,6 +1,6 @@
-"""Cross-reference checks of who may use what and what models can take: access rules and regions
-name what exists, a route's model can serve what its `when` requires, and a model in several
-regions is served per region by the proxy's deployments."""
+"""Cross-reference checks of who may use what and what models can take: access rules, regions and
+objectives name what exists, a route's model can serve what its `when` requires, and a model in
+several regions is served per region by the proxy's deployments."""
 
 from __future__ import annotations
 
@@ -32,7 +32,23 @@ def check(data: dict, known: dict[str, str]) -> list[Finding]:
     for i, route in enumerate(routes if isinstance(routes, list) else ()):
         if isinstance(route, dict):
             findings += _route_fitness(route, ("routes", i), models, known, regions)
+    findings += _slo_refs(data.get("slos"), routes if isinstance(routes, list) else [], known)
     return findings
+
+
+def _slo_refs(slos: object, routes: list, known: dict[str, str]) -> Iterator[Finding]:
+    """Each objective names a route or a model of the policy, and no two share a name."""
+    if not isinstance(slos, list):
+        return
+    yield from duplicate_names(slos, "slos", "objective")
+    names = [r.get("name") for r in routes if isinstance(r, dict)]
+    for i, slo in enumerate(slos):
+        if not isinstance(slo, dict):
+            continue
+        yield from model_ref(slo.get("model"), ("slos", i, "model"), known)
+        route = slo.get("route")
+        if isinstance(route, str) and route not in names:
+            yield ("slos", i, "route"), f"unknown route '{route}' (routes: {', '.join(map(str, names))})"
 
 
 def model_regions(models: object) -> set:

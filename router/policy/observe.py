@@ -1,13 +1,13 @@
 """The policy's sections on what the router keeps and tells about itself: the ledger's rollups and
-raw records (`ledger`) and its Prometheus metrics (`metrics`)."""
+raw records (`ledger`), its Prometheus metrics (`metrics`) and the objectives alerts watch (`slos`)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from router.policy.fields import Duration, Strict
+from router.policy.fields import Duration, Name, Strict
 
 DAY = 86400.0
 LONGEST_WINDOW = 32 * DAY  # a calendar month and the hour that holds its start
@@ -43,3 +43,24 @@ class MetricsConfig(Strict):
         if not value.startswith("/") or value.rstrip("/") in ("", "/v1", "/chat", "/metrics"):
             raise ValueError(f"a path of its own, such as /router/metrics, not {value!r}")
         return value.rstrip("/")
+
+
+class Slo(Strict):
+    """An objective for a route (its requests) or a model (the calls to its group): a p99 latency
+    and/or an error rate, held over `window`. `python -m router alerts` turns each into a Prometheus
+    alert that fires once the objective has been missed for `window`."""
+
+    name: Name
+    route: Name | None = None
+    model: Name | None = None
+    p99: Duration | None = Field(None, gt=0)
+    error_rate: float | None = Field(None, gt=0, lt=1)
+    window: Duration = Field(300.0, ge=60)
+
+    @model_validator(mode="after")
+    def _one_subject_some_objective(self) -> Slo:
+        if (self.route is None) == (self.model is None):
+            raise ValueError("give `route` or `model`, one of the two")
+        if self.p99 is None and self.error_rate is None:
+            raise ValueError("give `p99`, `error_rate` or both")
+        return self

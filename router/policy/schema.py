@@ -26,7 +26,7 @@ from router.policy.fields import (
     Strict,
     TokenCount,
 )
-from router.policy.observe import LedgerConfig, MetricsConfig
+from router.policy.observe import LedgerConfig, MetricsConfig, Slo
 from router.policy.traffic import Access, Budget, NameList, Shift, Who
 
 
@@ -251,6 +251,7 @@ class Policy(Strict):
     affinity: Affinity | None = None  # no `affinity` section: every turn is routed afresh
     ledger: LedgerConfig = LedgerConfig()
     metrics: MetricsConfig = MetricsConfig()
+    slos: tuple[Slo, ...] = ()
     # What the loader read for `classifier`: the artifact and each learned route's threshold.
     _learned: object = PrivateAttr(None)
 

@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from router import load_policy
+from router.ops.observability import alert_rules, dashboard
 from tests.helpers import MASTER_KEY, ledger, ledger_records, poll_until, procs, start_proxy
 
 pytestmark = pytest.mark.e2e
@@ -122,3 +124,19 @@ def test_a_shift_shows_as_a_state_change(stack, sim):
     assert phases[0] == 0 and phases[-1] == 1, history  # normal, then shifted
     served = prometheus.query('sum by (model_group) (router_attempts_total{model_group="deepseek-v4-pro"})')
     assert served, "shifted traffic reaches pro"
+
+
+def test_every_dashboard_and_alert_expression_runs_on_the_scraped_metrics(stack):
+    _, prometheus, policy = stack
+    spec = load_policy(policy)
+    panels = [p for p in dashboard(spec)["panels"] if p["type"] != "row"]
+    empty = []
+    for panel in panels:
+        for target in panel["targets"]:
+            if not prometheus.query(target["expr"]):  # a bad expression fails the query itself
+                empty.append(panel["title"])
+    # What needs more than this test's traffic: a fallback, cache hits, an error.
+    assert set(empty) <= {"Cache hit ratio and savings", "Fallback and error rate"}, empty
+    for group in alert_rules(spec)["groups"]:
+        for rule in group["rules"]:
+            prometheus.query(rule["expr"])
