@@ -28,6 +28,7 @@ from router.policy.schema import Policy
 
 if TYPE_CHECKING:
     from router.engine.metrics import Metrics
+    from router.engine.webhooks import Notifier
 
 log = logging.getLogger("router")
 
@@ -39,11 +40,19 @@ class BudgetExceeded(Exception):
 
 
 class Accounting:
-    def __init__(self, policy: PolicyFile, book: BudgetBook, ledger: Ledger, metrics: Metrics | None = None):
+    def __init__(
+        self,
+        policy: PolicyFile,
+        book: BudgetBook,
+        ledger: Ledger,
+        metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
+    ):
         self.policy = policy
         self.book = book
         self.ledger = ledger
         self.metrics = metrics
+        self.notifier = notifier  # webhook alerts of budgets passing their thresholds
 
     # -- before the call ---------------------------------------------------------------------------
 
@@ -64,8 +73,11 @@ class Accounting:
             answers=decision.answers,
             eligible=decision.eligible,
         )
-        if self.metrics is not None and admission.standing:
-            self.metrics.standing(admission.standing)
+        if admission.standing:
+            if self.metrics is not None:
+                self.metrics.standing(admission.standing)
+            if self.notifier is not None:
+                self.notifier.budget(admission.standing)
         if admission.rejected is not None:
             raise BudgetExceeded(admission.rejected)
         downgraded_from = admission.downgraded_from

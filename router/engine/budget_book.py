@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from itertools import islice
 from zoneinfo import ZoneInfo
 
-from router.core.budgets import ZERO, Amounts, Spans, applies, limits, output_estimate, scopes, worst_case
+from router.core.budgets import ZERO, Amounts, Span, Spans, applies, limits, output_estimate, scopes, worst_case
 from router.core.decide import CompiledPolicy
 from router.core.eligibility import ANYONE, Eligibility
 from router.core.request import Identity
@@ -84,6 +84,17 @@ class Exceeded:
         }
 
 
+# (budget, unit, limit, total, scope, period, ttl): a counter's total after a reservation, the window
+# it counts (its calendar bucket, or the rolling window), and how long that window lasts.
+Standing = tuple[str, str, float, float, str, str, float]
+
+
+def _standing(budget: Budget, unit: str, limit: float, total: float, scope: str, span: Span) -> Standing:
+    if budget.window.startswith("rolling "):
+        return budget.name, unit, limit, total, scope, budget.window, float(budget.window.split()[1])
+    return budget.name, unit, limit, total, scope, span.buckets[-1], span.ttl
+
+
 @dataclass
 class Admission:
     model: str | None  # the policy model that will serve: the decision's, or a downgrade
@@ -92,7 +103,7 @@ class Admission:
     downgraded_from: str | None = None
     rejected: Exceeded | None = None
     tightest: tuple[str, str, float] | None = None  # (budget, unit, remaining) closest to its limit
-    standing: list[tuple[str, str, float, float]] = field(default_factory=list)  # (budget, unit, limit, total)
+    standing: list[Standing] = field(default_factory=list)  # every limited counter, after this reservation
     unchecked: bool = False  # the store was down: admitted without a check
 
 
@@ -190,38 +201,38 @@ class BudgetBook:
                 for unit, limit in limits(budget):
                     keys = tuple(f"budget:{budget.name}:{unit}:{scope}:{b}" for b in span.buckets)
                     asks.append(Ask(keys, estimate.of(unit), limit, span.ttl, soft=budget.on_exceed == "warn"))
-                    owners.append((budget, unit, span))
+                    owners.append((budget, unit, span, scope))
         if not asks:
             return Admission(model)
         hold = uuid.uuid4().hex
         try:
             reserved = self.store.reserve(asks, hold)
         except StoreUnavailable:  # admit unchecked; the settlement still finds the counters
-            holds = tuple(Hold(ask.keys[-1], unit, 0.0, ask.ttl) for ask, (_, unit, _) in zip(asks, owners))
+            holds = tuple(Hold(ask.keys[-1], unit, 0.0, ask.ttl) for ask, (_, unit, *_) in zip(asks, owners))
             return Admission(model, reservation=Reservation(None, holds), unchecked=True)
         if reserved.refused is not None:
-            budget, unit, span = owners[reserved.refused]
+            budget, unit, span, scope = owners[reserved.refused]
             ask = asks[reserved.refused]
             assert ask.limit is not None  # only an ask with a limit is refused
             total = reserved.totals[reserved.refused]
             return Admission(
                 model,
                 rejected=Exceeded(budget, unit, ask.limit, total, span.reset_at),
-                standing=[(budget.name, unit, ask.limit, total)],
+                standing=[_standing(budget, unit, ask.limit, total, scope, span)],
             )
         return self._admitted(model, hold, asks, owners, reserved)
 
     @staticmethod
     def _admitted(model: str, hold: str, asks: list[Ask], owners: list, reserved: Reserved) -> Admission:
-        holds = tuple(Hold(ask.keys[-1], unit, ask.amount, ask.ttl) for ask, (_, unit, _) in zip(asks, owners))
+        holds = tuple(Hold(ask.keys[-1], unit, ask.amount, ask.ttl) for ask, (_, unit, *_) in zip(asks, owners))
         admission = Admission(model, reservation=Reservation(hold, holds))
         closest = 2.0
-        for ask, (budget, unit, _), total, over in zip(asks, owners, reserved.totals, reserved.over):
+        for ask, (budget, unit, span, scope), total, over in zip(asks, owners, reserved.totals, reserved.over):
             if over and budget.name not in admission.warnings:
                 admission.warnings.append(budget.name)
             if ask.limit is None:
                 continue
-            admission.standing.append((budget.name, unit, ask.limit, total))
+            admission.standing.append(_standing(budget, unit, ask.limit, total, scope, span))
             share = (ask.limit - total) / ask.limit
             if share < closest:
                 closest, admission.tightest = share, (budget.name, unit, ask.limit - total)

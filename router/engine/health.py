@@ -16,13 +16,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from router.core.decide import CompiledPolicy, Decision
-from router.core.shifts import Active, ShiftState, active_shifts, reroute, step
+from router.core.shifts import NORMAL, Active, ShiftState, active_shifts, reroute, step
 from router.core.windows import BUCKET_SECONDS, Figures, Mirror, Tally, bucket_key, bucket_of, overdue
 from router.policy.schema import ModelSpec
 from router.state import StateStore, StoreUnavailable
 
 if TYPE_CHECKING:
     from router.engine.metrics import Metrics
+    from router.engine.webhooks import Notifier
 
 log = logging.getLogger("router")
 SUBJECTS = "win:subjects"  # field per model group (and deployment) that has figures
@@ -71,6 +72,7 @@ class Health:
         # the region too, so that a model group in several regions has figures per region.
         self.region_of: Callable[[str], str | None] = lambda deployment: None
         self.metrics: Metrics | None = None
+        self.notifier: Notifier | None = None  # webhook alerts of shifts starting and ending
 
     def longest_attempt(self) -> float:
         compiled = self.current()
@@ -238,6 +240,8 @@ class Health:
             if new != state:
                 self.store.set(shift_key(rule.key), new.dumps(), STATE_TTL)
                 log.warning("shift '%s': %s -> %s (%s)", rule.key, state.phase, new.phase, new.reason)
+                if self.notifier is not None and NORMAL in (state.phase, new.phase) and state.phase != new.phase:
+                    self.notifier.shift(rule.key, rule.watched, new.phase != NORMAL, new.count, new.reason)
             states[rule.key] = new
         self.states = states
         self.active = active_shifts(compiled, states)

@@ -141,9 +141,10 @@ class Metrics:
         if ttft is not None:
             self.ttft.labels(group).observe(ttft)
 
-    def standing(self, budgets: Iterable[tuple[str, str, float, float]]) -> None:
-        """(budget, unit, limit, total after this request's reservation) of an admission."""
-        for budget, unit, limit, total in budgets:
+    def standing(self, budgets: Iterable[tuple]) -> None:
+        """An admission's standing (router.engine.budget_book.Standing): budget, unit, limit and the
+        total after this request's reservation, first."""
+        for budget, unit, limit, total, *_ in budgets:
             self.headroom.labels(budget, unit).set(max(0.0, (limit - total) / limit) if limit else 0.0)
 
     def shifts(self, states: Iterable[tuple[str, str, str]]) -> None:

@@ -26,6 +26,7 @@ from router.engine.metrics import Metrics
 from router.engine.pipeline import Pipeline
 from router.engine.policy_file import PolicyFile
 from router.engine.sink import RecordSink
+from router.engine.webhooks import Notifier
 from router.policy.schema import Policy
 from router.state import StateStore, open_store
 
@@ -78,6 +79,7 @@ class Runtime:
     remote: bool = False  # the store is across a network, or embeddings are slow: keep them off the event loop
     spill_to: Path | None = None  # where what the store cannot take at the end waits for the next start
     metrics: Metrics | None = None  # None: the policy turned them off
+    notifier: Notifier | None = None  # None: no `webhook` section
     closed: threading.Event = field(default_factory=threading.Event)
 
     async def run(self, fn, *args):
@@ -102,6 +104,8 @@ class Runtime:
         self.pipeline.conversations.flush()
 
     def start(self) -> None:
+        if self.notifier is not None:
+            self.notifier.start()
         threading.Thread(
             target=self._loop, args=(self.tick, SYNC_INTERVAL), name="router-state-sync", daemon=True
         ).start()
@@ -128,6 +132,8 @@ class Runtime:
             self.tick()
         except Exception:  # a failing store must not stop the rest of the shutdown
             log.exception("shutdown: the last write to the state store failed")
+        if self.notifier is not None:
+            self.notifier.close()  # alerts still queued go out while the store is open to claim them
         kept = spill.save(self.spill_to, book, ledger)
         if kept is not None:
             log.warning(
@@ -159,8 +165,10 @@ def build_runtime(
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     health = Health(store, lambda: policy.current)
     metrics = Metrics(spec.metrics.labels) if spec.metrics.enabled else None
-    health.metrics = metrics
-    accounting = Accounting(policy, BudgetBook(store, write_behind=True), _ledger(spec, store, metrics), metrics)
+    notifier = Notifier(store, spec.webhook) if spec.webhook is not None else None
+    health.metrics, health.notifier = metrics, notifier
+    book, ledger = BudgetBook(store, write_behind=True), _ledger(spec, store, metrics)
+    accounting = Accounting(policy, book, ledger, metrics, notifier)
     embedder = _shared_embedder(spec, embedder_for)
     _check_classifier(spec, embedder)
     policy.use(embedder)
@@ -176,6 +184,7 @@ def build_runtime(
         remote=spec.state.backend == "redis" or not _quick_embedder(spec),
         spill_to=spill.directory(spec.state.backend, spec.state.path),
         metrics=metrics,
+        notifier=notifier,
     )
     spill.restore(runtime.spill_to, accounting.book, accounting.ledger)
     runtime.tick()

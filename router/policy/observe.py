@@ -64,3 +64,21 @@ class Slo(Strict):
         if self.p99 is None and self.error_rate is None:
             raise ValueError("give `p99`, `error_rate` or both")
         return self
+
+
+class WebhookConfig(Strict):
+    """Slack-compatible webhook alerts (`text`, and the event under `router`): each budget scope
+    passing each share of `thresholds` of its limit in a window, each shift's start and end; once
+    each, retried `retries` times."""
+
+    url: str = Field(pattern=r"^https?://")
+    thresholds: tuple[float, ...] = (0.5, 0.8, 1.0)
+    retries: int = Field(5, ge=0, le=20)
+    timeout: Duration = Field(5.0, gt=0)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _ascending_shares(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not 0 < t <= 1 for t in value) or list(value) != sorted(set(value)):
+            raise ValueError("shares of a limit, ascending, each above 0 and at most 1: e.g. [0.5, 0.8, 1.0]")
+        return value

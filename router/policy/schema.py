@@ -26,7 +26,7 @@ from router.policy.fields import (
     Strict,
     TokenCount,
 )
-from router.policy.observe import LedgerConfig, MetricsConfig, Slo
+from router.policy.observe import LedgerConfig, MetricsConfig, Slo, WebhookConfig
 from router.policy.traffic import Access, Budget, NameList, Shift, Who
 
 
@@ -252,6 +252,7 @@ class Policy(Strict):
     ledger: LedgerConfig = LedgerConfig()
     metrics: MetricsConfig = MetricsConfig()
     slos: tuple[Slo, ...] = ()
+    webhook: WebhookConfig | None = None  # no section: no webhook alerts
     # What the loader read for `classifier`: the artifact and each learned route's threshold.
     _learned: object = PrivateAttr(None)
 
