@@ -8,6 +8,7 @@ The request path only touches memory (a counter, a dict lookup); the store is wr
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -30,6 +31,10 @@ SUBJECTS = "win:subjects"  # field per model group (and deployment) that has fig
 MIN_HORIZON = 300.0  # seconds of buckets kept, at least: `router status` shows 5 minutes
 RECENT = 3 * BUCKET_SECONDS  # buckets re-read every tick: other instances may still be adding to them
 STATE_TTL = 7 * 86400.0
+
+
+SHIFT_LOG = "shifts"
+SHIFT_LOG_LENGTH = 10_000  # changes of phase kept, for the report's timeline
 
 
 def shift_key(rule: str) -> str:
@@ -240,6 +245,8 @@ class Health:
             if new != state:
                 self.store.set(shift_key(rule.key), new.dumps(), STATE_TTL)
                 log.warning("shift '%s': %s -> %s (%s)", rule.key, state.phase, new.phase, new.reason)
+                if state.phase != new.phase:
+                    self._history(rule, state, new, now)
                 if self.notifier is not None and NORMAL in (state.phase, new.phase) and state.phase != new.phase:
                     self.notifier.shift(rule.key, rule.watched, new.phase != NORMAL, new.count, new.reason)
             states[rule.key] = new
@@ -247,6 +254,12 @@ class Health:
         self.active = active_shifts(compiled, states)
         if self.metrics is not None:
             self.metrics.shifts((rule.key, rule.watched, states[rule.key].phase) for rule in rules)
+
+    def _history(self, rule, old: ShiftState, new: ShiftState, now: float) -> None:
+        """Each change of phase, in the store's `shifts` log: the report's timeline."""
+        entry = {"t": now, "rule": rule.key, "watch": rule.watched, "from": old.phase, "to": new.phase}
+        entry["reason"] = new.reason
+        self.store.append(SHIFT_LOG, json.dumps(entry).encode(), SHIFT_LOG_LENGTH)
 
     def _figures(self, rule, targets: tuple[str, ...], since: float, now: float) -> Figures:
         """The shared figures of the watched model groups together, plus this instance's attempts

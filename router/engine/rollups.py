@@ -115,26 +115,45 @@ def _zeroes() -> dict[str, float]:
     return defaultdict(float)
 
 
-def read(store: StateStore, start: float, end: float, by: Iterable[str] = BY, batch: int = 168) -> Rollup:
+def read(store: StateStore, start: float, end: float, by: Iterable[str] = BY) -> Rollup:
     """The sums of every hour that holds a moment in [start, end], for the dimensions `by` and the
-    budgets, read a week of hours at a time."""
+    budgets."""
     rollup = Rollup()
+    for _, dimension, group in _groups(store, start, end, by):
+        _add(rollup, dimension, group)
+    return rollup
+
+
+def hourly(store: StateStore, start: float, end: float, by: Iterable[str] = BY) -> dict[int, Rollup]:
+    """Each hour's sums (hours since the epoch -> Rollup), for charts over time; hours with nothing left out."""
+    hours: dict[int, Rollup] = defaultdict(Rollup)
+    for hour, dimension, group in _groups(store, start, end, by):
+        if group:
+            _add(hours[hour], dimension, group)
+    return dict(hours)
+
+
+def _groups(store: StateStore, start: float, end: float, by: Iterable[str], batch: int = 168):
+    """(hour, dimension, fields) of every group, read a week of hours at a time."""
     wanted = (*by, BUDGET)
     hours = range(hour_of(start), hour_of(end) + 1)
     for first in range(0, len(hours), batch):
-        keys = [f"{PREFIX}{h}:{d}" for h in hours[first : first + batch] for d in wanted]
-        for key, group in zip(keys, store.tallies(keys)):
-            dimension = key.rsplit(":", 1)[1]
-            if dimension == BUDGET:
-                for name, amount in group.items():
-                    budget, scope, unit = name.split(_SEP)
-                    rollup.budgets[(budget, scope)][unit] += amount
-                continue
-            rows = rollup.rows[dimension]
-            for name, amount in group.items():
-                value, column = name.rsplit(_SEP, 1)
-                rows[value][column] += amount
-    return rollup
+        keys = [(h, d) for h in hours[first : first + batch] for d in wanted]
+        groups = store.tallies([f"{PREFIX}{h}:{d}" for h, d in keys])
+        for (hour, dimension), group in zip(keys, groups):
+            yield hour, dimension, group
+
+
+def _add(rollup: Rollup, dimension: str, group: dict[str, float]) -> None:
+    if dimension == BUDGET:
+        for name, amount in group.items():
+            budget, scope, unit = name.split(_SEP)
+            rollup.budgets[(budget, scope)][unit] += amount
+        return
+    rows = rollup.rows[dimension]
+    for name, amount in group.items():
+        value, column = name.rsplit(_SEP, 1)
+        rows[value][column] += amount
 
 
 def latency_percentile(row: dict[str, float], q: float) -> float | None:

@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         if isinstance(at, str):
             print(f"--at: {at}", file=sys.stderr)
             return 2
+        if args.html:
+            return _with_store(
+                compiled.policy, out, lambda store: _write_html(store, compiled.policy, window, at, args.html)
+            )
         return _with_store(
             compiled.policy,
             out,
@@ -160,6 +164,15 @@ def _build_embedder(if_missing: bool, out: TextIO) -> int:
     return 0
 
 
+def _write_html(store, policy: Policy, window: str, at: float | None, path: str) -> str:
+    from router.ops import html_report
+
+    page = html_report.render(store, policy, window, at)
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(page)
+    return f"wrote {path} ({len(page) // 1024} KB, self-contained)"
+
+
 def _moment(text: str | None, policy: Policy) -> float | str | None:
     """`--at`: an ISO time (in the policy's time zone unless it gives its own), or a date (its last
     moment), as epoch seconds; None for now; the reason as text when it is not one."""
@@ -245,6 +258,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     summary.add_argument("--window", default="day", help="hour, day, month, 'rolling <duration>' or all (default: day)")
     summary.add_argument("--by", choices=GROUPS, default="route", help="group by (default: route)")
     summary.add_argument("--at", help="the window that holds this moment (ISO date or time; default: now)")
+    summary.add_argument("--html", metavar="FILE", help="write a self-contained page with charts instead of the table")
     rules = commands.add_parser("alerts", help="Prometheus alerting rules for the policy's shifts, budgets and slos")
     rules.add_argument("policy")
     board = commands.add_parser("dashboard", help="a Grafana dashboard (JSON) over the router's metrics")
