@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--flooders", type=int, default=2, help="clients sending huge requests at once")
     parser.add_argument("--messages", type=int, default=10_000, help="messages in a huge request")
     args = parser.parse_args()
-    with two_proxies() as ((_, plain_url), (_, plugin_url)):
+    with two_proxies() as ((_, plain_url), (_, plugin_url), _):
         results = {
             "plain LiteLLM": asyncio.run(measure(plain_url, "deepseek-v4-flash", args)),
             "with router": asyncio.run(measure(plugin_url, "auto", args)),

@@ -10,6 +10,8 @@ drift hits all alike. Sides:
   cache miss        temperature 0 and a new prompt each time: exact lookup, embedding, semantic
                     lookup, then the upstream call and the store
   cache hit         temperature 0 and a prompt answered before: served by the exact tier
+  router, no metrics  as "with router", on a third proxy whose policy turns its Prometheus metrics
+                    off (only when --sides names it): what the metrics cost
 The plugin's proxy starts on an empty state of its own. Requests that fail (an error status, or a
 connection the proxy dropped) are counted apart, not timed.
 
@@ -19,7 +21,8 @@ connection the proxy dropped) are counted apart, not timed.
 --no-cache runs the plugin on the policy without its `cache` section (no response cache is installed
 in LiteLLM): the plugin's routing, budgets and accounting alone. The cache sides need the cache.
 
-Goals: with router / plain at least 0.95; cache miss / plain at least 0.8; cache hit / cache miss at least 3.
+Goals: with router / plain at least 0.95; cache miss / plain at least 0.8; cache hit / cache miss at least 3;
+with router / router, no metrics at least 0.95.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from procs import ROOT, clean_env, start_proxy, start_simulator, stop
 from upstreams import simulator_env
 
 KEY = "sk-bench"
+NO_METRICS = "router, no metrics"  # the plugin with the policy's Prometheus metrics off
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -72,28 +76,35 @@ def plain_config(workdir: Path) -> Path:
     return path
 
 
-def fresh_state_policy(workdir: Path, source: Path, cache: bool = True) -> Path:
+def fresh_state_policy(workdir: Path, source: Path, cache: bool = True, metrics: bool = True) -> Path:
     """The policy at `source` (policies/default.yaml unless --policy says) with its state in
-    `workdir`, and without its `cache` section unless `cache`: each run starts empty. On the checkout's
-    own state every run inherited the last one's cache, and the cache hit side measured semantic
-    hits on an earlier run's prompts instead of exact ones."""
+    `workdir`, without its `cache` section unless `cache`, and with its Prometheus metrics off unless
+    `metrics`: each run starts empty. On the checkout's own state every run inherited the last one's
+    cache, and the cache hit side measured semantic hits on an earlier run's prompts instead of exact ones."""
     policy = yaml.safe_load(source.read_text())
-    policy["state"] = {"backend": "sqlite", "path": str(workdir / "state.db")}
+    name = "policy" if metrics else "policy-no-metrics"
+    policy["state"] = {"backend": "sqlite", "path": str(workdir / f"{name}.db")}
     if not cache:
         policy.pop("cache", None)  # no response cache: LiteLLM gets none installed
+    if not metrics:
+        policy["metrics"] = {"enabled": False}
     if "classifier" in policy:  # the copy lives elsewhere: name the original artifact
         policy["classifier"]["path"] = str(source.parent / policy["classifier"]["path"])
-    path = workdir / "policy.yaml"
+    path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(policy, sort_keys=False))
     return path
 
 
+Started = tuple[subprocess.Popen, str]
+
+
 @contextmanager
 def two_proxies(
-    policy: Path = ROOT / "policies" / "default.yaml", cache: bool = True
-) -> Iterator[tuple[tuple[subprocess.Popen, str], tuple[subprocess.Popen, str]]]:
-    """Plain LiteLLM and the plugin's proxy on config.yaml's model list, one worker each, both on one
-    simulator: ((process, url) of plain LiteLLM, (process, url) with the router). All stop at the end."""
+    policy: Path = ROOT / "policies" / "default.yaml", cache: bool = True, without_metrics: bool = False
+) -> Iterator[tuple[Started, Started, Started | None]]:
+    """Plain LiteLLM and the plugin's proxy on config.yaml's model list, one worker each, all on one
+    simulator: (process, url) of plain LiteLLM, with the router, and, when `without_metrics`, with
+    the router and its metrics off (else None). All stop at the end."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         sim, sim_url = start_simulator(workdir / "simulator.log")
@@ -105,7 +116,12 @@ def two_proxies(
             own = {**env, "ROUTER_POLICY": str(fresh_state_policy(workdir, policy, cache))}
             plugin = start_proxy(ROOT / "config.yaml", own, workdir / "plugin.log")
             procs.append(plugin[0])
-            yield plain, plugin
+            bare = None
+            if without_metrics:
+                off = {**env, "ROUTER_POLICY": str(fresh_state_policy(workdir, policy, cache, metrics=False))}
+                bare = start_proxy(ROOT / "config.yaml", off, workdir / "plugin-no-metrics.log")
+                procs.append(bare[0])
+            yield plain, plugin, bare
         finally:
             for proc in procs:
                 stop(proc)
@@ -165,12 +181,14 @@ def main() -> None:
     args = parser.parse_args()
     if not args.cache and "cache" in args.sides:
         parser.error("--no-cache takes the cache out: choose --sides without the cache sides")
-    with two_proxies(args.policy.resolve(), args.cache) as ((plain_proc, plain_url), (plugin_proc, plugin_url)):
+    chosen = args.sides.split(",")
+    with two_proxies(args.policy.resolve(), args.cache, NO_METRICS in chosen) as (plain, plugin, bare):
+        (plain_proc, plain_url), (plugin_proc, plugin_url) = plain, plugin
         if args.pin:
             # The proxy measured gets a core of its own; the load generator and the simulator share
             # the other. Unpinned, the three compete for two cores and the ratios of one run to the
             # next differed by up to 0.1 on this 2-core machine.
-            for pid in (plain_proc.pid, plugin_proc.pid):
+            for pid in (plain_proc.pid, plugin_proc.pid, *((bare[0].pid,) if bare else ())):
                 pin(pid, {0})
             pin(os.getpid(), {1})
             for line in subprocess.run(["pgrep", "-f", "simulator.py"], capture_output=True, text=True).stdout.split():
@@ -181,7 +199,9 @@ def main() -> None:
             "cache miss": (plugin_url, "auto", plugin_proc.pid),
             "cache hit": (plugin_url, "auto", plugin_proc.pid),
         }
-        sides = {name: sides[name] for name in args.sides.split(",")}
+        if bare is not None:
+            sides[NO_METRICS] = (bare[1], "auto", bare[0].pid)
+        sides = {name: sides[name] for name in chosen}
         totals = {name: [0.0, [], 0.0, 0] for name in sides}
         for name, (url, model, _) in sides.items():  # warm up: imports, connection pools, the cached answer
             asyncio.run(load(url, name, model, 100, args.concurrency))
@@ -212,6 +232,7 @@ def report(totals: dict, args: argparse.Namespace) -> None:
         print(f"{name:<14} {rates[name]:>8.1f} {p50:>8.1f} {p99:>8.1f} {cpu[name]:>17.2f} {failed:>7}")
     pairs = (
         ("with router", "plain LiteLLM"),
+        ("with router", NO_METRICS),
         ("cache miss", "plain LiteLLM"),
         ("cache hit", "cache miss"),
         ("cache hit", "plain LiteLLM"),
