@@ -19,20 +19,6 @@ from router.state.protocol import StateStore
 HOUR = 3600
 PREFIX = "ledger:hour:"
 BY = ("route", "model", "key", "team", "user")
-COLUMNS = (
-    "requests",
-    "spend_usd",
-    "prompt",
-    "cached",
-    "output",
-    "reasoning",
-    "cache_hits",
-    "saved_usd",
-    "rejected",
-    "errors",
-    "latency_ms",  # the sum of the latencies of the requests that give one, over `timed`
-    "timed",
-)
 # Latency histogram per route and model: the count of requests whose latency is at most each bound
 # (milliseconds) and above the one before; `latency_percentile` reads a percentile off it.
 LATENCY_BOUNDS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, float("inf"))

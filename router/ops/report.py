@@ -10,10 +10,10 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from router.core.budgets import limits, window_span
-from router.engine.rollups import Rollup, latency_percentile
+from router.engine.rollups import BY, Rollup, latency_percentile
 from router.policy.schema import Policy
 
-GROUPS = ("route", "model", "key", "team", "user")
+GROUPS = BY  # what a report may group by: the rollups' dimensions
 _COLUMNS = (
     "requests",
     "spend_usd",
