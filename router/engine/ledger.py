@@ -67,9 +67,10 @@ class Ledger:
         """Write the records held back (the `most` oldest, when given): by an outage, or to go out
         together (called periodically)."""
         with self._lock:
-            self._sink()
+            unsunk, self._unsunk = self._unsunk, []
             fresh, self._unobserved = self._unobserved, []
             self._drain(len(self._backlog) if most is None else most)
+        self._sink(unsunk)  # outside the lock: a slow disk must not hold up the requests' writes
         if fresh and self.observe is not None:
             self.observe(fresh)
 
@@ -80,22 +81,24 @@ class Ledger:
     def pending(self) -> list[str]:
         """The records the store has not taken, as JSON (kept across a restart by `spill`)."""
         with self._lock:
-            self._sink()
+            unsunk, self._unsunk = self._unsunk, []
+        self._sink(unsunk)
+        with self._lock:
             return [raw.decode() for raw, _ in self._backlog]
 
     def restore(self, pending: list[str]) -> None:
         with self._lock:
             self._backlog.extend((raw.encode(), orjson.loads(raw)) for raw in pending)
 
-    def _sink(self) -> None:
-        if self.sink is None or not self._unsunk:
+    def _sink(self, entries: list[tuple[bytes, dict]]) -> None:
+        if self.sink is None or not entries:
             return
         try:
-            self.sink.write(self._unsunk)
-        except OSError as exc:  # kept for the next flush
+            self.sink.write(entries)
+        except OSError as exc:
             log.error("ledger: cannot write raw records to %s: %s", self.sink.directory, exc)
-            return
-        self._unsunk = []
+            with self._lock:
+                self._unsunk[:0] = entries  # first in line for the next flush
 
     def _drain(self, most: int) -> None:
         while most > 0 and self._backlog:

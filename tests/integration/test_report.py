@@ -119,3 +119,17 @@ def test_rollups_must_outlast_a_month(tmp_path):
     with pytest.raises(PolicyError) as error:
         parse_policy(short, env={})
     assert "ledger.rollups" in str(error.value)
+
+
+def test_records_the_sink_cannot_take_wait_for_the_next_flush(tmp_path, caplog):
+    blocked = tmp_path / "ledger"
+    blocked.write_text("a file where the directory should be")
+    ledger = Ledger(open_store("memory"), write_behind=True, sink=RecordSink(blocked, retention=86400))
+    for n in range(3):
+        ledger.write({**record("a", 0.01), "n": n})
+    ledger.flush()
+    assert "cannot write raw records" in caplog.text and list(read_records(tmp_path)) == []
+    blocked.unlink()
+    ledger.write({**record("a", 0.01), "n": 3})
+    ledger.flush()
+    assert [r["n"] for r in read_records(blocked)] == [0, 1, 2, 3]  # none lost, in order
