@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from router.core.budgets import ZERO, Amounts, applies, scopes, spent
+from router.core.budgets import ZERO, Amounts, spent
 from router.core.decide import CompiledPolicy, Decision
 from router.core.pricing import reasoning_text as reasoning_of
 from router.core.pricing import token_counts
@@ -24,7 +24,6 @@ from router.engine.ledger import Ledger
 from router.engine.policy_file import PolicyFile
 from router.engine.record import BudgetNote, DecisionRecord, new_record
 from router.policy.crossref import EXPLICIT_ROUTE
-from router.policy.schema import Policy
 
 if TYPE_CHECKING:
     from router.engine.metrics import Metrics
@@ -115,7 +114,8 @@ class Accounting:
         usage = dict(response.get("usage") or {})
         reasoning_text = reasoning_of(response)
         actual = ZERO if cache_hit else _actual(compiled, model, usage, reasoning_text, litellm_cost)
-        self.book.settle(Reservation.from_dict(decision.get("reservation")), actual)
+        reservation = Reservation.from_dict(decision.get("reservation"))
+        self.book.settle(reservation, actual)
         if model is not None and not cache_hit:
             answer = token_counts(usage, reasoning_text).completion // max(1, decision.get("answers", 1))
             self.book.outputs.observe(decision["route"], model, answer)
@@ -129,8 +129,8 @@ class Accounting:
         )
         if cache_hit and model:
             record["saved_usd"] = spent(compiled.spec(model).price, usage, reasoning_text).usd
-        if compiled.policy.budgets:
-            record["budgets"] = _counted(compiled.policy, decision, actual)
+        if reservation.holds:
+            record["budgets"] = reservation.counted(actual)
         cap = decision.get("reasoning_cap")
         if cap and record["tokens"]["reasoning"] > cap:
             record["reasoning_over_cap"] = True
@@ -186,22 +186,6 @@ def _decided_by(decision: DecisionRecord) -> str:
     if decision.get("affinity") == "kept":
         return "affinity"
     return "explicit" if decision.get("route") == EXPLICIT_ROUTE else "route"
-
-
-def _counted(policy: Policy, decision: DecisionRecord, actual: Amounts) -> list[list]:
-    """[budget, scope, usd, tokens, reasoning] for each budget counter the request drew on, as the
-    budget book reserved and settled them (for the model it admitted): what `report` sums for the
-    budgets' standing."""
-    model = decision.get("model")
-    identity = decision.get("identity") or {}
-    who = Identity(key_hash=identity.get("key_hash"), team=identity.get("team"), user=identity.get("user"))
-    route, tags = decision.get("route", ""), tuple(identity.get("tags") or ())
-    return [
-        [budget.name, scope, actual.usd, actual.tokens, actual.reasoning]
-        for budget in policy.budgets
-        if applies(budget, route, model)
-        for scope in scopes(budget, who, route, model, tags)
-    ]
 
 
 def _downgrade(compiled: CompiledPolicy, decision: Decision, model: str) -> Decision:

@@ -37,6 +37,8 @@ class Hold:
     unit: str
     amount: float  # what was reserved; 0 when the store was down and nothing could be
     ttl: float
+    budget: str = ""  # the budget and scope whose counter it is (records spilled by older versions lack them)
+    scope: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,12 @@ class Reservation:
     def to_dict(self) -> dict:
         # vars(), not dataclasses.asdict: the fields are flat, and asdict's deep copy cost ~30 us a request.
         return {"id": self.id, "holds": [dict(vars(h)) for h in self.holds]}
+
+    def counted(self, actual: Amounts) -> list[list]:
+        """[budget, scope, usd, tokens, reasoning] for each budget scope the reservation drew on,
+        what its settlement adds there: the ledger record's `budgets`, which `report` sums."""
+        scopes = dict.fromkeys((h.budget, h.scope) for h in self.holds if h.budget)
+        return [[budget, scope, actual.usd, actual.tokens, actual.reasoning] for budget, scope in scopes]
 
     @classmethod
     def from_dict(cls, data: dict | None) -> Reservation:
@@ -93,6 +101,14 @@ def _standing(budget: Budget, unit: str, limit: float, total: float, scope: str,
     if budget.window.startswith("rolling "):
         return budget.name, unit, limit, total, scope, budget.window, float(budget.window.split()[1])
     return budget.name, unit, limit, total, scope, span.buckets[-1], span.ttl
+
+
+def _holds(asks: list[Ask], owners: list, reserved: bool) -> tuple[Hold, ...]:
+    """Each ask's counter with what it added (nothing when the store could not be reached)."""
+    return tuple(
+        Hold(ask.keys[-1], unit, ask.amount if reserved else 0.0, ask.ttl, budget.name, scope)
+        for ask, (budget, unit, _, scope) in zip(asks, owners)
+    )
 
 
 @dataclass
@@ -208,8 +224,7 @@ class BudgetBook:
         try:
             reserved = self.store.reserve(asks, hold)
         except StoreUnavailable:  # admit unchecked; the settlement still finds the counters
-            holds = tuple(Hold(ask.keys[-1], unit, 0.0, ask.ttl) for ask, (_, unit, *_) in zip(asks, owners))
-            return Admission(model, reservation=Reservation(None, holds), unchecked=True)
+            return Admission(model, reservation=Reservation(None, _holds(asks, owners, reserved=False)), unchecked=True)
         if reserved.refused is not None:
             budget, unit, span, scope = owners[reserved.refused]
             ask = asks[reserved.refused]
@@ -224,8 +239,7 @@ class BudgetBook:
 
     @staticmethod
     def _admitted(model: str, hold: str, asks: list[Ask], owners: list, reserved: Reserved) -> Admission:
-        holds = tuple(Hold(ask.keys[-1], unit, ask.amount, ask.ttl) for ask, (_, unit, *_) in zip(asks, owners))
-        admission = Admission(model, reservation=Reservation(hold, holds))
+        admission = Admission(model, reservation=Reservation(hold, _holds(asks, owners, reserved=True)))
         closest = 2.0
         for ask, (budget, unit, span, scope), total, over in zip(asks, owners, reserved.totals, reserved.over):
             if over and budget.name not in admission.warnings:

@@ -146,3 +146,17 @@ def test_a_truncated_answer_is_retried_only_when_the_model_cut_it(pipeline):
     retry = pipeline.admit_retry(record, decision, {}, "g-small")
     assert retry.record["truncated_on"] == "g-small" and identity_of(retry.record) == ALICE
     assert retry.attempt["model_group_retry_policy"] == {"g-big": {"RateLimitErrorRetries": 0}}
+
+
+def test_the_ledger_record_says_what_each_budget_scope_counted_as_reserved():
+    text = POLICY.replace("budgets:\n", "budgets:\n  - {name: team-day, per: team, limit_usd: 10, window: day}\n")
+    policy = File(text)
+    store = open_store("memory")
+    accounting = Accounting(policy, BudgetBook(store), Ledger(store))
+    pipeline = Pipeline(policy, Health(store, lambda: policy.current), accounting, None, Conversations(store))
+    admitted = pipeline.prepare(body("hello"), ALICE)
+    answer = {"usage": {"prompt_tokens": 1000, "completion_tokens": 500}, "choices": [{"message": {"content": "x"}}]}
+    accounting.on_success(admitted.record, answer, "g-small", False, None, 0.2)
+    (record,) = list(records(store))
+    # 1500 tokens at 1 USD a million; the `tiny` budget is only for premium: it counted nothing.
+    assert record["budgets"] == [["team-day", "t1", 0.0015, 1500.0, 0.0]]
