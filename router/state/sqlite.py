@@ -22,6 +22,17 @@ CREATE INDEX IF NOT EXISTS log_name ON log (name, id);
 # Databases made before numbers expired: add the column.
 _MIGRATIONS = ("ALTER TABLE numbers ADD COLUMN expires REAL",)
 _PURGE_EVERY = 500  # writes between sweeps of expired keys
+# An expired number counts as 0: the upsert restarts it rather than adding to it. No number goes
+# below 0 (a settlement can take back more than a store that lost data holds).
+_ADD = (
+    "INSERT INTO numbers (key, value, expires) VALUES (?1, MAX(0, ?2), ?3) ON CONFLICT(key) DO UPDATE SET "
+    "value = MAX(0, CASE WHEN expires IS NOT NULL AND expires < ?4 THEN ?2 ELSE value + ?2 END), "
+    "expires = COALESCE(excluded.expires, expires)"
+)
+
+
+def _add_row(key: str, amount: float, ttl: float | None, now: float) -> tuple:
+    return key, amount, None if ttl is None else now + ttl, now
 
 
 class SQLiteStore:
@@ -123,21 +134,14 @@ class SQLiteStore:
             return self._add(key, amount, ttl, time.time())
 
     def _add(self, key: str, amount: float, ttl: float | None, now: float) -> float:
-        # An expired number counts as 0: the upsert restarts it rather than adding to it. No
-        # number goes below 0 (a settlement can take back more than a store that lost data holds).
-        expires = now + ttl if ttl is not None else None
-        return self._db.execute(
-            "INSERT INTO numbers (key, value, expires) VALUES (?1, MAX(0, ?2), ?3) ON CONFLICT(key) DO UPDATE SET "
-            "value = MAX(0, CASE WHEN expires IS NOT NULL AND expires < ?4 THEN ?2 ELSE value + ?2 END), "
-            "expires = COALESCE(excluded.expires, expires) RETURNING value",
-            (key, amount, expires, now),
-        ).fetchone()[0]
+        return self._db.execute(_ADD + " RETURNING value", _add_row(key, amount, ttl, now)).fetchone()[0]
 
     def reserve(self, asks: list[Ask], hold: str | None = None) -> Reserved:
         now = time.time()
+        adds: list[Ask] = []
         with self._transaction():
-            totals = [self._window_total(ask.keys, now) for ask in asks]
-            reserved = settle_asks(asks, totals, lambda ask: self._add(ask.keys[-1], ask.amount, ask.ttl, now))
+            reserved = settle_asks(asks, self._window_totals(asks, now), adds.append)
+            self._db.executemany(_ADD, [_add_row(ask.keys[-1], ask.amount, ask.ttl, now) for ask in adds])
             if hold is not None and reserved.refused is None:
                 self._db.execute(
                     "INSERT OR REPLACE INTO kv (key, value, expires) VALUES (?, ?, ?)",
@@ -160,15 +164,24 @@ class SQLiteStore:
                     ).fetchone()
                 )
                 held = row is not None and row[0] >= now
-                for change in changes:
-                    self._add(change.key, change.actual - (change.reserved if held else 0.0), change.ttl, now)
+                self._db.executemany(
+                    _ADD,
+                    [_add_row(c.key, c.actual - (c.reserved if held else 0.0), c.ttl, now) for c in changes],
+                )
 
-    def _window_total(self, keys: tuple[str, ...], now: float) -> float:
+    def _window_totals(self, asks: list[Ask], now: float) -> list[float]:
+        """Each ask's window sum, read in one statement."""
+        keys = list({key for ask in asks for key in ask.keys})
+        if not keys:
+            return [0.0 for _ in asks]
         marks = ",".join("?" * len(keys))
-        return self._db.execute(
-            f"SELECT COALESCE(SUM(value), 0) FROM numbers WHERE key IN ({marks}) AND (expires IS NULL OR expires >= ?)",
-            (*keys, now),
-        ).fetchone()[0]
+        values = dict(
+            self._db.execute(
+                f"SELECT key, value FROM numbers WHERE key IN ({marks}) AND (expires IS NULL OR expires >= ?)",
+                (*keys, now),
+            ).fetchall()
+        )
+        return [sum(values.get(key, 0.0) for key in ask.keys) for ask in asks]
 
     def append(self, log: str, payload: bytes, max_len: int) -> str:
         return self.append_many(log, [payload], max_len)[0]
