@@ -12,6 +12,7 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,8 +90,10 @@ class ResponseCache:
         lru_entries: int,
         max_vectors: int,
         verifier: Embedder | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.store = store
+        self.clock = clock
         self.embedder = embedder
         self.verifier = verifier
         self.lru: LRU[tuple[float, str]] = LRU(lru_entries)
@@ -107,7 +110,7 @@ class ResponseCache:
     def lookup(self, request: CacheRequest, key: str | None = None) -> tuple[Hit | None, str]:
         """A stored answer for the request, or None; and a few words on why. `key`: the request's
         exact key (`key_of`), when the caller has it. A miss is remembered for `save_pending`."""
-        rule, now = request.rule, time.time()
+        rule, now = request.rule, self.clock()
         key = key or self.key_of(request)
         if rule.exact:
             record = self._record(key)
@@ -209,7 +212,7 @@ class ResponseCache:
         """Keep a complete answer in both tiers (and the semantic log); False when it may not be cached."""
         if not keys.is_complete(response):
             return False
-        rule, now = request.rule, time.time()
+        rule, now = request.rule, self.clock()
         key = key or self.key_of(request)
         self.lru.put(key, (now, response_json))
         try:
@@ -259,7 +262,7 @@ class ResponseCache:
 
     def sync(self, batch: int = 1000) -> int:
         """Replay new entries of the shared log into the local index; flush counters. Returns entries added."""
-        added, now = 0, time.time()
+        added, now = 0, self.clock()
         try:
             self._flush_stats()
             while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from router.core.budgets import ZERO, Amounts, spent
@@ -20,7 +20,7 @@ from router.core.pricing import reasoning_text as reasoning_of
 from router.core.pricing import token_counts
 from router.core.request import Identity
 from router.engine.budget_book import BudgetBook, Exceeded, Reservation
-from router.engine.ledger import Ledger
+from router.engine.ledger import CAPTURED, Ledger
 from router.engine.policy_file import PolicyFile
 from router.engine.record import BudgetNote, DecisionRecord, new_record
 from router.policy.crossref import EXPLICIT_ROUTE
@@ -46,8 +46,10 @@ class Accounting:
         ledger: Ledger,
         metrics: Metrics | None = None,
         notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.policy = policy
+        self.clock = clock  # the records' times and the budgets' windows
         self.book = book
         self.ledger = ledger
         self.metrics = metrics
@@ -71,6 +73,7 @@ class Accounting:
             decision.max_output_tokens or None,
             answers=decision.answers,
             eligible=decision.eligible,
+            now=self.clock(),
         )
         if admission.standing:
             if self.metrics is not None:
@@ -85,6 +88,7 @@ class Accounting:
         record = new_record(decision, identity)
         if downgraded_from is not None:
             record["downgraded_from"] = downgraded_from
+            record["downgraded_by"] = admission.downgraded_by or ""
         record["reservation"] = admission.reservation.to_dict()
         if admission.tightest:
             name, unit, remaining = admission.tightest
@@ -149,18 +153,22 @@ class Accounting:
         self.book.release(Reservation.from_dict(decision.get("reservation")))
         self.ledger.write(self._record(decision, outcome, None, None, None))
 
-    def rejected(self, decision: Decision, identity: Identity, exceeded: Exceeded) -> None:
-        record = self._record(new_record(decision, identity), "budget_rejected", None, None, None)
+    def rejected(
+        self, decision: Decision, identity: Identity, exceeded: Exceeded, captured: dict | None = None
+    ) -> None:
+        refused = new_record(decision, identity)
+        if captured is not None:
+            refused["capture"] = captured
+        record = self._record(refused, "budget_rejected", None, None, None)
         record["budget"] = exceeded.budget.name
         self.ledger.write(record)
 
-    @staticmethod
     def _record(
-        decision: DecisionRecord, outcome: str, latency: float | None, served: str | None, model: str | None
+        self, decision: DecisionRecord, outcome: str, latency: float | None, served: str | None, model: str | None
     ) -> dict:
         identity = decision.get("identity") or {}
-        return {
-            "t": time.time(),
+        record = {
+            "t": self.clock(),
             "outcome": outcome,
             "route": decision.get("route"),
             "model": model or decision.get("model"),
@@ -174,6 +182,9 @@ class Accounting:
             "downgraded_from": decision.get("downgraded_from"),
             "decided_by": _decided_by(decision),
         }
+        if "capture" in decision:  # what a replay needs: the request and who sent it (router.engine.capture)
+            record[CAPTURED] = decision["capture"]
+        return record
 
 
 def _decided_by(decision: DecisionRecord) -> str:

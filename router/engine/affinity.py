@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from router.core.conversation import conversation_of
 from router.core.decide import CompiledPolicy, Decision, pinned
@@ -24,8 +25,9 @@ _FIELDS = {"route", "model", "since", "turns"}
 
 
 class Conversations:
-    def __init__(self, store: StateStore):
+    def __init__(self, store: StateStore, clock: Callable[[], float] = time.time):
         self.store = store
+        self.clock = clock
         self._waiting: dict[str, tuple[bytes, float]] = {}  # key -> (value, ttl), not yet in the store
         self._lock = threading.Lock()
         self._warned = 0.0
@@ -42,7 +44,7 @@ class Conversations:
         if conversation is None:
             return decision, None
         key = PREFIX + conversation.key
-        now = time.time()
+        now = self.clock()
         earlier = self._read(key) if conversation.later else None
         if earlier is not None:
             turn = earlier["turns"] + 1

@@ -117,6 +117,7 @@ class Admission:
     reservation: Reservation = Reservation()
     warnings: list[str] = field(default_factory=list)  # budgets over their limit that only warn
     downgraded_from: str | None = None
+    downgraded_by: str | None = None  # the budget that did
     rejected: Exceeded | None = None
     tightest: tuple[str, str, float] | None = None  # (budget, unit, remaining) closest to its limit
     standing: list[Standing] = field(default_factory=list)  # every limited counter, after this reservation
@@ -177,7 +178,7 @@ class BudgetBook:
         the output `reserve_output` says, bounded by the client's `max_tokens`, for each of its
         `answers`), downgrading (to a model the request may use: `eligible`) or rejecting as told."""
         now = time.time() if now is None else now
-        tried = [model]
+        tried, by = [model], None
         while True:
             output = self._output(compiled, route, tried[-1], max_tokens) * answers
             admission = self._reserve_all(compiled, route, tried[-1], identity, tags, prompt_tokens, output, now)
@@ -189,8 +190,9 @@ class BudgetBook:
             if cheaper is None:
                 break
             tried.append(cheaper)
+            by = exceeded.budget.name
         if len(tried) > 1 and admission.rejected is None:
-            admission.downgraded_from = tried[0]
+            admission.downgraded_from, admission.downgraded_by = tried[0], by
         return admission
 
     def _output(self, compiled: CompiledPolicy, route: str, model: str | None, max_tokens: int | None) -> int:

@@ -4,8 +4,9 @@ hourly rollups it adds (router.engine.rollups), in one step; and to the raw-reco
 
 A record: time, route, model, target and served group, identity, tokens by kind, cost at the
 policy's prices and LiteLLM's, cache hit and saving, latency, outcome, and the budgets it counted
-for. The store keeps the newest MAX_RECORDS records (for `status` and tools that tail it); totals
-come from the rollups, and every record from the sink. Records written while the store is down
+for; and when the policy captures, the request itself (in the sink's copy only). The store keeps
+the newest MAX_RECORDS records (for `status` and tools that tail it); totals come from the rollups,
+and every record from the sink. Records written while the store is down
 wait in memory and go out with the next write; a ledger that writes behind holds them for the next
 flush, which sends them in one step.
 """
@@ -25,6 +26,7 @@ from router.engine.sink import RecordSink
 from router.state.protocol import WRITE_BATCH, StateStore, StoreUnavailable
 
 LEDGER_LOG = "ledger"
+CAPTURED = "request"  # a record's captured request: body and sender
 MAX_RECORDS = 1_000_000
 ROLLUP_TTL = 35 * 86400.0
 log = logging.getLogger("router.ledger")
@@ -53,11 +55,14 @@ class Ledger:
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
-        entry = (orjson.dumps(record), record)
+        raw = orjson.dumps(record)
+        # A captured request (router.engine.capture) goes to the files on disk only: prompts must
+        # not fill the state store, nor reach every tool that reads its log.
+        stored = orjson.dumps({k: v for k, v in record.items() if k != CAPTURED}) if CAPTURED in record else raw
         with self._lock:
-            self._backlog.append(entry)
+            self._backlog.append((stored, record))
             if self.sink is not None:
-                self._unsunk.append(entry)
+                self._unsunk.append((raw, record))
             if self.observe is not None:
                 self._unobserved.append(record)
             if not self.write_behind:

@@ -20,6 +20,7 @@ from router.core.request import Identity
 from router.engine.accounting import Accounting, BudgetExceeded
 from router.engine.affinity import Conversations
 from router.engine.budget_book import Exceeded
+from router.engine.capture import captured
 from router.engine.health import Health
 from router.engine.metrics import Metrics
 from router.engine.policy_file import PolicyFile
@@ -89,14 +90,17 @@ class Pipeline:
             raise _refused(decision, identity, exc) from None
         if self.metrics is not None:
             self.metrics.decided(time.perf_counter() - began)
+        kept = _captured(compiled, body, identity)
         try:
             decision, record = self.accounting.admit(decision, identity)
         except BudgetExceeded as exc:
-            self.accounting.rejected(decision, identity, exc.exceeded)
-            wait = exc.exceeded.reset_at - time.time()
+            self.accounting.rejected(decision, identity, exc.exceeded, kept)
+            wait = exc.exceeded.reset_at - self.accounting.clock()
             raise _refused(decision, identity, RequestRejected(429, str(exc), wait), exc.exceeded) from None
         if affinity is not None:
             record["affinity"] = affinity
+        if kept is not None:
+            record["capture"] = kept
         return self._admitted(compiled, decision, record, body, identity)
 
     def truncated(
@@ -135,6 +139,14 @@ class Pipeline:
             else:
                 record["cache"] = "off"
         return Admitted(decision, record, attempt_params(compiled, decision, body), controls, cacheable)
+
+
+def _captured(compiled: CompiledPolicy, body: Mapping, identity: Identity) -> dict | None:
+    policy = compiled.policy
+    if not policy.capture.prompts:
+        return None
+    sessions = policy.affinity.session_fields if policy.affinity is not None else ()
+    return captured(policy.capture, body, identity, sessions)
 
 
 def _look_up(cache: ResponseCache, request: CacheRequest, body: Mapping, record: DecisionRecord) -> None:

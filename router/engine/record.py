@@ -47,6 +47,7 @@ class DecisionRecord(TypedDict, total=False):
     budget: BudgetNote  # the budget closest to its limit
     budget_warnings: list[str]
     downgraded_from: str
+    downgraded_by: str  # the budget that downgraded it
     reasoning_cap: int
     affinity: str  # "kept": an earlier turn's route and model; "started": this turn's are kept for the next
     # the response cache: "off", "miss", or the tier that answered
@@ -55,6 +56,7 @@ class DecisionRecord(TypedDict, total=False):
     cache_key: str  # the request's exact key: where its answer is stored
     cache_from: str  # on a hit: the exact key of the answer that serves it
     cached_reasoning: str
+    capture: dict  # what the ledger keeps for a replay, when the policy captures (router.engine.capture)
     # later steps
     settled: bool  # the reservation was settled or released: later events must not do it again
     truncated_on: str  # the target that cut the answer off; this record is the retry's
@@ -73,14 +75,18 @@ def new_record(decision: Decision, identity: Identity) -> DecisionRecord:
         shifted_from=decision.shifted_from,
         answers=decision.answers,
         needs=sorted(decision.eligible.needs),
-        identity=IdentityFields(
-            key_hash=identity.key_hash,
-            team=identity.team,
-            user=identity.user,
-            tags=list(identity.tags),
-            key_alias=identity.key_alias,
-            metadata=[list(pair) for pair in identity.metadata],
-        ),
+        identity=identity_fields(identity),
+    )
+
+
+def identity_fields(identity: Identity) -> IdentityFields:
+    return IdentityFields(
+        key_hash=identity.key_hash,
+        team=identity.team,
+        user=identity.user,
+        tags=list(identity.tags),
+        key_alias=identity.key_alias,
+        metadata=[list(pair) for pair in identity.metadata],
     )
 
 

@@ -169,15 +169,11 @@ def build_runtime(
     health.metrics, health.notifier = metrics, notifier
     book, ledger = BudgetBook(store, write_behind=True), _ledger(spec, store, metrics)
     accounting = Accounting(policy, book, ledger, metrics, notifier)
-    embedder = _shared_embedder(spec, embedder_for)
-    _check_classifier(spec, embedder)
-    policy.use(embedder)
-    cache = _build_cache(policy, store, embedder, embedder_for)
-    pipeline = Pipeline(policy, health, accounting, cache, Conversations(store), metrics)
+    pipeline = build_pipeline(policy, store, embedder_for, health, accounting)
     runtime = Runtime(
         store,
         accounting,
-        cache,
+        pipeline.cache,
         health,
         KeepAlive(policy, health, pinger),
         pipeline,
@@ -196,16 +192,35 @@ def build_runtime(
         "state on %s; %d budgets; response cache %s",
         spec.state.backend,
         len(spec.budgets),
-        "off" if cache is None else "on",
+        "off" if pipeline.cache is None else "on",
     )
     return runtime
+
+
+def build_pipeline(
+    policy: PolicyFile,
+    store: StateStore,
+    embedder_for: Callable[[str], Embedder],
+    health: Health,
+    accounting: Accounting,
+    clock: Callable[[], float] = time.time,
+) -> Pipeline:
+    """The request pipeline over `store`: the proxy's and the SDK's, and a replay's (on a memory
+    store whose `clock` reads the recorded times). Loads the embedder and checks the classifier
+    against it."""
+    spec = policy.current.policy
+    embedder = _shared_embedder(spec, embedder_for)
+    _check_classifier(spec, embedder)
+    policy.use(embedder)
+    cache = _build_cache(policy, store, embedder, embedder_for, clock)
+    return Pipeline(policy, health, accounting, cache, Conversations(store, clock), accounting.metrics)
 
 
 def _ledger(spec: Policy, store: StateStore, metrics: Metrics | None) -> Ledger:
     """The ledger the policy's `ledger` section asks for; read once, like `state` and `metrics`."""
     config = spec.ledger
     sink = None
-    if config.records is not None and spec.state.backend != "memory":
+    if config.records is not None and (spec.state.backend != "memory" or config.records.path):
         where = config.records.path or str(Path(spec.state.path).parent / "ledger")
         sink = RecordSink(where, config.records.retention)
     observe = metrics.records if metrics is not None else None
@@ -263,7 +278,11 @@ def _quick_embedder(spec: Policy) -> bool:
 
 
 def _build_cache(
-    policy: PolicyFile, store: StateStore, embedder: Shared | None, embedder_for: Callable[[str], Embedder]
+    policy: PolicyFile,
+    store: StateStore,
+    embedder: Shared | None,
+    embedder_for: Callable[[str], Embedder],
+    clock: Callable[[], float],
 ) -> ResponseCache | None:
     spec = policy.current.policy
     if spec.cache is None:
@@ -284,4 +303,4 @@ def _build_cache(
         embedder.name if embedder else "off",
         f", hits verified by {verifier.name}" if verifier else "",
     )
-    return ResponseCache(store, embedder, spec.cache.exact.max_entries, semantic.max_entries, verifier)
+    return ResponseCache(store, embedder, spec.cache.exact.max_entries, semantic.max_entries, verifier, clock)

@@ -4,7 +4,9 @@
 `python -m router status [--policy POLICY] [--window 5m] [--json]`,
 `python -m router alerts POLICY` (Prometheus rules), `python -m router dashboard POLICY` (Grafana),
 `python -m router eval POLICY LABELLED.jsonl [--json]`,
-`python -m router learn LABELLED.jsonl [--out classifier.npz]` and
+`python -m router learn LABELLED.jsonl [--out classifier.npz]`,
+`python -m router replay POLICY TRAFFIC... [--json]` (router.ops.whatif),
+`python -m router diff OLD NEW TRAFFIC... [--fail-if "cost > +5%"]` and
 `python -m router embedder build [--if-missing]`."""
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from router.core.decide import CompiledPolicy, Decision, route_body
 from router.core.request import Identity
 from router.engine import rollups
 from router.errors import PolicyError, RequestRejected
-from router.ops import evaluate, observability, status
+from router.ops import evaluate, observability, status, whatif
 from router.ops.report import GROUPS, report
 from router.policy.fields import duration
 from router.policy.loader import load_policy, read_model_groups
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
         return _build_embedder(args.if_missing, out)
     if args.command == "learn":
         return _learn(args, out)
+    if args.command in ("replay", "diff"):
+        return whatif.run(args, out)
     args.policy = args.policy or RouterSettings().policy
     try:
         groups = read_model_groups(args.config) if getattr(args, "config", None) else None
@@ -281,6 +285,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     fit.add_argument("--embedder", default="local", help="the policy's settings.embedder: local (default) or minilm")
     fit.add_argument("--holdout", type=float, default=0.2, help="share held out for the figures (default: 0.2)")
     fit.add_argument("--seed", type=int, default=0)
+    whatif.add_commands(commands)
     embedder = commands.add_parser("embedder", help="build the semantic cache's static embedding model")
     embedder.add_argument("action", choices=["build"])
     embedder.add_argument("--if-missing", action="store_true", help="only when it is missing or unreadable")

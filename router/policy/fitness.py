@@ -33,7 +33,21 @@ def check(data: dict, known: dict[str, str]) -> list[Finding]:
         if isinstance(route, dict):
             findings += _route_fitness(route, ("routes", i), models, known, regions)
     findings += _slo_refs(data.get("slos"), routes if isinstance(routes, list) else [], known)
+    findings += _capture_home(data)
     return findings
+
+
+def _capture_home(data: dict) -> Iterator[Finding]:
+    """Captured requests go to the ledger's raw records on disk (never to the state store): there
+    must be some."""
+    capture, ledger, state = (data.get(k) for k in ("capture", "ledger", "state"))
+    if not isinstance(capture, dict) or capture.get("prompts") is not True:
+        return
+    records = ledger.get("records", {}) if isinstance(ledger, dict) else {}
+    if records is None:
+        yield ("capture", "prompts"), "captured requests are written with the raw records: `ledger.records` is null"
+    elif isinstance(state, dict) and state.get("backend") == "memory" and not (records or {}).get("path"):
+        yield ("capture", "prompts"), "a memory state has no directory for the raw records: give `ledger.records.path`"
 
 
 def _slo_refs(slos: object, routes: list, known: dict[str, str]) -> Iterator[Finding]:

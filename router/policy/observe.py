@@ -1,8 +1,10 @@
 """The policy's sections on what the router keeps and tells about itself: the ledger's rollups and
-raw records (`ledger`), its Prometheus metrics (`metrics`) and the objectives alerts watch (`slos`)."""
+raw records (`ledger`), the requests it keeps for replays (`capture`), its Prometheus metrics
+(`metrics`) and the objectives alerts watch (`slos`)."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -27,6 +29,27 @@ class LedgerConfig(Strict):
 
     rollups: Duration = Field(35 * DAY, ge=LONGEST_WINDOW)  # a month's report and budgets stay whole
     records: RecordsConfig | None = RecordsConfig()  # null: no raw records beyond the store's newest
+
+
+class CaptureConfig(Strict):
+    """What a replay (`python -m router replay`) needs of each request besides its ledger record:
+    its messages and parameters and who sent it, kept with the raw records on disk and never in
+    the state store. Off by default: prompts may hold personal data. Each `redact` expression's
+    matches become "[redacted]" before anything is written; `sample` is the share of requests kept."""
+
+    prompts: bool = False
+    redact: tuple[str, ...] = ()
+    sample: float = Field(1.0, gt=0, le=1)
+
+    @field_validator("redact")
+    @classmethod
+    def _expressions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a regular expression: {exc}") from None
+        return value
 
 
 class MetricsConfig(Strict):

@@ -26,7 +26,7 @@ from router.policy.fields import (
     Strict,
     TokenCount,
 )
-from router.policy.observe import LedgerConfig, MetricsConfig, Slo, WebhookConfig
+from router.policy.observe import CaptureConfig, LedgerConfig, MetricsConfig, Slo, WebhookConfig
 from router.policy.traffic import Access, Budget, NameList, Shift, Who
 
 
@@ -250,6 +250,7 @@ class Policy(Strict):
     classifier: ClassifierRef | None = None
     affinity: Affinity | None = None  # no `affinity` section: every turn is routed afresh
     ledger: LedgerConfig = LedgerConfig()
+    capture: CaptureConfig = CaptureConfig()
     metrics: MetricsConfig = MetricsConfig()
     slos: tuple[Slo, ...] = ()
     webhook: WebhookConfig | None = None  # no section: no webhook alerts

@@ -1,16 +1,19 @@
-"""An in-process store: tests, and single-process use that needs nothing to survive a restart."""
+"""An in-process store: tests, single-process use that needs nothing to survive a restart, and the
+replay of recorded traffic (its `clock` then reads the recorded times)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from router.state.protocol import Ask, Reserved, Settlement, Tallies, hold_key, hold_ttl, settle_asks
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self._values: dict[str, tuple[bytes, float]] = {}
         self._numbers: dict[str, tuple[float, float]] = {}  # key -> (value, expires)
         self._groups: dict[str, tuple[dict[str, float], float]] = {}  # key -> (fields, expires)
@@ -20,12 +23,12 @@ class MemoryStore:
 
     def get(self, key: str) -> bytes | None:
         item = self._values.get(key)
-        if item is None or item[1] < time.time():
+        if item is None or item[1] < self.clock():
             return None
         return item[0]
 
     def set(self, key: str, value: bytes, ttl: float) -> None:
-        self._values[key] = (value, time.time() + ttl)
+        self._values[key] = (value, self.clock() + ttl)
 
     def set_many(self, items: list[tuple[str, bytes, float]]) -> None:
         for key, value, ttl in items:
@@ -36,7 +39,7 @@ class MemoryStore:
 
     def tally(self, counts: Tallies, ttl: float) -> None:
         with self._lock:
-            self._tally(counts, ttl, time.time())
+            self._tally(counts, ttl, self.clock())
 
     def _tally(self, counts: Tallies, ttl: float, now: float) -> None:
         for key, fields in counts.items():
@@ -47,13 +50,13 @@ class MemoryStore:
             self._groups[key] = (group, now + ttl)
 
     def tallies(self, keys: list[str]) -> list[dict[str, float]]:
-        now = time.time()
+        now = self.clock()
         found = [self._groups.get(key, ({}, 0.0)) for key in keys]
         return [dict(group) if expires > now else {} for group, expires in found]
 
     def _number(self, key: str) -> float:
         value, expires = self._numbers.get(key, (0.0, 0.0))
-        return value if expires > time.time() else 0.0
+        return value if expires > self.clock() else 0.0
 
     def incr(self, key: str, amount: float, ttl: float | None = None) -> float:
         with self._lock:
@@ -61,7 +64,7 @@ class MemoryStore:
 
     def _add(self, key: str, amount: float, ttl: float | None) -> float:
         value = max(0.0, self._number(key) + amount)
-        expires = time.time() + ttl if ttl is not None else float("inf")
+        expires = self.clock() + ttl if ttl is not None else float("inf")
         self._numbers[key] = (value, expires)
         return value
 
@@ -96,7 +99,7 @@ class MemoryStore:
     ) -> list[str]:
         with self._lock:
             if counts:
-                self._tally(counts, ttl, time.time())
+                self._tally(counts, ttl, self.clock())
             entries = self._logs.setdefault(log, deque(maxlen=max_len))
             ids = []
             for payload in payloads:

@@ -36,7 +36,7 @@ CASES = [
         12,
         "rotues",
         "unknown key 'rotues' (allowed: version, settings, models, routes, cache, access, budgets, shifts, state, "
-        "classifier, affinity, ledger, metrics, slos, webhook)",
+        "classifier, affinity, ledger, capture, metrics, slos, webhook)",
     ),
     ("unknown-model-key", broken("context: 200k}", "contxt: 200k}"), 4, "models.pro.contxt", "unknown key 'contxt'"),
     (
