@@ -171,7 +171,9 @@ class Replay:
         self.health = Health(self.store, lambda: self.policy.current, self.clock, random.Random(seed))
         self.ledger = _Tap(self.store)
         accounting = Accounting(self.policy, BudgetBook(self.store), self.ledger, clock=self.clock)
-        self.pipeline: Pipeline = build_pipeline(self.policy, self.store, self._embedder, self.health, accounting)
+        self.pipeline: Pipeline = build_pipeline(
+            self.policy, self.store, self._embedder, self.health, accounting, self.clock
+        )
         self.compiled: CompiledPolicy = self.policy.current  # compiled with the embedder the pipeline loaded
         self._ticked = 0.0
 

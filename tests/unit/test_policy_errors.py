@@ -278,6 +278,20 @@ CASES = [
         "routes[0].retries",
         "greater than or equal to 0",
     ),
+    (
+        "capture-without-records",
+        GOOD + "ledger: {records: null}\ncapture: {prompts: true}\n",
+        13,
+        "capture.prompts",
+        "captured requests are written with the raw records: `ledger.records` is null",
+    ),
+    (
+        "capture-bad-redaction",
+        GOOD + "capture: {prompts: true, redact: ['(unclosed']}\n",
+        12,
+        "capture.redact",
+        "'(unclosed' is not a regular expression",
+    ),
 ]
 
 
