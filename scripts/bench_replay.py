@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import tempfile
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="only write synthetic traffic to this file")
     parser.add_argument("--requests", type=int, default=5000, help="requests --write writes (default: 5000)")
     args = parser.parse_args()
+    logging.getLogger("router").setLevel(logging.ERROR)  # shifts and budget warnings, as `replay` keeps them quiet
     if args.write:
         args.write.write_bytes(b"\n".join(synthetic(args.requests)) + b"\n")
         print(f"wrote {args.requests:,} recorded requests to {args.write}")

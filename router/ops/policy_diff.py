@@ -56,9 +56,14 @@ def diff(old: dict, new: dict, old_outcomes: list[Outcome], new_outcomes: list[O
         if (before.route, before.target) == (after.route, after.target):
             continue
         moves[f"{before.route}/{before.target} -> {after.route}/{after.target}"] += 1
-        if before.route != after.route and len(examples) < sample:
+        if len(examples) < sample:
             examples.append(
-                {"at": after.item.where, "prompt": prompt_of(after), "from": before.route, "to": after.route}
+                {
+                    "at": after.item.where,
+                    "prompt": prompt_of(after),
+                    "from": f"{before.route}/{before.target}",
+                    "to": f"{after.route}/{after.target}",
+                }
             )
     old_hits = {b["budget"] for b in old["budgets"]}
     return {
@@ -66,11 +71,12 @@ def diff(old: dict, new: dict, old_outcomes: list[Outcome], new_outcomes: list[O
         "moved": {"count": sum(moves.values()), "share": sum(moves.values()) / n if n else 0.0, "moves": dict(moves)},
         "routes": _side_by_side(old["routes"], new["routes"]),
         "models": _side_by_side(old["models"], new["models"]),
+        "model_cost_usd": _side_by_side(old["cost_usd"]["models"], new["cost_usd"]["models"]),
         "cost_usd": _change(old["cost_usd"]["total"], new["cost_usd"]["total"]),
         "cache_hits": _change(_hits(old), _hits(new)),
         "rejected": _change(old["outcomes"].get("budget_rejected", 0), new["outcomes"].get("budget_rejected", 0)),
         "budgets_newly_hit": [b for b in new["budgets"] if b["budget"] not in old_hits],
-        "changed_route": examples,
+        "moved_sample": examples,
     }
 
 
@@ -119,9 +125,13 @@ def render(figures: dict, held: list[str]) -> str:
     lines.append(f"{'route':<24} {'old':>9} {'new':>9} {'change':>9}")
     for route, side in figures["routes"].items():
         lines.append(f"{route:<24} {side['old']:>9,} {side['new']:>9,} {side['new'] - side['old']:>+9,}")
-    lines += ["", f"{'model group':<24} {'old':>9} {'new':>9} {'change':>9}"]
+    lines += ["", f"{'model group':<24} {'old':>9} {'new':>9} {'change':>9} {'old USD':>11} {'new USD':>11}"]
     for model, side in figures["models"].items():
-        lines.append(f"{model:<24} {side['old']:>9,} {side['new']:>9,} {side['new'] - side['old']:>+9,}")
+        cost = figures["model_cost_usd"][model]
+        lines.append(
+            f"{model:<24} {side['old']:>9,} {side['new']:>9,} {side['new'] - side['old']:>+9,} "
+            f"{cost['old']:>11.6f} {cost['new']:>11.6f}"
+        )
     moved, cost, hits = figures["moved"], figures["cost_usd"], figures["cache_hits"]
     lines += [
         "",
@@ -133,9 +143,9 @@ def render(figures: dict, held: list[str]) -> str:
     for hit in figures["budgets_newly_hit"]:
         first = hit["first"]
         lines.append(f"newly hit: budget '{hit['budget']}', first {first['as']} at {first['at']} ({first['t']})")
-    if figures["changed_route"]:
-        lines += ["", "prompts that changed route (a sample):"]
-        lines += [f"  {e['from']} -> {e['to']}: {e['prompt']}  [{e['at']}]" for e in figures["changed_route"]]
+    if figures["moved_sample"]:
+        lines += ["", "requests that moved (a sample; route/model group before -> after):"]
+        lines += [f"  {e['from']} -> {e['to']}: {e['prompt']}  [{e['at']}]" for e in figures["moved_sample"]]
     if held:
         lines += ["", "FAILED: " + "; ".join(held)]
     return "\n".join(lines)

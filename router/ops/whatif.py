@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -36,7 +37,7 @@ def add_commands(commands) -> None:
         metavar="CONDITION",
         help="exit 1 when it holds, e.g. 'cost > +5%%', 'moved > 10%%', 'budgets > 0' (repeat for more)",
     )
-    diff.add_argument("--sample", type=int, default=10, help="prompts that changed route to show (default: 10)")
+    diff.add_argument("--sample", type=int, default=10, help="requests that moved to show (default: 10)")
 
 
 def _traffic_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,6 +69,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print(f"--fail-if {exc}", file=sys.stderr)
         return 2
     policies = [args.policy] if args.command == "replay" else [args.old, args.new]
+    # A replay's shifts, cap overruns and budget warnings are in its figures; as log lines they
+    # would bury them.
+    logging.getLogger("router").setLevel(logging.ERROR)
     try:
         replays = [Replay(path) for path in policies]
     except (PolicyError, EmbedderUnavailable) as exc:

@@ -108,10 +108,12 @@ def test_the_diff_command_gates_on_what_moved_and_what_it_costs(tmp_path):
     # 10 requests from `small` (0.001 USD) to `big` (0.004): +0.03 USD on 0.06
     assert figures["cost_usd"]["delta"] == pytest.approx(0.03) and figures["cost_usd"]["percent"] == pytest.approx(50)
     assert [f.split(":")[0] for f in figures["failed"]] == ["moved > 10%", "cost > +5%"]
-    assert {e["prompt"] for e in figures["changed_route"]} == {
+    assert {e["prompt"] for e in figures["moved_sample"]} == {
         "tell me a story about a fox",
         "please draft a story for kids",
     }
+    assert {(e["from"], e["to"]) for e in figures["moved_sample"]} == {("default/g-small", "essay/g-big")}
+    assert figures["model_cost_usd"]["g-big"] == {"old": pytest.approx(0.04), "new": pytest.approx(0.08)}
     passing = diff("moved > 50%", "cost > +60%", "budgets > 0")
     assert passing.returncode == 0 and json.loads(passing.stdout)["failed"] == []
     assert diff("spend > 5%").returncode == 2
