@@ -167,6 +167,7 @@ class Replay:
         self.clock = Clock()
         self.store = MemoryStore(self.clock)
         self.embedders: list[_Batched] = []
+        self._offline: list[str] = []  # embedders the policy names that only the proxy can call
         self.policy = PolicyFile(path)
         self.health = Health(self.store, lambda: self.policy.current, self.clock, random.Random(seed))
         self.ledger = _Tap(self.store)
@@ -174,13 +175,19 @@ class Replay:
         self.pipeline: Pipeline = build_pipeline(
             self.policy, self.store, self._embedder, self.health, accounting, self.clock
         )
+        if self._offline:
+            raise EmbedderUnavailable(
+                f"{path}: embedder '{self._offline[0]}' is a model group of the proxy, and a replay runs offline: "
+                "replay with a copy of the policy that names `local` or `minilm`"
+            )
         self.compiled: CompiledPolicy = self.policy.current  # compiled with the embedder the pipeline loaded
         self._ticked = 0.0
 
     def _embedder(self, name: str) -> Embedder:
         found = local_embedder(name)
         if found is None:
-            raise EmbedderUnavailable(f"'{name}' is a model group of the proxy: a replay runs offline")
+            self._offline.append(name)
+            raise EmbedderUnavailable(f"'{name}' is a model group of the proxy")
         batched = _Batched(found)
         self.embedders.append(batched)
         return batched
@@ -192,7 +199,7 @@ class Replay:
             if n % _PREFETCH == 0:
                 self._prefetch(traffic.items[n : n + _PREFETCH])
             outcomes.append(self.one(item, scale))
-            if progress is not None and (n + 1) % 1000 == 0:
+            if progress is not None and ((n + 1) % 1000 == 0 or n + 1 == len(traffic.items)):
                 progress(n + 1, len(traffic.items))
         self.health.tick()
         return outcomes

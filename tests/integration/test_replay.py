@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from router.cache.embedders import EmbedderUnavailable
 from router.ops.recorded import read_traffic
 from router.ops.replay import MIN_SAMPLES, Replay
 
@@ -213,3 +214,24 @@ def test_lines_that_are_not_requests_are_named_by_line_and_skipped(tmp_path):
     assert [line.split(": ")[0].rsplit(":", 1)[1] for line in figures["skipped"]["lines"]] == ["2", "3", "5", "6", "8"]
     assert "a LiteLLM 'aembedding' call" in done.stderr and f"{traffic}:6: `messages` is not a list" in done.stderr
     assert figures["sources"] == {"litellm": 2, "openai": 1}
+
+
+def test_a_policy_whose_embedder_only_the_proxy_can_call_is_refused(tmp_path):
+    extra = "  semantic: {embedder: text-embedding-3-small}"
+    path = policy(tmp_path, "remote")
+    text = Path(path).read_text().replace("  semantic: {enabled: false}", extra)
+    Path(path).write_text(text)
+    with pytest.raises(EmbedderUnavailable, match="'text-embedding-3-small' is a model group of the proxy"):
+        Replay(path)
+
+
+def test_the_progress_bar_counts_the_requests(tmp_path):
+    traffic = write(tmp_path, [litellm_line(n, "hello there") for n in range(2500)])
+    done = subprocess.run(
+        [sys.executable, "-m", "router", "replay", policy(tmp_path, "p"), str(traffic), "--progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0
+    assert all(f"{n}/2,500" in done.stderr for n in ("1,000", "2,000", "2,500")) and "req/s" in done.stderr
