@@ -37,6 +37,7 @@ class Recorded:
     source: str  # "router", "litellm" or "openai"
     route: str | None = None  # what the router chose then (its own records only)
     target: str | None = None  # the model group that answered
+    asked: str | None = None  # the model group the router chose, when a fallback answered instead
     usage: dict | None = None  # OpenAI's usage shape; None when nothing was recorded
     latency: float | None = None  # seconds
     outcome: str = "ok"  # "ok", "error", "budget_rejected"
@@ -131,6 +132,7 @@ def _router(item: dict, where: str) -> Recorded | str | None:
         "router",
         route=item.get("route"),
         target=item.get("served") or item.get("target"),
+        asked=item["target"] if item.get("served") and item.get("target") != item["served"] else None,
         usage=_usage(tokens) if isinstance(tokens, dict) else None,
         latency=None if item.get("latency_ms") is None else item["latency_ms"] / 1000,
         outcome=str(item.get("outcome") or "ok"),

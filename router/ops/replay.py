@@ -66,7 +66,8 @@ class _Tap(Ledger):
 class Outcome:
     item: Recorded
     route: str | None
-    target: str | None  # the model group chosen (after downgrades and shifts)
+    target: str | None  # the model group that answers: the one chosen (after downgrades and shifts), or the
+    # fallback that answered when the recording says the chosen one failed
     outcome: str  # ok, error, budget_rejected, refused
     cost_usd: float = 0.0
     cache: str = "off"
@@ -252,10 +253,12 @@ class Replay:
             accounting.on_failure(record)
         else:
             default = self.compiled.settings.default_output_tokens
-            usage = scale.usage(item, decision.target, decision.prompt_tokens, default)
+            # The group chosen then failed and a fallback answered: asked of it again, it fails again.
+            served = item.target if item.asked == decision.target and item.target else decision.target
+            usage = scale.usage(item, served, decision.prompt_tokens, default)
             response = {"usage": usage, "choices": [_choice()]}
             hit = record.get("cache") not in (None, "off", "miss")
-            accounting.on_success(record, response, decision.target, hit, None, item.latency or 0.0)
+            accounting.on_success(record, response, served, hit, None, item.latency or 0.0)
             cache = self.pipeline.cache
             if admitted.cacheable and not hit and cache is not None and record.get("cache_key"):
                 cache.save_pending(record["cache_key"], json.dumps(response), response)
@@ -264,7 +267,7 @@ class Replay:
         return Outcome(
             item,
             decision.route,
-            decision.target,
+            written.get("served") or decision.target,
             written.get("outcome", "ok"),
             cost_usd=float(written.get("cost_usd") or 0.0),
             cache=str(record.get("cache", "off")),

@@ -183,6 +183,25 @@ def test_output_is_rescaled_by_the_models_recorded_means_where_the_model_changes
     assert outcomes[0].output_tokens == 100  # unmoved: as recorded
 
 
+def test_a_fallback_that_answered_then_answers_again_while_the_same_group_is_chosen(tmp_path):
+    def record(n: int, prompt: str) -> dict:
+        body = {"model": "auto", "messages": [{"role": "user", "content": prompt}]}
+        return {
+            "t": T0 + n,
+            "outcome": "ok",
+            "route": "default",
+            "target": "g-small",
+            "served": "g-big",  # g-small failed; its fallback answered
+            "tokens": {"prompt": 10, "completion": 1},
+            "request": {"body": body, "identity": {"key_hash": "k"}},
+        }
+
+    traffic = write(tmp_path, [record(0, "hello there"), record(1, "write an essay")])
+    same, moved = replayed(policy(tmp_path, "p"), traffic)
+    assert (same.target, same.cost_usd) == ("g-big", 0.004)  # big's price for its one token
+    assert (moved.route, moved.target, moved.cost_usd) == ("essay", "g-big", 0.004)
+
+
 def test_lines_that_are_not_requests_are_named_by_line_and_skipped(tmp_path):
     router_record = {"t": T0, "outcome": "ok", "route": "default", "model": "small", "cost_usd": 0.1}
     lines = [
