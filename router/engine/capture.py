@@ -11,38 +11,14 @@ import random
 import re
 from collections.abc import Callable, Mapping
 
+from router.cache.keys import ANSWER_PARAMS
 from router.core.request import Identity
 from router.engine.record import identity_fields
 from router.policy.observe import CaptureConfig
 
 REDACTED = "[redacted]"
-# The chat parameters of OpenAI's API (and the reasoning ones the router sets or reads).
-_PARAMS = frozenset(
-    {
-        "model",
-        "temperature",
-        "top_p",
-        "n",
-        "stream",
-        "stream_options",
-        "stop",
-        "max_tokens",
-        "max_completion_tokens",
-        "presence_penalty",
-        "frequency_penalty",
-        "logit_bias",
-        "logprobs",
-        "top_logprobs",
-        "seed",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "reasoning_effort",
-        "thinking",
-        "user",
-    }
-)
+# What changes the answer (the cache's list), and what changes how it is served or routed.
+_PARAMS = ANSWER_PARAMS | {"model", "stream", "stream_options", "user"}
 
 
 def captured(
