@@ -152,11 +152,11 @@ class _Batched:
         self._ready: dict[str, object] = {}
 
     def prefetch(self, texts: list[str]) -> None:
+        """Embed the next requests' texts; what the last batch's requests did not ask for (an exact
+        hit needs none) is dropped."""
         many = getattr(self.inner, "embed_many", None)
-        wanted = [t for t in dict.fromkeys(texts) if t and t not in self._ready]
-        if many is None or not wanted:
-            return
-        self._ready.update(zip(wanted, many(wanted)))
+        wanted = [t for t in dict.fromkeys(texts) if t]
+        self._ready = dict(zip(wanted, many(wanted))) if many is not None and wanted else {}
 
     def embed(self, text: str):
         found = self._ready.pop(text, None)
