@@ -21,6 +21,10 @@ connection the proxy dropped) are counted apart, not timed.
 --no-cache runs the plugin on the policy without its `cache` section (no response cache is installed
 in LiteLLM): the plugin's routing, budgets and accounting alone. The cache sides need the cache.
 
+Each ratio is printed pooled (all rounds' requests over all their time) and as the median of the
+rounds' own ratios (the two sides of a round run back to back), with their range: on a shared machine
+one slow round moves the pooled figure by several points.
+
 Goals: with router / plain at least 0.95; cache miss / plain at least 0.8; cache hit / cache miss at least 3;
 with router / no metrics at least 0.95.
 """
@@ -204,7 +208,7 @@ def main() -> None:
         if bare is not None:
             sides[NO_METRICS] = (bare[1], "auto", bare[0].pid)
         sides = {name: sides[name] for name in chosen}
-        totals = {name: [0.0, [], 0.0, 0] for name in sides}
+        totals = {name: [0.0, [], 0.0, 0, []] for name in sides}
         for name, (url, model, _) in sides.items():  # warm up: imports, connection pools, the cached answer
             asyncio.run(load(url, name, model, 100, args.concurrency))
         for round_no in range(args.rounds):
@@ -216,6 +220,7 @@ def main() -> None:
                 totals[name][1] += latencies
                 totals[name][2] += cpu_seconds(pid) - cpu_before
                 totals[name][3] += failed
+                totals[name][4].append(len(latencies) / elapsed)
                 print(f"round {round_no + 1} {name:<14} {args.requests / elapsed:7.1f} req/s")
         report(totals, args)
 
@@ -225,8 +230,9 @@ def report(totals: dict, args: argparse.Namespace) -> None:
     print(f"concurrency {args.concurrency}, {args.rounds} rounds x {args.requests} requests a side, one worker each")
     # Latencies at full concurrency are mostly queueing; proxy CPU per request is the steadiest figure.
     print(f"{'':<14} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'proxy CPU ms/req':>17} {'failed':>7}")
-    rates, cpu = {}, {}
-    for name, (elapsed, latencies, cpu_total, failed) in totals.items():
+    rates, cpu, rounds = {}, {}, {}
+    for name, (elapsed, latencies, cpu_total, failed, per_round) in totals.items():
+        rounds[name] = per_round
         latencies.sort()
         rates[name] = len(latencies) / elapsed
         cpu[name] = cpu_total * 1000 / len(latencies)
@@ -241,7 +247,14 @@ def report(totals: dict, args: argparse.Namespace) -> None:
     )
     for a, b in pairs:
         if a in rates and b in rates:
-            print(f"{a} / {b}: throughput {rates[a] / rates[b]:.3f}, proxy CPU per request {cpu[a] / cpu[b]:.3f}")
+            # Each round runs the two sides back to back: the median of the rounds' own ratios is
+            # not moved by one round the machine slowed down, as the pooled figure is.
+            paired = sorted(x / y for x, y in zip(rounds[a], rounds[b]))
+            print(
+                f"{a} / {b}: throughput {rates[a] / rates[b]:.3f} (median of {len(paired)} rounds "
+                f"{statistics.median(paired):.3f}, range {paired[0]:.3f}-{paired[-1]:.3f}), "
+                f"proxy CPU per request {cpu[a] / cpu[b]:.3f}"
+            )
 
 
 if __name__ == "__main__":
