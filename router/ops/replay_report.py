@@ -121,8 +121,7 @@ def render(figures: dict) -> str:
             f"budget '{hit['budget']}': first {first['as']} at {first['at']} ({first['t']}); "
             f"{hit['rejected']:,} rejected, {hit['downgraded']:,} downgraded, {hit['warned']:,} warned"
         )
-    for shift in figures["shifts"]:
-        lines.append(f"shift '{shift['rule']}' ({shift['watch']}): {shift['from']} -> {shift['to']} at {shift['t']}")
+    lines += _shift_lines(figures["shifts"])
     if figures["redacted"]:
         lines.append(
             f"{figures['redacted']:,} requests were captured with parts redacted: replayed as redacted, "
@@ -135,6 +134,19 @@ def render(figures: dict) -> str:
             f"{skipped['uncaptured']:,} ledger records without a captured request"
         )
     return "\n".join(lines)
+
+
+def _shift_lines(shifts: list[dict], shown: int = 3) -> list[str]:
+    """Per rule: how often it moved traffic, and its first changes (`--json` has them all)."""
+    lines = []
+    for rule in dict.fromkeys(s["rule"] for s in shifts):
+        changes = [s for s in shifts if s["rule"] == rule]
+        started = sum(1 for s in changes if s["from"] == "normal")
+        lines.append(f"shift '{rule}' ({changes[0]['watch']}): moved traffic {started:,} times")
+        lines += [f"  {s['from']} -> {s['to']} at {s['t']}" for s in changes[:shown]]
+        if len(changes) > shown:
+            lines.append(f"  ... {len(changes) - shown:,} more changes (--json lists them)")
+    return lines
 
 
 def _iso(t: float) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from router.cache.embedders import EmbedderUnavailable
+from router.ops import replay_report
 from router.ops.recorded import read_traffic
 from router.ops.replay import MIN_SAMPLES, Replay
 
@@ -165,8 +166,11 @@ def test_recorded_latencies_start_a_shift_and_later_requests_follow_it(tmp_path)
     first_shifted = next(n for n, o in enumerate(outcomes) if o.target == "g-big")
     assert 20 <= first_shifted <= 23  # twenty samples, then the next evaluation (each recorded second)
     replay = Replay(policy(tmp_path, "shifty", extra=SHIFT))
-    replay.run(read_traffic([write(tmp_path, slow)], "auto"))
+    traffic = read_traffic([write(tmp_path, slow)], "auto")
+    outcomes = replay.run(traffic)
     assert [(s["rule"], s["from"], s["to"]) for s in replay.shifts()] == [("small-slow", "normal", "shifted")]
+    shown = replay_report.render(replay_report.summary("p", traffic, outcomes, replay.shifts()))
+    assert "shift 'small-slow' (small): moved traffic 1 times\n  normal -> shifted at 2026-11-30T00:53:" in shown
 
 
 def test_output_is_rescaled_by_the_models_recorded_means_where_the_model_changes(tmp_path):
