@@ -51,13 +51,15 @@ def diff(old: dict, new: dict, old_outcomes: list[Outcome], new_outcomes: list[O
     """`old`, `new`: the replays' summaries (router.ops.replay_report.summary) of the same traffic."""
     n = len(new_outcomes)
     moves: Counter[str] = Counter()
-    examples: list[dict] = []
+    rerouted: list[dict] = []  # changed route: shown first
+    remodelled: list[dict] = []  # same route, another model group
     for before, after in zip(old_outcomes, new_outcomes):
         if (before.route, before.target) == (after.route, after.target):
             continue
         moves[f"{before.route}/{before.target} -> {after.route}/{after.target}"] += 1
-        if len(examples) < sample:
-            examples.append(
+        kind = rerouted if before.route != after.route else remodelled
+        if len(kind) < sample:
+            kind.append(
                 {
                     "at": after.item.where,
                     "prompt": prompt_of(after),
@@ -76,7 +78,7 @@ def diff(old: dict, new: dict, old_outcomes: list[Outcome], new_outcomes: list[O
         "cache_hits": _change(_hits(old), _hits(new)),
         "rejected": _change(old["outcomes"].get("budget_rejected", 0), new["outcomes"].get("budget_rejected", 0)),
         "budgets_newly_hit": [b for b in new["budgets"] if b["budget"] not in old_hits],
-        "moved_sample": examples,
+        "moved_sample": (rerouted + remodelled)[:sample],
     }
 
 

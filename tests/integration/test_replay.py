@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from router.cache.embedders import EmbedderUnavailable
-from router.ops import replay_report
+from router.ops import policy_diff, replay_report
 from router.ops.recorded import read_traffic
 from router.ops.replay import MIN_SAMPLES, Replay
 
@@ -119,6 +119,20 @@ def test_the_diff_command_gates_on_what_moved_and_what_it_costs(tmp_path):
     passing = diff("moved > 50%", "cost > +60%", "budgets > 0")
     assert passing.returncode == 0 and json.loads(passing.stdout)["failed"] == []
     assert diff("spend > 5%").returncode == 2
+
+
+def test_the_sample_of_moves_shows_route_changes_before_model_changes(tmp_path):
+    traffic = read_traffic([write(tmp_path, [litellm_line(n, p) for n, p in enumerate(PROMPTS * 5)])], "auto")
+    old_path, new_path = policy(tmp_path, "old"), policy(tmp_path, "new", keywords="essay, story")
+    Path(new_path).write_text(
+        Path(new_path).read_text().replace("{name: default, use: small}", "{name: default, use: big}")
+    )
+    old, new = Replay(old_path), Replay(new_path)
+    before, after = old.run(traffic), new.run(traffic)
+    figures = [replay_report.summary(p, traffic, o, []) for p, o in ((old_path, before), (new_path, after))]
+    moved = policy_diff.diff(*figures, before, after, sample=3)
+    assert moved["moved"]["count"] == 20  # 10 to the essay route, 10 more on default's new model
+    assert [(e["from"], e["to"]) for e in moved["moved_sample"]] == [("default/g-small", "essay/g-big")] * 3
 
 
 def test_a_lowered_budget_is_hit_at_the_request_that_crosses_it(tmp_path):
