@@ -6,9 +6,9 @@ A record: time, route, model, target and served group, identity, tokens by kind,
 policy's prices and LiteLLM's, cache hit and saving, latency, outcome, and the budgets it counted
 for; and when the policy captures, the request itself (in the sink's copy only). The store keeps
 the newest MAX_RECORDS records (for `status` and tools that tail it); totals come from the rollups,
-and every record from the sink. Records written while the store is down
-wait in memory and go out with the next write; a ledger that writes behind holds them for the next
-flush, which sends them in one step.
+and every record from the sink. Records written while the store is down wait in memory and go out
+with the next write; a ledger that writes behind holds them for the next flush, which sends them in
+one step.
 """
 
 from __future__ import annotations

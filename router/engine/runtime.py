@@ -203,12 +203,11 @@ def build_pipeline(
     embedder_for: Callable[[str], Embedder],
     health: Health,
     accounting: Accounting,
-    clock: Callable[[], float] = time.time,
 ) -> Pipeline:
     """The request pipeline over `store`: the proxy's and the SDK's, and a replay's (on a memory
-    store whose `clock` reads the recorded times). Loads the embedder and checks the classifier
-    against it."""
-    spec = policy.current.policy
+    store, its accounting's clock reading the recorded times, which the cache and affinity share).
+    Loads the embedder and checks the classifier against it."""
+    spec, clock = policy.current.policy, accounting.clock
     embedder = _shared_embedder(spec, embedder_for)
     _check_classifier(spec, embedder)
     policy.use(embedder)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from router.cache.embedders import Embedder, EmbedderUnavailable, local_embedder
 from router.cache.keys import semantic_text
 from router.core.decide import CompiledPolicy
+from router.core.pricing import token_counts
 from router.engine.accounting import Accounting
 from router.engine.budget_book import BudgetBook
 from router.engine.health import SHIFT_LOG, Health
@@ -93,9 +94,9 @@ class OutputScale:
         scale = cls()
         for item in items:
             if item.outcome == "ok" and item.usage and item.target and not _was_hit(item.cache):
-                reasoning = _reasoning(item.usage)
-                scale.visible[item.target].append(int(item.usage.get("completion_tokens") or 0) - reasoning)
-                scale.reasoning[item.target].append(reasoning)
+                tokens = token_counts(item.usage)
+                scale.visible[item.target].append(tokens.completion - tokens.reasoning)
+                scale.reasoning[item.target].append(tokens.reasoning)
         return scale
 
     def mean(self, kind: dict[str, list[int]], group: str | None) -> float | None:
@@ -112,9 +113,8 @@ class OutputScale:
             reasoning = round(new_reasoning or 0)
             prompt = prompt_estimate
         else:
-            prompt = int(item.usage.get("prompt_tokens") or 0)
-            reasoning_then = _reasoning(item.usage)
-            visible_then = int(item.usage.get("completion_tokens") or 0) - reasoning_then
+            then = token_counts(item.usage)
+            prompt, reasoning_then, visible_then = then.prompt, then.reasoning, then.completion - then.reasoning
             old_visible, old_reasoning = self.mean(self.visible, item.target), self.mean(self.reasoning, item.target)
             visible = round(visible_then * _ratio(new_visible, old_visible))
             if old_reasoning:
@@ -135,11 +135,6 @@ def _was_hit(cache: str | None) -> bool:
 
 def _ratio(new: float | None, old: float | None) -> float:
     return new / old if new is not None and old else 1.0
-
-
-def _reasoning(usage: dict) -> int:
-    details = usage.get("completion_tokens_details")
-    return int((details or {}).get("reasoning_tokens") or 0) if isinstance(details, dict) else 0
 
 
 class _Batched:
@@ -173,9 +168,7 @@ class Replay:
         self.health = Health(self.store, lambda: self.policy.current, self.clock, random.Random(seed))
         self.ledger = _Tap(self.store)
         accounting = Accounting(self.policy, BudgetBook(self.store), self.ledger, clock=self.clock)
-        self.pipeline: Pipeline = build_pipeline(
-            self.policy, self.store, self._embedder, self.health, accounting, self.clock
-        )
+        self.pipeline: Pipeline = build_pipeline(self.policy, self.store, self._embedder, self.health, accounting)
         if self._offline:
             raise EmbedderUnavailable(
                 f"{path}: embedder '{self._offline[0]}' is a model group of the proxy, and a replay runs offline: "
