@@ -20,12 +20,15 @@ MAX_CHARS = 4000  # the head of a long prompt says what it asks; the rest costs 
 def grams(text: str) -> Counter[str]:
     text = text[:MAX_CHARS].lower()
     counts: Counter[str] = Counter()
-    for run in _CJK_RUN.findall(text):
-        counts.update(run)
-        counts.update(run[i : i + 2] for i in range(len(run) - 1))
-    words = _WORD.findall(_CJK_RUN.sub(" ", text))
+    runs = _CJK_RUN.findall(text)
+    if runs:
+        for run in runs:
+            counts.update(run)
+            counts.update(run[i : i + 2] for i in range(len(run) - 1))
+        text = _CJK_RUN.sub(" ", text)
+    words = _WORD.findall(text)
     counts.update(words)
-    counts.update(f"{a} {b}" for a, b in pairwise(words))
+    counts.update(map(" ".join, pairwise(words)))
     return counts
 
 

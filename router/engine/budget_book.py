@@ -7,6 +7,9 @@ its counters below zero and open the budget.
 
 When the store is unreachable, requests are admitted unchecked rather than refused, and their
 spend is kept in a backlog that is written as soon as the store answers again: spend is never lost.
+
+With `settings.budget_lease`, a counter's requests draw on a lease (router.engine.leases) instead
+of a reservation each; near a limit, where no lease fits, they are reserved one by one again.
 """
 
 from __future__ import annotations
@@ -16,17 +19,20 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
 from zoneinfo import ZoneInfo
 
-from router.core.budgets import ZERO, Amounts, Span, Spans, applies, limits, output_estimate, scopes, worst_case
+from router.core.budgets import ZERO, Amounts, Span, Spans, applies, limits, scopes, worst_case
 from router.core.decide import CompiledPolicy
 from router.core.eligibility import ANYONE, Eligibility
 from router.core.request import Identity
+from router.engine.leases import MIN_ASKS, Lease, Leases
+from router.engine.output_history import OutputHistory
 from router.policy.schema import Budget
-from router.state.protocol import WRITE_BATCH, Ask, Reserved, Settlement, StateStore, StoreUnavailable
+from router.state.protocol import WRITE_BATCH, Ask, Settlement, StateStore, StoreUnavailable
 
 log = logging.getLogger("router")
 
@@ -39,6 +45,7 @@ class Hold:
     ttl: float
     budget: str = ""  # the budget and scope whose counter it is (records spilled by older versions lack them)
     scope: str = ""
+    lease: str = ""  # the lease it was drawn on (router.engine.leases); "" when reserved in the store
 
 
 @dataclass(frozen=True)
@@ -103,11 +110,21 @@ def _standing(budget: Budget, unit: str, limit: float, total: float, scope: str,
     return budget.name, unit, limit, total, scope, span.buckets[-1], span.ttl
 
 
-def _holds(asks: list[Ask], owners: list, reserved: bool) -> tuple[Hold, ...]:
-    """Each ask's counter with what it added (nothing when the store could not be reached)."""
+def _holds(asks: list[Ask], owners: list, reserved: bool, leased: dict[int, Lease] | None = None) -> tuple[Hold, ...]:
+    """Each ask's counter with what it added (nothing when the store could not be reached) and the
+    lease it was drawn on, if it was."""
+    leased = leased or {}
     return tuple(
-        Hold(ask.keys[-1], unit, ask.amount if reserved else 0.0, ask.ttl, budget.name, scope)
-        for ask, (budget, unit, _, scope) in zip(asks, owners)
+        Hold(
+            ask.keys[-1],
+            unit,
+            ask.amount if reserved or i in leased else 0.0,
+            ask.ttl,
+            budget.name,
+            scope,
+            leased[i].hold if i in leased else "",
+        )
+        for i, (ask, (budget, unit, _, scope)) in enumerate(zip(asks, owners))
     )
 
 
@@ -124,39 +141,14 @@ class Admission:
     unchecked: bool = False  # the store was down: admitted without a check
 
 
-class OutputHistory:
-    """Each route and model's recent output sizes (tokens, reasoning included), on this instance:
-    what a budget reserves for the next request, once there are enough of them."""
-
-    KEEP = 200
-    MIN_SAMPLES = 20
-
-    def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], deque[int]] = {}
-        self._estimates: dict[tuple[str, str, str], int] = {}  # dropped when a new output arrives
-
-    def observe(self, route: str, model: str, tokens: int) -> None:
-        self._seen.setdefault((route, model), deque(maxlen=self.KEEP)).append(tokens)
-        for how in ("mean", "p90", "p95", "p99"):
-            self._estimates.pop((route, model, how), None)
-
-    def estimate(self, route: str, model: str, how: str) -> int | None:
-        """None until MIN_SAMPLES outputs were seen."""
-        key = (route, model, how)
-        found = self._estimates.get(key)
-        if found is None:
-            seen = self._seen.get((route, model))
-            if seen is None or len(seen) < self.MIN_SAMPLES:
-                return None
-            found = self._estimates[key] = output_estimate(list(seen), how)
-        return found
-
-
 class BudgetBook:
-    def __init__(self, store: StateStore, write_behind: bool = False):
+    def __init__(self, store: StateStore, write_behind: bool = False, clock: Callable[[], float] = time.time):
         self.store = store
         self.write_behind = write_behind  # settlements wait for `flush`, which writes them in one step
+        self.clock = clock  # when leases fall idle
         self.outputs = OutputHistory()
+        self.leases = Leases()
+        self._leased_for: CompiledPolicy | None = None  # the policy the leases were taken under
         self._spans = Spans()
         self._backlog: deque[tuple[str | None, list[Settlement]]] = deque()  # settlements the store missed
         self._lock = threading.Lock()
@@ -222,56 +214,97 @@ class BudgetBook:
                     owners.append((budget, unit, span, scope))
         if not asks:
             return Admission(model)
+        if compiled.settings.budget_lease:
+            return self._from_leases(compiled, model, asks, owners, now)
         hold = uuid.uuid4().hex
         try:
             reserved = self.store.reserve(asks, hold)
         except StoreUnavailable:  # admit unchecked; the settlement still finds the counters
             return Admission(model, reservation=Reservation(None, _holds(asks, owners, reserved=False)), unchecked=True)
         if reserved.refused is not None:
-            budget, unit, span, scope = owners[reserved.refused]
-            ask = asks[reserved.refused]
-            assert ask.limit is not None  # only an ask with a limit is refused
-            total = reserved.totals[reserved.refused]
-            return Admission(
-                model,
-                rejected=Exceeded(budget, unit, ask.limit, total, span.reset_at),
-                standing=[_standing(budget, unit, ask.limit, total, scope, span)],
-            )
-        return self._admitted(model, hold, asks, owners, reserved)
+            return _refusal(model, asks, owners, reserved.refused, reserved.totals[reserved.refused])
+        return _admitted(model, hold, asks, owners, reserved.totals, reserved.over)
 
-    @staticmethod
-    def _admitted(model: str, hold: str, asks: list[Ask], owners: list, reserved: Reserved) -> Admission:
-        admission = Admission(model, reservation=Reservation(hold, _holds(asks, owners, reserved=True)))
-        closest = 2.0
-        for ask, (budget, unit, span, scope), total, over in zip(asks, owners, reserved.totals, reserved.over):
-            if over and budget.name not in admission.warnings:
-                admission.warnings.append(budget.name)
-            if ask.limit is None:
-                continue
-            admission.standing.append(_standing(budget, unit, ask.limit, total, scope, span))
-            share = (ask.limit - total) / ask.limit
-            if share < closest:
-                closest, admission.tightest = share, (budget.name, unit, ask.limit - total)
-        return admission
+    def _from_leases(self, compiled: CompiledPolicy, model, asks: list[Ask], owners: list, now: float) -> Admission:
+        """The asks its counters' leases hold are drawn on them; a counter without one asks the store
+        for a new lease (its ask plus `budget_lease` of its limit); the asks left (the store had no
+        room for a lease, or a lease would hold too few asks) are reserved as without leases."""
+        if compiled is not self._leased_for:  # the limits may have changed: leases of the old ones go back
+            self._return(self.leases.close_all())
+            self._leased_for = compiled
+        leased = self.leases.take(asks, now)
+        try:
+            for i, ask in enumerate(asks):
+                block = (ask.limit or 0.0) * compiled.settings.budget_lease
+                if i in leased or block < MIN_ASKS * ask.amount or not self.leases.may_ask(ask.keys[-1], now):
+                    continue
+                lease = self._grant(ask, block, now)
+                if lease is not None:
+                    leased[i] = lease
+            rest = [i for i in range(len(asks)) if i not in leased]
+            hold = uuid.uuid4().hex if rest else None
+            reserved = self.store.reserve([asks[i] for i in rest], hold) if rest else None
+        except StoreUnavailable:  # the asks no lease holds go unchecked; the settlement still finds the counters
+            reservation = Reservation(None, _holds(asks, owners, reserved=False, leased=leased))
+            return Admission(model, reservation=reservation, unchecked=True)
+        totals = [lease.total() if (lease := leased.get(i)) else 0.0 for i in range(len(asks))]
+        over = [lease.over(ask) if (lease := leased.get(i)) else False for i, ask in enumerate(asks)]
+        if reserved is not None:
+            if reserved.refused is not None:
+                self._return(self.leases.give_back(leased, asks))
+                refused = rest[reserved.refused]
+                return _refusal(model, asks, owners, refused, reserved.totals[reserved.refused])
+            for j, i in enumerate(rest):
+                totals[i], over[i] = reserved.totals[j], reserved.over[j]
+        return _admitted(model, hold, asks, owners, totals, over, leased)
+
+    def _grant(self, ask: Ask, block: float, now: float) -> Lease | None:
+        """A new lease on the ask's counter, drawn on by the ask; None when the store has no room
+        for it (the counter is then reserved exactly for a while). Raises StoreUnavailable."""
+        hold, grant = uuid.uuid4().hex, ask.amount + block
+        reserved = self.store.reserve([replace(ask, amount=grant)], hold)
+        if reserved.refused is not None:
+            self._return(self.leases.refused(ask.keys[-1], now))
+            return None
+        lease = Lease(hold, ask.keys[-1], grant, reserved.totals[0], ask.ttl, now, drawn=ask.amount, open=1)
+        self._return(self.leases.add(lease))
+        return lease
 
     def settle(self, reservation: Reservation, actual: Amounts) -> None:
         """Turn a reservation into the real spend: at once, or with the next `flush` when the book
-        writes behind (until then the reservation's worst case still counts: a limit holds)."""
-        if reservation.holds:
-            self._apply(
-                (reservation.id, [Settlement(h.key, h.amount, actual.of(h.unit), h.ttl) for h in reservation.holds])
-            )
+        writes behind (until then the reservation's worst case still counts: a limit holds). What
+        was drawn on a lease only moves the lease's figure, unless the lease went back already."""
+        if not reservation.holds:
+            return
+        direct, unheld, due = [], [], []
+        for h in reservation.holds:
+            spent = actual.of(h.unit)
+            if not h.lease:
+                direct.append(Settlement(h.key, h.amount, spent, h.ttl))
+                continue
+            here, done = self.leases.settle(h.lease, h.amount, spent)
+            if done is not None:
+                due.append(done)
+            if not here:  # its lease went back counting it at its reservation: the difference
+                unheld.append(Settlement(h.key, 0.0, spent - h.amount, h.ttl))
+        batch = [(reservation.id, direct)] if direct else []
+        if unheld:
+            batch.append((None, unheld))
+        self._apply(batch + [_returned(lease) for lease in due])
 
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back: the call failed and cost nothing."""
         self.settle(reservation, ZERO)
 
-    def _apply(self, settlement: tuple[str | None, list[Settlement]] | None) -> None:
+    def _return(self, leases: list[Lease]) -> None:
+        if leases:
+            self._apply([_returned(lease) for lease in leases])
+
+    def _apply(self, settlements: list[tuple[str | None, list[Settlement]]], now: bool = False) -> None:
         with self._lock:
-            if settlement is not None:
-                self._backlog.append(settlement)
-                if self.write_behind:
-                    return
+            self._backlog.extend(settlements)
+            if self.write_behind and not now:
+                return
             while self._backlog:
                 batch = list(islice(self._backlog, WRITE_BATCH))
                 try:
@@ -282,8 +315,14 @@ class BudgetBook:
                     self._backlog.popleft()
 
     def flush(self) -> None:
-        """Write the settlements held back: by an outage, or to go out together (called periodically)."""
-        self._apply(None)
+        """Write the settlements held back: by an outage, or to go out together (called
+        periodically), with the leases that fell idle."""
+        self._return(self.leases.expire(self.clock()))
+        self._apply([], now=True)
+
+    def retire(self) -> None:
+        """Every lease goes back (the process is stopping): written with the next `flush`."""
+        self._return(self.leases.close_all())
 
     @property
     def backlog(self) -> int:
@@ -297,3 +336,42 @@ class BudgetBook:
     def restore(self, pending: list[dict]) -> None:
         with self._lock:
             self._backlog.extend((p["hold"], [Settlement(**c) for c in p["changes"]]) for p in pending)
+
+
+def _returned(lease: Lease) -> tuple[str, list[Settlement]]:
+    """A lease going back: its grant turns into what was drawn on it."""
+    return lease.hold, [Settlement(lease.key, lease.granted, lease.drawn, lease.ttl)]
+
+
+def _refusal(model: str | None, asks: list[Ask], owners: list, refused: int, total: float) -> Admission:
+    budget, unit, span, scope = owners[refused]
+    limit = asks[refused].limit
+    assert limit is not None  # only an ask with a limit is refused
+    return Admission(
+        model,
+        rejected=Exceeded(budget, unit, limit, total, span.reset_at),
+        standing=[_standing(budget, unit, limit, total, scope, span)],
+    )
+
+
+def _admitted(
+    model: str | None,
+    hold: str | None,
+    asks: list[Ask],
+    owners: list,
+    totals: list[float],
+    over: list[bool],
+    leased: dict[int, Lease] | None = None,
+) -> Admission:
+    admission = Admission(model, reservation=Reservation(hold, _holds(asks, owners, reserved=True, leased=leased)))
+    closest = 2.0
+    for ask, (budget, unit, span, scope), total, beyond in zip(asks, owners, totals, over):
+        if beyond and budget.name not in admission.warnings:
+            admission.warnings.append(budget.name)
+        if ask.limit is None:
+            continue
+        admission.standing.append(_standing(budget, unit, ask.limit, total, scope, span))
+        share = (ask.limit - total) / ask.limit
+        if share < closest:
+            closest, admission.tightest = share, (budget.name, unit, ask.limit - total)
+    return admission

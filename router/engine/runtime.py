@@ -127,6 +127,7 @@ class Runtime:
             return
         self.closed.set()
         book, ledger = self.accounting.book, self.accounting.ledger
+        book.retire()
         spend, records = book.backlog, ledger.backlog
         try:
             self.tick()

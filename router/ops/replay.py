@@ -167,7 +167,7 @@ class Replay:
         self.policy = PolicyFile(path)
         self.health = Health(self.store, lambda: self.policy.current, self.clock, random.Random(seed))
         self.ledger = _Tap(self.store)
-        accounting = Accounting(self.policy, BudgetBook(self.store), self.ledger, clock=self.clock)
+        accounting = Accounting(self.policy, BudgetBook(self.store, clock=self.clock), self.ledger, clock=self.clock)
         self.pipeline: Pipeline = build_pipeline(self.policy, self.store, self._embedder, self.health, accounting)
         if self._offline:
             raise EmbedderUnavailable(

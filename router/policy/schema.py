@@ -202,6 +202,10 @@ class Settings(Strict):
     # What a budget reserves for a request's output: an estimate from the route and model's recent
     # answers (bounded by max_tokens), or always max_tokens (default_output_tokens without it).
     reserve_output: Literal["mean", "p90", "p95", "p99", "worst_case"] = "mean"
+    # A share of each budget limit an instance reserves at once and admits its requests against in
+    # memory (router.engine.leases): one store round trip per lease instead of one per request, for
+    # up to this share of the limit counted early on each instance. 0: every request is reserved alone.
+    budget_lease: float = Field(0.0, ge=0, le=0.1)
     trust_request_tags: bool = False  # let `metadata.tags` sent by clients count for per-tag budgets and `when.tags`
     # Request metadata fields `when.metadata` and `access` may read as the caller's: only fields an
     # upstream gateway sets (clients can write any metadata; the key's own always counts).
