@@ -6,7 +6,8 @@ latency); plain LiteLLM is asked for `deepseek-v4-flash` by name, the plugin for
 its policy routes to that same group. Rounds alternate between the sides, and which goes first, so
 drift hits all alike. Sides:
   plain LiteLLM     no plugin
-  with router       routing only (no temperature given, so the cache is not consulted)
+  with router       routing only (no temperature given, so the cache is not consulted), a new prompt
+                    each time: embedded and classified afresh (plain LiteLLM gets the same prompts)
   cache miss        temperature 0 and a new prompt each time: exact lookup, embedding, semantic
                     lookup, then the upstream call and the store
   cache hit         temperature 0 and a prompt answered before: served by the exact tier
@@ -132,11 +133,12 @@ def two_proxies(
 
 
 def body_for(side: str, model: str, n: int) -> dict:
-    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
+    """Every side but the cache hit asks something new each time: the plugin embeds and classifies
+    every request afresh (a repeated prompt would find its embedding memoised)."""
+    content = PROMPT if side == "cache hit" else f"{PROMPT} (variant {n} {time.time_ns()})"
+    body = {"model": model, "messages": [{"role": "user", "content": content}]}
     if side.startswith("cache"):
         body["temperature"] = 0
-    if side == "cache miss":
-        body["messages"][0]["content"] = f"{PROMPT} (variant {n} {time.time_ns()})"
     return body
 
 
