@@ -62,8 +62,10 @@ class StaticEmbedder:
         ids = self.piece_ids(text)
         if not ids:
             return np.zeros(self._table.shape[1], dtype=np.float32)
-        vector = self._table[ids].mean(axis=0)
-        return vector / (np.linalg.norm(vector) or 1.0)
+        # The sum, not the mean: the same direction, one step less. `sqrt(v @ v)`, not
+        # np.linalg.norm: on the proxy's cold caches its checks cost 30 us.
+        vector = self._table[ids].sum(axis=0)
+        return vector / (float(np.sqrt(vector @ vector)) or 1.0)
 
     def piece_ids(self, text: str) -> list[int]:
         text = text[: _MAX_TOKENS * _CHARS_PER_TOKEN].lower()

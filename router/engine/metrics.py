@@ -12,6 +12,7 @@ and the endpoint, on any worker, adds them up. Without it a worker serves its ow
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -117,31 +118,35 @@ class Metrics:
     # -- fed by the engine -----------------------------------------------------------------------
 
     def records(self, records: Iterable[dict]) -> None:
-        """The ledger records just flushed: one per request."""
+        """The ledger records just flushed: one per request. Counters are summed per series first
+        and increased once each (a flush holds many records of a few series)."""
+        adds: dict[tuple, float] = defaultdict(float)
         for record in records:
             route, model = str(record.get("route")), str(record.get("model"))
             who = tuple(str(record.get(label) or "") for label in self.extra)
             outcome, cache = str(record.get("outcome")), str(record.get("cache", "off"))
-            self._child(self.requests, route, model, outcome, cache, str(record.get("decided_by", "route")), *who).inc()
+            adds[self.requests, (route, model, outcome, cache, str(record.get("decided_by", "route")), *who)] += 1
             latency = record.get("latency_ms")
             if latency is not None:
                 self._child(self.duration, route, model).observe(latency / 1000)
             tokens = record.get("tokens") or {}
             for field, kind in TOKEN_KINDS:
                 if tokens.get(field):
-                    self._child(self.tokens, route, model, kind).inc(tokens[field])
+                    adds[self.tokens, (route, model, kind)] += tokens[field]
             if record.get("cost_usd"):
-                self._child(self.cost, route, model, *who).inc(record["cost_usd"])
+                adds[self.cost, (route, model, *who)] += record["cost_usd"]
             if record.get("saved_usd"):
-                self._child(self.saved, route, model).inc(record["saved_usd"])
+                adds[self.saved, (route, model)] += record["saved_usd"]
             served, chosen = record.get("served"), record.get("target")
             if outcome == "ok" and served and chosen and served != chosen:
-                self._child(self.fallbacks, route, str(chosen), str(served)).inc()
+                adds[self.fallbacks, (route, str(chosen), str(served))] += 1
             if record.get("downgraded_from"):
-                self._child(self.downgrades, route, str(record["downgraded_from"]), model).inc()
+                adds[self.downgrades, (route, str(record["downgraded_from"]), model)] += 1
             for budget, _, usd, _, _ in record.get("budgets") or ():
                 if usd:
-                    self._child(self.budget_spend, str(budget)).inc(usd)
+                    adds[self.budget_spend, (str(budget),)] += usd
+        for (metric, values), amount in adds.items():
+            self._child(metric, *values).inc(amount)
 
     def attempt(
         self, group: str, deployment: str | None, latency: float | None, ttft: float | None, error: bool

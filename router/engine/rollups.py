@@ -54,25 +54,32 @@ def columns(record: dict) -> dict[str, float]:
 
 
 def counts(records: Iterable[dict]) -> dict[str, dict[str, float]]:
-    """The rollup fields a batch of records adds, per group (an hour of one dimension)."""
-    groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    """The rollup fields a batch of records adds, per group (an hour of one dimension). Summed per
+    (hour, dimension, value) first: a batch holds many records of a few routes, models and keys,
+    and the field names are made once per value, not once per record."""
+    cells: dict[tuple[int, str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for record in records:
         hour = hour_of(record.get("t", 0.0))
         added = columns(record)
         latency = record.get("latency_ms")
         bucket = None if latency is None else f"lat{next(b for b in LATENCY_BOUNDS_MS if latency <= b):g}"
         for dimension in BY:
-            group, value = groups[f"{PREFIX}{hour}:{dimension}"], _clean(record.get(dimension))
+            cell = cells[hour, dimension, _clean(record.get(dimension))]
             for column, amount in added.items():
-                group[f"{value}{_SEP}{column}"] += amount
+                cell[column] += amount
             if bucket is not None and dimension in _TIMED:
-                group[f"{value}{_SEP}{bucket}"] += 1.0
-        budgets = groups[f"{PREFIX}{hour}:{BUDGET}"]
+                cell[bucket] += 1.0
         for name, scope, usd, tokens, reasoning in record.get("budgets") or ():
+            cell = cells[hour, BUDGET, f"{_clean(name)}{_SEP}{_clean(scope)}"]
             for unit, amount in (("usd", usd), ("tokens", tokens), ("reasoning", reasoning)):
                 if amount:
-                    budgets[f"{_clean(name)}{_SEP}{_clean(scope)}{_SEP}{unit}"] += amount
-    return {key: dict(fields) for key, fields in groups.items() if fields}
+                    cell[unit] += amount
+    groups: dict[str, dict[str, float]] = defaultdict(dict)
+    for (hour, dimension, value), cell in cells.items():
+        group = groups[f"{PREFIX}{hour}:{dimension}"]
+        for column, amount in cell.items():
+            group[f"{value}{_SEP}{column}"] = amount
+    return {key: fields for key, fields in groups.items() if fields}
 
 
 def _clean(value: object) -> str:
