@@ -112,7 +112,7 @@ def logged_success(accounting: Accounting, kwargs: Mapping, response_obj: object
     served = standard.get("model_group") or kwargs.get("model")
     accounting.on_success(
         record,
-        _as_dict(response_obj),
+        _answered(response_obj),
         served,
         bool(standard.get("cache_hit") or kwargs.get("cache_hit")),
         standard.get("response_cost"),
@@ -196,8 +196,11 @@ async def reasoning_first(stream: AsyncIterator, reasoning: str | None) -> Async
         yield chunk
 
 
-def _as_dict(response: object) -> dict:
+def _answered(response: object) -> Mapping:
+    """What accounting reads of a response: its usage as a dict and its choices (where reasoning
+    text is). Not the whole response dumped: a long answer's content would be copied for nothing."""
     if isinstance(response, Mapping):
-        return dict(response)
-    dump = getattr(response, "model_dump", None)
-    return dump() if callable(dump) else {}
+        return response
+    usage = getattr(response, "usage", None)
+    dump = getattr(usage, "model_dump", None)
+    return {"usage": dump() if callable(dump) else usage or {}, "choices": getattr(response, "choices", None)}

@@ -55,8 +55,10 @@ class StaticEmbedder:
         self.name = f"local ({STATIC_NAME})"
         self._table, self._tokenizer = _load_static(self.path)
         # word -> its pieces. A plain dict (one lookup a word, atomic under the GIL), emptied when
-        # full: a locked LRU cost more than the tokenising it saves.
-        self._pieces: dict[str, list[int]] = {}
+        # full: a locked LRU cost more than the tokenising it saves. Tuples, not lists: a tuple of
+        # ints leaves the garbage collector's sight, and a full memo would have every collection
+        # of the oldest generation walk 200,000 lists.
+        self._pieces: dict[str, tuple[int, ...]] = {}
 
     def embed(self, text: str) -> np.ndarray:
         ids = self.piece_ids(text)
@@ -75,7 +77,7 @@ class StaticEmbedder:
         for word in _WORD.findall(text):
             pieces = self._pieces.get(word)
             if pieces is None:
-                pieces = [token.id for token in self._tokenizer.model.tokenize(word)]
+                pieces = tuple(token.id for token in self._tokenizer.model.tokenize(word))
                 if len(self._pieces) >= _MEMO_WORDS:
                     self._pieces.clear()
                 self._pieces[word] = pieces

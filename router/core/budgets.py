@@ -4,12 +4,12 @@ may cost (worst case before the call, actual after it)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from router.core.pricing import cost_usd, token_counts
+from router.core.pricing import TokenCounts, priced
 from router.core.request import Identity
 from router.policy.schema import Budget, Price
 
@@ -133,8 +133,6 @@ def worst_case(price: Price, prompt_tokens: int, max_output: int) -> Amounts:
     return Amounts(usd, float(prompt_tokens + max_output), float(max_output))
 
 
-def spent(price: Price, usage: Mapping, reasoning_text: str | None = None) -> Amounts:
-    counts = token_counts(usage, reasoning_text)
-    return Amounts(
-        cost_usd(price, usage, reasoning_text), float(counts.prompt + counts.completion), float(counts.reasoning)
-    )
+def spent(price: Price, counts: TokenCounts) -> Amounts:
+    """What an answer of these tokens cost at `price`, in each unit a budget counts."""
+    return Amounts(priced(price, counts), float(counts.prompt + counts.completion), float(counts.reasoning))

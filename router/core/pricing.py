@@ -39,9 +39,12 @@ def token_counts(usage: Mapping, reasoning_text: str | None = None) -> TokenCoun
 
 
 def cost_usd(price: Price, usage: Mapping, reasoning_text: str | None = None) -> float:
+    return priced(price, token_counts(usage, reasoning_text))
+
+
+def priced(price: Price, t: TokenCounts) -> float:
     """Reasoning tokens are part of completion tokens and cached tokens part of prompt tokens;
     each is priced at its own rate (falling back to output and input) and the rest at the base rate."""
-    t = token_counts(usage, reasoning_text)
     cached_price = price.input if price.cached_input is None else price.cached_input
     reasoning_price = price.output if price.reasoning is None else price.reasoning
     return _PER_TOKEN * (

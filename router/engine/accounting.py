@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from router.core.budgets import ZERO, Amounts, spent
 from router.core.decide import CompiledPolicy, Decision
+from router.core.pricing import TokenCounts, token_counts
 from router.core.pricing import reasoning_text as reasoning_of
-from router.core.pricing import token_counts
 from router.core.request import Identity
 from router.engine.budget_book import BudgetBook, Exceeded, Reservation
 from router.engine.ledger import CAPTURED, Ledger
@@ -115,24 +115,23 @@ class Accounting:
         compiled = self.policy.current
         # The model that answered (a fallback may have); a group the policy does not list has no price.
         model = compiled.model_serving(served) if served else compiled.resolve(decision.get("model") or "")
-        usage = dict(response.get("usage") or {})
-        reasoning_text = reasoning_of(response)
-        actual = ZERO if cache_hit else _actual(compiled, model, usage, reasoning_text, litellm_cost)
+        counts = token_counts(response.get("usage") or {}, reasoning_of(response))
+        actual = ZERO if cache_hit else _actual(compiled, model, counts, litellm_cost)
         reservation = Reservation.from_dict(decision.get("reservation"))
         self.book.settle(reservation, actual)
         if model is not None and not cache_hit:
-            answer = token_counts(usage, reasoning_text).completion // max(1, decision.get("answers", 1))
+            answer = counts.completion // max(1, decision.get("answers", 1))
             self.book.outputs.observe(decision["route"], model, answer)
         record = self._record(decision, "ok", latency, served, model)
         record.update(
             cost_usd=actual.usd,
             litellm_cost_usd=litellm_cost,
             cache=decision.get("cache", "off"),
-            tokens=_tokens(usage, reasoning_text),
+            tokens=_tokens(counts),
             priced_by="policy" if model else "litellm",
         )
         if cache_hit and model:
-            record["saved_usd"] = spent(compiled.spec(model).price, usage, reasoning_text).usd
+            record["saved_usd"] = spent(compiled.spec(model).price, counts).usd
         if reservation.holds:
             record["budgets"] = reservation.counted(actual)
         cap = decision.get("reasoning_cap")
@@ -206,18 +205,14 @@ def _downgrade(compiled: CompiledPolicy, decision: Decision, model: str) -> Deci
     )
 
 
-def _actual(
-    compiled: CompiledPolicy, model: str | None, usage: dict, reasoning_text: str | None, litellm_cost: float | None
-) -> Amounts:
+def _actual(compiled: CompiledPolicy, model: str | None, t: TokenCounts, litellm_cost: float | None) -> Amounts:
     """Spend at the policy's prices; at LiteLLM's for a group the policy does not price."""
     if model is not None:
-        return spent(compiled.spec(model).price, usage, reasoning_text)
-    t = token_counts(usage, reasoning_text)
+        return spent(compiled.spec(model).price, t)
     return Amounts(float(litellm_cost or 0.0), float(t.prompt + t.completion), float(t.reasoning))
 
 
-def _tokens(usage: Mapping, reasoning_text: str | None) -> dict:
-    t = token_counts(usage, reasoning_text)
+def _tokens(t: TokenCounts) -> dict:
     return {
         "prompt": t.prompt,
         "cached": t.cached,

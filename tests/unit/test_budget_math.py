@@ -19,6 +19,7 @@ from router.core.budgets import (
     window_span,
     worst_case,
 )
+from router.core.pricing import token_counts
 from router.policy.schema import Budget, Price
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -82,8 +83,8 @@ def test_worst_case_prices_all_output_at_the_dearer_rate():
 def test_spent_counts_reasoning_text_when_usage_omits_it():
     price = Price(input=1.0, output=2.0, reasoning=4.0)
     usage = {"prompt_tokens": 100, "completion_tokens": 60}
-    plain = spent(price, usage)
-    counted = spent(price, usage, reasoning_text="x" * 160)  # ~40 tokens of reasoning
+    plain = spent(price, token_counts(usage))
+    counted = spent(price, token_counts(usage, reasoning_text="x" * 160))  # ~40 tokens of reasoning
     assert plain.reasoning == 0 and counted.reasoning == 40
     assert counted.usd == pytest.approx((100 * 1 + 20 * 2 + 40 * 4) / 1e6)
 
