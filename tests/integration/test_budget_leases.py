@@ -217,3 +217,13 @@ def test_a_store_that_lost_its_data_gets_the_drawn_spend(redis_server, redis_url
     book.retire()
     book.flush()
     assert counter(store) == pytest.approx(0.0009)
+
+
+def test_a_warning_budget_warns_from_the_request_that_passes_its_limit(store):
+    compiled = CompiledPolicy(
+        parse_policy(POLICY.replace("limit_usd: 1, on_exceed: warn", "limit_usd: 0.1, on_exceed: warn") % "1", env={})
+    )
+    book = BudgetBook(store)
+    warned = [bool(admit(book, compiled).warnings) for _ in range(120)]  # none settled: $0.001 each
+    assert warned == [False] * 100 + [True] * 20
+    assert counter(store, "all", "all") > 0.1  # a warning budget's leases may pass its limit
