@@ -32,16 +32,6 @@ ALICE = Identity(key_hash="alice")
 LEASED = CompiledPolicy(parse_policy(POLICY % "0.1", env={}))
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "redis":
-        made = open_store("redis", url=request.getfixturevalue("redis_url"))
-    else:
-        made = open_store(request.param, path=str(tmp_path / "state.db"))
-    yield made
-    made.close()
-
-
 class Clock:
     def __init__(self) -> None:
         self.now = time.time()

@@ -34,16 +34,6 @@ ALICE, BOB = Identity(key_hash="alice", team="blue"), Identity(key_hash="bob", t
 COMPILED = CompiledPolicy(parse_policy(POLICY, env={}))
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "redis":
-        made = open_store("redis", url=request.getfixturevalue("redis_url"))
-    else:
-        made = open_store(request.param, path=str(tmp_path / "state.db"))
-    yield made
-    made.close()
-
-
 def admit(book, route, who=ALICE, prompt=100, output=400):
     model = {"strict": "big", "ladder": "big", "soft": "big"}.get(route, "small")
     return book.admit(COMPILED, route, model, who, (), prompt, output)

@@ -10,17 +10,6 @@ from router.state import StoreUnavailable, open_store
 from router.state.protocol import Ask, Settlement
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
-        made = open_store("redis", url=url)
-    else:
-        made = open_store(request.param, path=str(tmp_path / "state.db"))
-    yield made
-    made.close()
-
-
 def test_get_set_with_ttl(store):
     assert store.get("a") is None
     store.set("a", b"one", ttl=60)
