@@ -28,7 +28,8 @@ class Conversations:
     def __init__(self, store: StateStore, clock: Callable[[], float] = time.time):
         self.store = store
         self.clock = clock
-        self._waiting: dict[str, tuple[bytes, float]] = {}  # key -> (value, ttl), not yet in the store
+        # key -> (value, ttl), not yet in the store; made JSON by the writer, off the request path
+        self._waiting: dict[str, tuple[dict, float]] = {}
         self._lock = threading.Lock()
         self._warned = 0.0
 
@@ -67,7 +68,7 @@ class Conversations:
         if not batch:
             return
         try:
-            self.store.set_many([(key, value, ttl) for key, (value, ttl) in batch.items()])
+            self.store.set_many([(key, json.dumps(value).encode(), ttl) for key, (value, ttl) in batch.items()])
         except Exception as exc:
             with self._lock:
                 merged = {**batch, **self._waiting}
@@ -77,8 +78,10 @@ class Conversations:
     def _read(self, key: str) -> dict | None:
         with self._lock:
             waiting = self._waiting.get(key)
+        if waiting is not None:
+            return waiting[0]
         try:
-            raw = waiting[0] if waiting is not None else self.store.get(key)
+            raw = self.store.get(key)
         except Exception as exc:  # the store is down: this turn is routed afresh
             self._warn(f"conversation affinity: the state store is unreachable ({exc}); turns are routed afresh")
             return None
@@ -92,7 +95,7 @@ class Conversations:
 
     def _write(self, key: str, value: dict, ttl: float) -> None:
         with self._lock:
-            self._waiting[key] = (json.dumps(value).encode(), ttl)
+            self._waiting[key] = (value, ttl)
 
     def _warn(self, message: str) -> None:
         if time.monotonic() - self._warned >= _WARN_EVERY:
