@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from router.state.protocol import Ask, limit_of
 
 IDLE = 10.0  # seconds without a draw after which a lease goes back
+# Seconds after its last draw when a lease goes back even with requests still open (their later
+# settlements add the difference): a request whose end was never reported must not keep a whole
+# lease counted until its window ends. Longer than any request lasts.
+STALE = 600.0
 EXACT_FOR = 10.0  # seconds a counter is reserved exactly after the store refused it a lease
 # A lease must hold this many of the asks it is taken for: a lease that ran out keeps its undrawn
 # rest (less than one ask) counted until its open requests settle, and a lease of a few asks would
@@ -111,11 +115,14 @@ class Leases:
             return True, lease if done else None
 
     def expire(self, now: float) -> list[Lease]:
-        """Close the leases idle for `IDLE` seconds; those now due to go back."""
+        """Close the leases idle for `IDLE` seconds; those now due to go back, with the ones whose
+        open requests are `STALE`."""
         with self._lock:
             idle = [lease for lease in self._active.values() if now - lease.last >= IDLE]
             self._exact_until = {key: until for key, until in self._exact_until.items() if until > now}
-            return self._close(idle)
+            done = self._close(idle)
+            stale = [h for h, lease in self._held.items() if lease.closed and now - lease.last >= STALE]
+            return done + [self._held.pop(hold) for hold in stale]
 
     def close_all(self) -> list[Lease]:
         """Every lease, to go back now: open draws count at their reservation (the process is

@@ -12,7 +12,7 @@ import pytest
 from router import CompiledPolicy, Identity, parse_policy
 from router.core.budgets import Amounts
 from router.engine.budget_book import BudgetBook
-from router.engine.leases import IDLE
+from router.engine.leases import IDLE, STALE
 from router.state import open_store
 
 # Each request reserves $0.001 (1000 output tokens at $1/M); a lease is 10 % of a limit plus the
@@ -217,3 +217,18 @@ def test_a_warning_budget_warns_from_the_request_that_passes_its_limit(store):
     warned = [bool(admit(book, compiled).warnings) for _ in range(120)]  # none settled: $0.001 each
     assert warned == [False] * 100 + [True] * 20
     assert counter(store, "all", "all") > 0.1  # a warning budget's leases may pass its limit
+
+
+def test_a_lease_whose_request_never_ends_goes_back_in_the_end(store):
+    clock = Clock()
+    book = BudgetBook(store, clock=clock)
+    lost = admit(book, now=clock.now)  # its end is never reported
+    clock.now += IDLE
+    book.flush()
+    assert counter(store) == pytest.approx(0.011)  # closed, but a request is still open
+    clock.now += STALE
+    book.flush()
+    assert counter(store) == pytest.approx(0.001)  # back, the open request at its reservation
+    book.settle(lost.reservation, Amounts(0.0004, 0, 0))  # reported after all
+    book.flush()
+    assert counter(store) == pytest.approx(0.0004)
