@@ -48,21 +48,19 @@ class Ledger:
         self.rollup_ttl = rollup_ttl
         self.sink = sink
         self.max_records = max_records
-        self._backlog: deque[tuple[bytes, dict]] = deque()
-        self._unsunk: list[tuple[bytes, dict]] = []  # records the sink has not taken yet
+        # Records as written: made JSON when they go out, by the writer, not on the request path.
+        self._backlog: deque[dict] = deque()
+        self._unsunk: list[dict] = []  # records the sink has not taken yet
         self.observe = observe
         self._unobserved: list[dict] = []
         self._lock = threading.Lock()
 
     def write(self, record: dict) -> None:
-        raw = orjson.dumps(record)
-        # A captured request (router.engine.capture) goes to the files on disk only: prompts must
-        # not fill the state store, nor reach every tool that reads its log.
-        stored = orjson.dumps({k: v for k, v in record.items() if k != CAPTURED}) if CAPTURED in record else raw
+        """Take a record, which nobody changes afterwards."""
         with self._lock:
-            self._backlog.append((stored, record))
+            self._backlog.append(record)
             if self.sink is not None:
-                self._unsunk.append((raw, record))
+                self._unsunk.append(record)
             if self.observe is not None:
                 self._unobserved.append(record)
             if not self.write_behind:
@@ -89,17 +87,17 @@ class Ledger:
             unsunk, self._unsunk = self._unsunk, []
         self._sink(unsunk)
         with self._lock:
-            return [raw.decode() for raw, _ in self._backlog]
+            return [_stored(record).decode() for record in self._backlog]
 
     def restore(self, pending: list[str]) -> None:
         with self._lock:
-            self._backlog.extend((raw.encode(), orjson.loads(raw)) for raw in pending)
+            self._backlog.extend(orjson.loads(raw) for raw in pending)
 
-    def _sink(self, entries: list[tuple[bytes, dict]]) -> None:
+    def _sink(self, entries: list[dict]) -> None:
         if self.sink is None or not entries:
             return
         try:
-            self.sink.write(entries)
+            self.sink.write((orjson.dumps(record), record) for record in entries)
         except OSError as exc:
             log.error("ledger: cannot write raw records to %s: %s", self.sink.directory, exc)
             with self._lock:
@@ -108,14 +106,22 @@ class Ledger:
     def _drain(self, most: int) -> None:
         while most > 0 and self._backlog:
             batch = list(islice(self._backlog, min(most, WRITE_BATCH)))
-            counts = rollups.counts(record for _, record in batch)
+            counts = rollups.counts(batch)
             try:
-                self.store.append_many(LEDGER_LOG, [raw for raw, _ in batch], self.max_records, counts, self.rollup_ttl)
+                self.store.append_many(
+                    LEDGER_LOG, [_stored(r) for r in batch], self.max_records, counts, self.rollup_ttl
+                )
             except StoreUnavailable:
                 return  # kept for the next write; the store logged the outage
             for _ in batch:
                 self._backlog.popleft()
             most -= len(batch)
+
+
+def _stored(record: dict) -> bytes:
+    """The store's copy of a record. A captured request (router.engine.capture) goes to the files on
+    disk only: prompts must not fill the state store, nor reach every tool that reads its log."""
+    return orjson.dumps({k: v for k, v in record.items() if k != CAPTURED} if CAPTURED in record else record)
 
 
 def records(store: StateStore, since: float = 0.0, batch: int = 5000) -> Iterator[dict]:
