@@ -160,8 +160,8 @@ class Runtime:
             )
         else:
             log.info(
-                "shutdown: figures, spend and ledger written to the state store (%d held back by an outage); "
-                "store closed",
+                "shutdown: figures, spend and ledger written to the state store (%d spend changes, leases "
+                "going back and records were still waiting); store closed",
                 spend + records,
             )
         self.store.close()
