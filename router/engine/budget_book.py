@@ -225,7 +225,9 @@ class BudgetBook:
             return _refusal(model, asks, owners, reserved.refused, reserved.totals[reserved.refused])
         return _admitted(model, hold, asks, owners, reserved.totals, reserved.over)
 
-    def _from_leases(self, compiled: CompiledPolicy, model, asks: list[Ask], owners: list, now: float) -> Admission:
+    def _from_leases(
+        self, compiled: CompiledPolicy, model: str | None, asks: list[Ask], owners: list, now: float
+    ) -> Admission:
         """The asks its counters' leases hold are drawn on them; a counter without one asks the store
         for a new lease (its ask plus `budget_lease` of its limit); the asks left (the store had no
         room for a lease, or a lease would hold too few asks) are reserved as without leases."""

@@ -142,6 +142,3 @@ class Leases:
             if lease.open <= 0 and self._held.pop(lease.hold, None) is not None:
                 done.append(lease)
         return done
-
-    def __len__(self) -> int:
-        return len(self._held)
