@@ -171,7 +171,6 @@ def response_cost_headers(compiled: CompiledPolicy, decision: Mapping, response:
     if decision.get("cache", "off") not in ("off", "miss"):
         headers["x-router-cost"] = "0"
     elif usage is not None and model is not None:
-        usage = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
         headers["x-router-cost"] = f"{cost_usd(compiled.spec(model).price, usage, reasoning_text(response)):.8f}"
     budget = decision.get("budget")
     if budget:
@@ -197,10 +196,8 @@ async def reasoning_first(stream: AsyncIterator, reasoning: str | None) -> Async
 
 
 def _answered(response: object) -> Mapping:
-    """What accounting reads of a response: its usage as a dict and its choices (where reasoning
-    text is). Not the whole response dumped: a long answer's content would be copied for nothing."""
+    """What accounting reads of a response: its usage and its choices (where reasoning text is).
+    Not the whole response dumped: a long answer's content would be copied for nothing."""
     if isinstance(response, Mapping):
         return response
-    usage = getattr(response, "usage", None)
-    dump = getattr(usage, "model_dump", None)
-    return {"usage": dump() if callable(dump) else usage or {}, "choices": getattr(response, "choices", None)}
+    return {"usage": getattr(response, "usage", None), "choices": getattr(response, "choices", None)}

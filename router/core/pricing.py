@@ -20,25 +20,29 @@ class TokenCounts:
     reasoning_counted: bool = False  # True when counted from reasoning text, the provider gave no figure
 
 
-def _detail(usage: Mapping, field: str, key: str) -> int:
-    details = usage.get(field)
-    return int((details or {}).get(key) or 0) if isinstance(details, Mapping) else 0
+def _count(usage: object, field: str, key: str | None = None) -> int:
+    value = _field(usage, field)
+    if key is not None:
+        value = _field(value, key)
+    return int(value) if isinstance(value, int | float) else 0
 
 
-def token_counts(usage: Mapping, reasoning_text: str | None = None) -> TokenCounts:
-    """Tokens by kind. Reasoning comes from `completion_tokens_details.reasoning_tokens`; a provider
-    that omits it but returns `reasoning_content` gets that text counted instead."""
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    cached = min(_detail(usage, "prompt_tokens_details", "cached_tokens"), prompt)
-    reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+def token_counts(usage: object, reasoning_text: str | None = None) -> TokenCounts:
+    """Tokens by kind, from a usage mapping or object (read field by field: dumping a response's
+    usage model costs more than the whole count). Reasoning comes from
+    `completion_tokens_details.reasoning_tokens`; a provider that omits it but returns
+    `reasoning_content` gets that text counted instead."""
+    prompt = _count(usage, "prompt_tokens")
+    completion = _count(usage, "completion_tokens")
+    cached = min(_count(usage, "prompt_tokens_details", "cached_tokens"), prompt)
+    reasoning = _count(usage, "completion_tokens_details", "reasoning_tokens")
     counted = False
     if not reasoning and reasoning_text:
         reasoning, counted = estimate_tokens(reasoning_text), True
     return TokenCounts(prompt, cached, completion, min(reasoning, completion), counted)
 
 
-def cost_usd(price: Price, usage: Mapping, reasoning_text: str | None = None) -> float:
+def cost_usd(price: Price, usage: object, reasoning_text: str | None = None) -> float:
     return priced(price, token_counts(usage, reasoning_text))
 
 

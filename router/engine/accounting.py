@@ -19,10 +19,11 @@ from router.core.decide import CompiledPolicy, Decision
 from router.core.pricing import TokenCounts, token_counts
 from router.core.pricing import reasoning_text as reasoning_of
 from router.core.request import Identity
-from router.engine.budget_book import BudgetBook, Exceeded, Reservation
+from router.engine.budget_book import BudgetBook
 from router.engine.ledger import CAPTURED, Ledger
 from router.engine.policy_file import PolicyFile
 from router.engine.record import BudgetNote, DecisionRecord, new_record
+from router.engine.reservation import Exceeded, Reservation
 from router.policy.crossref import EXPLICIT_ROUTE
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class Accounting:
         compiled = self.policy.current
         # The model that answered (a fallback may have); a group the policy does not list has no price.
         model = compiled.model_serving(served) if served else compiled.resolve(decision.get("model") or "")
-        counts = token_counts(response.get("usage") or {}, reasoning_of(response))
+        counts = token_counts(response.get("usage"), reasoning_of(response))
         actual = ZERO if cache_hit else _actual(compiled, model, counts, litellm_cost)
         reservation = Reservation.from_dict(decision.get("reservation"))
         self.book.settle(reservation, actual)

@@ -21,7 +21,6 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -31,77 +30,19 @@ from router.core.eligibility import ANYONE, Eligibility
 from router.core.request import Identity
 from router.engine.leases import MIN_ASKS, Lease, Leases
 from router.engine.output_history import OutputHistory
+from router.engine.reservation import Exceeded, Hold, Reservation
 from router.policy.schema import Budget
 from router.state.protocol import WRITE_BATCH, Ask, Settlement, StateStore, StoreUnavailable
 
 log = logging.getLogger("router")
 
 
-@dataclass(frozen=True)
-class Hold:
-    key: str
-    unit: str
-    amount: float  # what was reserved; 0 when the store was down and nothing could be
-    ttl: float
-    budget: str = ""  # the budget and scope whose counter it is (records spilled by older versions lack them)
-    scope: str = ""
-    lease: str = ""  # the lease it was drawn on (router.engine.leases); "" when reserved in the store
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """What one admission reserved: the store's record of it (`id`) and each counter's amount."""
-
-    id: str | None = None  # None when nothing was recorded (the store was down, or no budget applies)
-    holds: tuple[Hold, ...] = ()
-
-    def to_dict(self) -> dict:
-        # vars(), not dataclasses.asdict: the fields are flat, and asdict's deep copy cost ~30 us a request.
-        return {"id": self.id, "holds": [dict(vars(h)) for h in self.holds]}
-
-    def counted(self, actual: Amounts) -> list[list]:
-        """[budget, scope, usd, tokens, reasoning] for each budget scope the reservation drew on,
-        what its settlement adds there: the ledger record's `budgets`, which `report` sums."""
-        scopes = dict.fromkeys((h.budget, h.scope) for h in self.holds if h.budget)
-        return [[budget, scope, actual.usd, actual.tokens, actual.reasoning] for budget, scope in scopes]
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> Reservation:
-        data = data or {}
-        return cls(data.get("id"), tuple(Hold(**h) for h in data.get("holds", ())))
-
-
-@dataclass(frozen=True)
-class Exceeded:
-    budget: Budget
-    unit: str
-    limit: float
-    spent: float
-    reset_at: float
-
-    def message(self) -> str:
-        unit = "USD" if self.unit == "usd" else f"{self.unit} tokens" if self.unit == "reasoning" else "tokens"
-        when = datetime.fromtimestamp(self.reset_at, UTC).isoformat(timespec="seconds")
-        return (
-            f"budget '{self.budget.name}' ({self.budget.per}, {self.budget.window}) is exhausted: "
-            f"{self.spent:.6g} of {self.limit:.6g} {unit} spent; it frees up at {when}"
-        )
-
-    def details(self) -> dict:
-        return {
-            "budget": self.budget.name,
-            "per": self.budget.per,
-            "window": self.budget.window,
-            "unit": self.unit,
-            "limit": self.limit,
-            "spent": round(self.spent, 9),
-            "reset_at": self.reset_at,
-        }
-
-
 # (budget, unit, limit, total, scope, period, ttl): a counter's total after a reservation, the window
 # it counts (its calendar bucket, or the rolling window), and how long that window lasts.
 Standing = tuple[str, str, float, float, str, str, float]
+# (keys, unit, limit, ttl, soft, (budget, unit, span, scope)): one counter a request draws on
+_Counter = tuple[tuple[str, ...], str, float, float, bool, tuple[Budget, str, Span, str]]
+_KEPT = 4096  # senders, routes and models whose counters are kept; then the book starts afresh
 
 
 def _standing(budget: Budget, unit: str, limit: float, total: float, scope: str, span: Span) -> Standing:
@@ -131,7 +72,7 @@ def _holds(asks: list[Ask], owners: list, reserved: bool, leased: dict[int, Leas
 @dataclass
 class Admission:
     model: str | None  # the policy model that will serve: the decision's, or a downgrade
-    reservation: Reservation = Reservation()
+    reservation: Reservation = field(default_factory=Reservation)
     warnings: list[str] = field(default_factory=list)  # budgets over their limit that only warn
     downgraded_from: str | None = None
     downgraded_by: str | None = None  # the budget that did
@@ -150,6 +91,8 @@ class BudgetBook:
         self.leases = Leases()
         self._leased_for: CompiledPolicy | None = None  # the policy the leases were taken under
         self._spans = Spans()
+        self._counted: dict[tuple, tuple[float, float, list[_Counter]]] = {}  # see `_counters`
+        self._counted_for: CompiledPolicy | None = None
         self._backlog: deque[tuple[str | None, list[Settlement]]] = deque()  # settlements the store missed
         self._lock = threading.Lock()
 
@@ -201,17 +144,10 @@ class BudgetBook:
         still draws on the budgets: it is refused when they are spent, and settles at LiteLLM's price."""
         priced = model is not None and compiled.resolve(model) is not None
         estimate = worst_case(compiled.spec(model).price, prompt_tokens, max_output) if priced else ZERO
-        tz = ZoneInfo(compiled.settings.timezone)
         asks, owners = [], []
-        for budget in compiled.policy.budgets:
-            if not applies(budget, route, model):
-                continue
-            span = self._spans.of(budget.window, now, tz)
-            for scope in scopes(budget, identity, route, model, tags):
-                for unit, limit in limits(budget):
-                    keys = tuple(f"budget:{budget.name}:{unit}:{scope}:{b}" for b in span.buckets)
-                    asks.append(Ask(keys, estimate.of(unit), limit, span.ttl, soft=budget.on_exceed == "warn"))
-                    owners.append((budget, unit, span, scope))
+        for keys, unit, limit, ttl, soft, owner in self._counters(compiled, route, model, identity, tags, now):
+            asks.append(Ask(keys, estimate.of(unit), limit, ttl, soft))
+            owners.append(owner)
         if not asks:
             return Admission(model)
         if compiled.settings.budget_lease:
@@ -224,6 +160,32 @@ class BudgetBook:
         if reserved.refused is not None:
             return _refusal(model, asks, owners, reserved.refused, reserved.totals[reserved.refused])
         return _admitted(model, hold, asks, owners, reserved.totals, reserved.over)
+
+    def _counters(self, compiled, route, model, identity, tags, now) -> list[_Counter]:
+        """The counters a request draws on. They depend only on who sends it, its route and model
+        and the windows' current buckets, so they are worked out once a second for each (windows
+        and key names cost ~30 us a request on the proxy's cold caches) and kept while the clock
+        stays within that second and the windows' buckets."""
+        if compiled is not self._counted_for or len(self._counted) >= _KEPT:
+            self._counted, self._counted_for = {}, compiled
+        key = (route, model, identity, tags)
+        found = self._counted.get(key)
+        if found is not None and found[0] <= now < found[1]:
+            return found[2]
+        tz, until, counters = ZoneInfo(compiled.settings.timezone), now + 1.0, []
+        for budget in compiled.policy.budgets:
+            if not applies(budget, route, model):
+                continue
+            span = self._spans.of(budget.window, now, tz)
+            until = min(until, span.reset_at)
+            for scope in scopes(budget, identity, route, model, tags):
+                for unit, limit in limits(budget):
+                    keys = tuple(f"budget:{budget.name}:{unit}:{scope}:{b}" for b in span.buckets)
+                    counters.append(
+                        (keys, unit, limit, span.ttl, budget.on_exceed == "warn", (budget, unit, span, scope))
+                    )
+        self._counted[key] = (now, until, counters)
+        return counters
 
     def _from_leases(
         self, compiled: CompiledPolicy, model: str | None, asks: list[Ask], owners: list, now: float

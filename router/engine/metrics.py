@@ -36,6 +36,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._children: dict[tuple, Any] = {}  # bounded like the series: by the policy's names
+        self._headroom: dict[tuple[str, str], float] = {}  # the latest admissions' figures, set with the next flush
         r = self.registry
         base = ("route", "model")
         self.requests = Counter(
@@ -147,6 +148,7 @@ class Metrics:
                     adds[self.budget_spend, (str(budget),)] += usd
         for (metric, values), amount in adds.items():
             self._child(metric, *values).inc(amount)
+        self._set_headroom()
 
     def attempt(
         self, group: str, deployment: str | None, latency: float | None, ttft: float | None, error: bool
@@ -159,9 +161,14 @@ class Metrics:
 
     def standing(self, budgets: Iterable[tuple]) -> None:
         """An admission's standing (router.engine.budget_book.Standing): budget, unit, limit and the
-        total after this request's reservation, first."""
+        total after this request's reservation, first. Kept until the next flush or scrape sets the
+        gauges: a gauge's `set` takes a lock and, with several workers, writes a file."""
         for budget, unit, limit, total, *_ in budgets:
-            self._child(self.headroom, budget, unit).set(max(0.0, (limit - total) / limit) if limit else 0.0)
+            self._headroom[budget, unit] = max(0.0, (limit - total) / limit) if limit else 0.0
+
+    def _set_headroom(self) -> None:
+        for (budget, unit), share in list(self._headroom.items()):
+            self._child(self.headroom, budget, unit).set(share)
 
     def shifts(self, states: Iterable[tuple[str, str, str]]) -> None:
         """(rule, what it watches, phase) of every shift rule, after an evaluation."""
@@ -175,6 +182,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text: every worker's samples with PROMETHEUS_MULTIPROC_DIR, else this one's."""
+        self._set_headroom()
         if self.multiprocess:
             merged = CollectorRegistry()
             MultiProcessCollector(merged)

@@ -19,12 +19,12 @@ from router.core.eligibility import eligibility
 from router.core.request import Identity
 from router.engine.accounting import Accounting, BudgetExceeded
 from router.engine.affinity import Conversations
-from router.engine.budget_book import Exceeded
 from router.engine.capture import captured
 from router.engine.health import Health
 from router.engine.metrics import Metrics
 from router.engine.policy_file import PolicyFile
 from router.engine.record import DecisionRecord, identity_of, new_record
+from router.engine.reservation import Exceeded
 from router.errors import RequestRejected
 
 log = logging.getLogger("router")

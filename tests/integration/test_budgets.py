@@ -93,6 +93,24 @@ def test_budgets_are_per_key(store):
     assert admit(book, "strict", BOB).rejected is None
 
 
+def test_the_counters_follow_the_clock_into_the_next_window_and_back(store):
+    """A request's counters are worked out once a second: a request just after midnight draws on the
+    new day's counter, and a clock that goes back (a replay) on the old day's again."""
+    book = BudgetBook(store)
+    midnight = 1_780_000_000 - 1_780_000_000 % 86400  # a UTC midnight
+
+    def on(at):
+        return book.admit(COMPILED, "strict", "big", ALICE, (), 100, 400, now=at)
+
+    assert on(midnight - 0.5).rejected is None and on(midnight - 0.4).rejected is None
+    assert on(midnight - 0.3).rejected is not None  # that day's limit is spent
+    fresh = on(midnight + 0.1)
+    assert fresh.rejected is None and fresh.reservation.holds[0].key.endswith(
+        time.strftime("%Y%m%d00", time.gmtime(midnight))
+    )
+    assert on(midnight - 0.2).rejected is not None  # back before midnight: the spent day again
+
+
 def test_downgrade_walks_the_ladder(store):
     book = BudgetBook(store)
     first = admit(book, "ladder")

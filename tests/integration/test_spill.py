@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from router.core.budgets import Amounts
 from router.engine import spill
-from router.engine.budget_book import BudgetBook, Hold, Reservation
+from router.engine.budget_book import BudgetBook
 from router.engine.ledger import Ledger, records
+from router.engine.reservation import Hold, Reservation
 from router.state import StoreUnavailable, open_store
 
 
