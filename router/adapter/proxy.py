@@ -76,12 +76,13 @@ class PolicyRouter(CustomLogger):
     async def async_post_call_success_hook(self, data: dict, user_api_key_dict: UserAPIKeyAuth, response):
         """A truncated answer is asked again of the route's larger model (its own admission, budget
         holds and ledger record); the client gets the longer answer, or the first when that fails."""
-        record = record_of(data)
+        finish_reason, produced = cut_off(response)
+        record = record_of(data) if finish_reason == "length" else None  # only a cut-off answer is retried
         if record is None:
             return None
         served = served_group(response)
         pipeline = self.runtime.pipeline
-        decision = pipeline.truncated(record, data, *cut_off(response), served)
+        decision = pipeline.truncated(record, data, finish_reason, produced, served)
         if decision is None:
             return None
         retry = None

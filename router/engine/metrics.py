@@ -12,7 +12,7 @@ and the endpoint, on any worker, adds them up. Without it a worker serves its ow
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -37,6 +37,7 @@ class Metrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._children: dict[tuple, Any] = {}  # bounded like the series: by the policy's names
         self._headroom: dict[tuple[str, str], float] = {}  # the latest admissions' figures, set with the next flush
+        self._decisions: deque[float] = deque(maxlen=100_000)  # decision times, observed with the next flush
         r = self.registry
         base = ("route", "model")
         self.requests = Counter(
@@ -148,7 +149,7 @@ class Metrics:
                     adds[self.budget_spend, (str(budget),)] += usd
         for (metric, values), amount in adds.items():
             self._child(metric, *values).inc(amount)
-        self._set_headroom()
+        self._pending()
 
     def attempt(
         self, group: str, deployment: str | None, latency: float | None, ttft: float | None, error: bool
@@ -162,13 +163,9 @@ class Metrics:
     def standing(self, budgets: Iterable[tuple]) -> None:
         """An admission's standing (router.engine.budget_book.Standing): budget, unit, limit and the
         total after this request's reservation, first. Kept until the next flush or scrape sets the
-        gauges: a gauge's `set` takes a lock and, with several workers, writes a file."""
+        gauges (`_pending`): a gauge's `set` takes a lock and, with several workers, writes a file."""
         for budget, unit, limit, total, *_ in budgets:
             self._headroom[budget, unit] = max(0.0, (limit - total) / limit) if limit else 0.0
-
-    def _set_headroom(self) -> None:
-        for (budget, unit), share in list(self._headroom.items()):
-            self._child(self.headroom, budget, unit).set(share)
 
     def shifts(self, states: Iterable[tuple[str, str, str]]) -> None:
         """(rule, what it watches, phase) of every shift rule, after an evaluation."""
@@ -176,13 +173,22 @@ class Metrics:
             self._child(self.shift, rule, watch).set(PHASES.get(phase, 0))
 
     def decided(self, seconds: float) -> None:
-        self.decision.observe(seconds)
+        """Kept until the next flush or scrape, like the headroom: an observation takes the
+        histogram's lock and, with several workers, writes a file."""
+        self._decisions.append(seconds)
+
+    def _pending(self) -> None:
+        """The figures requests left for the gauges and the decision histogram."""
+        for (budget, unit), share in list(self._headroom.items()):
+            self._child(self.headroom, budget, unit).set(share)
+        while self._decisions:
+            self.decision.observe(self._decisions.popleft())
 
     # -- the endpoint ----------------------------------------------------------------------------
 
     def render(self) -> bytes:
         """The exposition text: every worker's samples with PROMETHEUS_MULTIPROC_DIR, else this one's."""
-        self._set_headroom()
+        self._pending()
         if self.multiprocess:
             merged = CollectorRegistry()
             MultiProcessCollector(merged)
