@@ -105,15 +105,23 @@ def cut_off(response: object) -> tuple[object, int]:
 
 def logged_success(accounting: Accounting, kwargs: Mapping, response_obj: object, start_time, end_time) -> None:
     """A LiteLLM success event: settle and record the request it belongs to (once)."""
+    success = success_of(kwargs, response_obj, start_time, end_time)
+    if success is not None:
+        accounting.on_success(*success)
+
+
+def success_of(kwargs: Mapping, response_obj: object, start_time, end_time) -> tuple | None:
+    """What `Accounting.on_success` takes of a LiteLLM success event, read while LiteLLM still
+    holds the event's fields as they were; None for a request not routed by us (or the SDK's
+    outer `policy/auto` call)."""
     record = record_of(kwargs)
     if record is None:
-        return  # not routed by us (or the SDK's outer `policy/auto` call)
+        return None
     standard = kwargs.get(STANDARD_LOG) or {}
-    served = standard.get("model_group") or kwargs.get("model")
-    accounting.on_success(
+    return (
         record,
         _answered(response_obj),
-        served,
+        standard.get("model_group") or kwargs.get("model"),
         bool(standard.get("cache_hit") or kwargs.get("cache_hit")),
         standard.get("response_cost"),
         (end_time - start_time).total_seconds(),

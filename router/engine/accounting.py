@@ -110,9 +110,28 @@ class Accounting:
         latency: float,
     ) -> None:
         """A call answered (`served`: the model group that did): settle and record it, once."""
-        if decision is None or decision.get("settled"):
-            return
+        if decision is not None and self.claim(decision):
+            self.succeeded(decision, response, served, cache_hit, litellm_cost, latency)
+
+    def claim(self, decision: DecisionRecord) -> bool:
+        """Mark the request settled; False when an earlier event did. The proxy claims a success
+        at once and has it `succeeded` later, off the event loop."""
+        if decision.get("settled"):
+            return False
         decision["settled"] = True
+        return True
+
+    def succeeded(
+        self,
+        decision: DecisionRecord,
+        response: Mapping,
+        served: str | None,
+        cache_hit: bool,
+        litellm_cost: float | None,
+        latency: float,
+        at: float | None = None,
+    ) -> None:
+        """Settle and record a claimed success; `at`: when it ended (now, unless told)."""
         compiled = self.policy.current
         # The model that answered (a fallback may have); a group the policy does not list has no price.
         model = compiled.model_serving(served) if served else compiled.resolve(decision.get("model") or "")
@@ -123,7 +142,7 @@ class Accounting:
         if model is not None and not cache_hit:
             answer = counts.completion // max(1, decision.get("answers", 1))
             self.book.outputs.observe(decision["route"], model, answer)
-        record = self._record(decision, "ok", latency, served, model)
+        record = self._record(decision, "ok", latency, served, model, at)
         record.update(
             cost_usd=actual.usd,
             litellm_cost_usd=litellm_cost,
@@ -164,11 +183,17 @@ class Accounting:
         self.ledger.write(record)
 
     def _record(
-        self, decision: DecisionRecord, outcome: str, latency: float | None, served: str | None, model: str | None
+        self,
+        decision: DecisionRecord,
+        outcome: str,
+        latency: float | None,
+        served: str | None,
+        model: str | None,
+        at: float | None = None,
     ) -> dict:
         identity = decision.get("identity") or {}
         record = {
-            "t": self.clock(),
+            "t": self.clock() if at is None else at,
             "outcome": outcome,
             "route": decision.get("route"),
             "model": model or decision.get("model"),

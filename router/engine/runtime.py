@@ -10,6 +10,7 @@ import atexit
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,19 @@ class Runtime:
     notifier: Notifier | None = None  # None: no `webhook` section
     closed: threading.Event = field(default_factory=threading.Event)
     ledger_written: float = 0.0  # time.monotonic() of the ledger's last write
+    _later: deque[tuple[Callable[..., None], tuple]] = field(default_factory=deque)  # see `later`
+
+    def later(self, fn: Callable[..., None], *args) -> None:
+        """Call `fn(*args)` on the writer thread, before its next write."""
+        self._later.append((fn, args))
+
+    def _run_later(self) -> None:
+        while self._later:
+            fn, args = self._later.popleft()
+            try:
+                fn(*args)
+            except Exception:  # one bad event must not cost the others their settlement
+                log.exception("a deferred step failed")
 
     async def run(self, fn, *args):
         """Call `fn` on a worker thread when the store is remote or the embedder slow; inline
@@ -104,6 +118,7 @@ class Runtime:
         """Spend and conversations, and every LEDGER_INTERVAL (and at the end) the ledger records
         that were waiting before the spend was written: a request's settlement waits before its
         record does, so a reader that sees a record sees its spend."""
+        self._run_later()
         ledger = self.accounting.ledger
         ready = ledger.backlog
         self.accounting.book.flush()
@@ -136,6 +151,7 @@ class Runtime:
         if self.closed.is_set():
             return
         self.closed.set()
+        self._run_later()  # settled into the leases before they go back
         book, ledger = self.accounting.book, self.accounting.ledger
         book.retire()
         spend, records = book.backlog, ledger.backlog
