@@ -37,7 +37,9 @@ class Metrics:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._children: dict[tuple, Any] = {}  # bounded like the series: by the policy's names
         self._headroom: dict[tuple[str, str], float] = {}  # the latest admissions' figures, set with the next flush
-        self._decisions: deque[float] = deque(maxlen=100_000)  # decision times, observed with the next flush
+        # Decision times and calls to model groups, observed with the next flush or scrape.
+        self._decisions: deque[float] = deque(maxlen=100_000)
+        self._attempts: deque[tuple[str, str | None, float | None, float | None, bool]] = deque(maxlen=100_000)
         r = self.registry
         base = ("route", "model")
         self.requests = Counter(
@@ -154,11 +156,8 @@ class Metrics:
     def attempt(
         self, group: str, deployment: str | None, latency: float | None, ttft: float | None, error: bool
     ) -> None:
-        self._child(self.attempts, group, deployment or "", "error" if error else "ok").inc()
-        if latency is not None:
-            self._child(self.attempt_duration, group).observe(latency)
-        if ttft is not None:
-            self._child(self.ttft, group).observe(ttft)
+        """One call to a model group, counted with the next flush or scrape (see `decided`)."""
+        self._attempts.append((group, deployment, latency, ttft, error))
 
     def standing(self, budgets: Iterable[tuple]) -> None:
         """An admission's standing (router.engine.budget_book.Standing): budget, unit, limit and the
@@ -178,11 +177,18 @@ class Metrics:
         self._decisions.append(seconds)
 
     def _pending(self) -> None:
-        """The figures requests left for the gauges and the decision histogram."""
+        """The figures requests left for the gauges, the decision histogram and the attempts."""
         for (budget, unit), share in list(self._headroom.items()):
             self._child(self.headroom, budget, unit).set(share)
         while self._decisions:
             self.decision.observe(self._decisions.popleft())
+        while self._attempts:
+            group, deployment, latency, ttft, error = self._attempts.popleft()
+            self._child(self.attempts, group, deployment or "", "error" if error else "ok").inc()
+            if latency is not None:
+                self._child(self.attempt_duration, group).observe(latency)
+            if ttft is not None:
+                self._child(self.ttft, group).observe(ttft)
 
     # -- the endpoint ----------------------------------------------------------------------------
 
