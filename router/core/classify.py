@@ -24,9 +24,9 @@ def classify(model: Artifact, text: str, vector: np.ndarray) -> Verdict:
     is cheaper in plain floats than in numpy calls, which cost most on the proxy's cold caches."""
     buckets, weights = hashed(text, model.dims)
     scale = model.embedding_scale
-    logits = [b + scale * e for b, e in zip(model.bias_values, (model.embedding_weights @ vector).tolist())]
+    logits = [b + scale * e for b, e in zip(model.bias.tolist(), (model.embedding_weights @ vector).tolist())]
     if buckets:
-        words = np.dot(weights, model.word_weights[buckets]).tolist()
+        words = (np.asarray(weights, dtype=np.float32) @ model.word_weights[buckets]).tolist()
         logits = [score + word for score, word in zip(logits, words)]
     top = max(logits)
     return Verdict(model.labels[logits.index(top)], 1.0 / sum(math.exp(score - top) for score in logits))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -60,11 +59,6 @@ class Artifact:
     embedding_weights: np.ndarray  # (labels, embedding size)
     bias: np.ndarray  # (labels,)
     curves: dict[str, Curve]
-
-    @cached_property
-    def bias_values(self) -> list[float]:
-        """The bias as floats: the classifier adds them up in plain Python."""
-        return self.bias.tolist()
 
 
 def save(path: str | Path, artifact: Artifact) -> None:
