@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The plugin's own CPU per request inside a real proxy, part by part, beside the proxy's whole CPU.
+"""The plugin's own CPU per request inside a real proxy, part by part, beside the proxy's whole CPU;
+with --against REF, this checkout and the commit REF side by side in one run.
 
 The proxy (config.yaml, one worker, on the simulator) starts with scripts/hook_timer on its
 PYTHONPATH, which times, in the CPU time of the thread that runs them, every hook LiteLLM calls on
@@ -8,10 +9,15 @@ fall inside are counted apart, for the whole process). The load is bench_proxy's
 (a new prompt each time, no temperature: routed, budgeted and accounted, not cached).
 
 Inside the proxy the plugin's code runs on caches LiteLLM's own work has just emptied: the same
-functions cost about two to three times what a loop over them in one process measures.
+functions cost about two to three times what a loop over them in one process measures. This
+machine's speed also moves by up to 1.5x within minutes, and the plugin's CPU with it: compare
+figures of one run only. --against REF checks REF out in a temporary git worktree, starts its proxy
+beside this one (its own config.yaml and policies/default.yaml, this checkout's built embedder), both
+on one core, and loads them in alternate rounds; the figure to compare is each side's share of its
+own proxy's CPU, round by round, which the machine's speed moves far less than microseconds.
 
     .venv/bin/python scripts/bench_hooks.py [--requests 400] [--rounds 3] [--concurrency 50] [--policy FILE]
-        [--no-cache]
+        [--no-cache] [--against REF]
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import asyncio
 import json
 import os
 import signal
+import statistics
+import subprocess
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_proxy import KEY, cpu_seconds, fresh_state_policy, load, pin
@@ -45,66 +54,127 @@ def snapshot(pid: int, path: Path) -> dict[str, list[int]]:
     return json.loads(path.read_text())
 
 
+@dataclass
+class Side:
+    """One proxy under measurement and what its rounds added up to."""
+
+    name: str
+    pid: int
+    url: str
+    times: Path
+    requests: int = 0
+    failed: int = 0
+    cpu_us: float = 0.0
+    parts: dict[str, list[float]] = field(default_factory=dict)  # part -> [calls, microseconds]
+    shares: list[float] = field(default_factory=list)  # the plugin's share of the proxy's CPU, each round
+
+    def round(self, requests: int, concurrency: int) -> str:
+        before, cpu_before = snapshot(self.pid, self.times), cpu_seconds(self.pid)
+        elapsed, latencies, lost = asyncio.run(load(self.url, "with router", "auto", requests, concurrency))
+        cpu = (cpu_seconds(self.pid) - cpu_before) * 1e6
+        after = snapshot(self.pid, self.times)
+        plugin = 0.0
+        for part, (calls, nanoseconds) in after.items():
+            was = before.get(part, [0, 0])
+            added = self.parts.setdefault(part, [0.0, 0.0])
+            added[0] += calls - was[0]
+            added[1] += (nanoseconds - was[1]) / 1e3
+            if part.startswith(PLUGIN):
+                plugin += (nanoseconds - was[1]) / 1e3
+        self.requests, self.failed, self.cpu_us = self.requests + requests, self.failed + lost, self.cpu_us + cpu
+        self.shares.append(plugin / cpu)
+        return f"{self.name}: {len(latencies) / elapsed:.1f} req/s, the plugin {plugin / requests:.0f} us a request"
+
+    def per_request(self, part: str) -> tuple[float, float]:
+        calls, spent = self.parts.get(part, [0.0, 0.0])
+        return calls / self.requests, spent / self.requests
+
+    def plugin_us(self) -> float:
+        return sum(spent for part, (_, spent) in self.parts.items() if part.startswith(PLUGIN)) / self.requests
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400, help="requests a round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (of each side, with --against)")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--policy", type=Path, default=ROOT / "policies" / "default.yaml")
     parser.add_argument(
         "--cache", action=argparse.BooleanOptionalAction, default=True, help="keep the policy's response cache"
     )
+    parser.add_argument("--against", metavar="REF", help="a commit to measure beside this checkout")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        times = workdir / "hook-times.json"
         sim, sim_url = start_simulator(workdir / "simulator.log")
         procs = [sim]
         try:
-            env = clean_env(
-                LITELLM_MASTER_KEY=KEY,
-                PYTHONPATH=str(TIMER),
-                ROUTER_HOOK_TIMES=str(times),
-                ROUTER_POLICY=str(fresh_state_policy(workdir, args.policy.resolve(), args.cache)),
-                **simulator_env(f"{sim_url}/v1"),
-            )
-            proc, url = start_proxy(ROOT / "config.yaml", env, workdir / "proxy.log")
-            procs.append(proc)
-            if (os.cpu_count() or 1) >= 2:  # as bench_proxy: the proxy on a core of its own
-                pin(proc.pid, {0})
+            checkouts = [("this checkout", ROOT, args.policy.resolve())]
+            if args.against:
+                other = worktree(args.against, workdir / "against")
+                checkouts.append((args.against, other, other / args.policy.resolve().relative_to(ROOT)))
+            sides = []
+            for name, checkout, policy in checkouts:
+                side, proc = start(name, checkout, policy, workdir / f"side-{len(sides)}", sim_url, args.cache)
+                procs.append(proc)
+                sides.append(side)
+            if (os.cpu_count() or 1) >= 2:  # as bench_proxy: the proxies on a core of their own
+                for side in sides:
+                    pin(side.pid, {0})
                 pin(os.getpid(), {1})
                 pin(sim.pid, {1})
-            asyncio.run(load(url, "with router", "auto", 200, args.concurrency))  # warm up
-            before, cpu_before = snapshot(proc.pid, times), cpu_seconds(proc.pid)
-            answered = failed = 0
+            for side in sides:  # warm up
+                asyncio.run(load(side.url, "with router", "auto", 200, args.concurrency))
             for round_no in range(args.rounds):
-                elapsed, latencies, lost = asyncio.run(
-                    load(url, "with router", "auto", args.requests, args.concurrency)
-                )
-                answered, failed = answered + len(latencies), failed + lost
-                print(f"round {round_no + 1}: {len(latencies) / elapsed:.1f} req/s")
-            cpu = (cpu_seconds(proc.pid) - cpu_before) * 1e6
-            after = snapshot(proc.pid, times)
+                order = sides if round_no % 2 == 0 else sides[::-1]  # neither side always goes first
+                print(f"round {round_no + 1}: " + "; ".join(s.round(args.requests, args.concurrency) for s in order))
         finally:
             for started in reversed(procs):
                 stop(started)
-    report(before, after, cpu, answered + failed, failed, args)
+            if args.against:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False)
+    report(sides, args)
 
 
-def report(before: dict, after: dict, cpu_us: float, requests: int, failed: int, args) -> None:
+def worktree(ref: str, where: Path) -> Path:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), ref], check=True)
+    return where
+
+
+def start(name: str, checkout: Path, policy: Path, workdir: Path, sim_url: str, cache: bool):
+    """A proxy running the plugin of `checkout` (its config.yaml and the given policy), timed."""
+    workdir.mkdir()
+    times = workdir / "hook-times.json"
+    path = str(TIMER) if checkout == ROOT else f"{checkout}{os.pathsep}{TIMER}"
+    env = clean_env(
+        LITELLM_MASTER_KEY=KEY,
+        PYTHONPATH=path,  # ahead of the editable install: the other checkout's `router` package
+        ROUTER_DATA_DIR=str(ROOT / "data"),  # the embedder built here (a worktree has none)
+        ROUTER_HOOK_TIMES=str(times),
+        ROUTER_POLICY=str(fresh_state_policy(workdir, policy, cache)),
+        **simulator_env(f"{sim_url}/v1"),
+    )
+    proc, url = start_proxy(checkout / "config.yaml", env, workdir / "proxy.log")
+    return Side(name, proc.pid, url, times), proc
+
+
+def report(sides: list[Side], args) -> None:
     print(f"\npolicy {args.policy}" + ("" if args.cache else ", its response cache taken out"))
-    print(f"{requests} requests ({failed} failed), concurrency {args.concurrency}, one worker")
-    print(f"{'':<52} {'calls/req':>9} {'CPU us/req':>11}")
-    plugin = 0.0
-    for part in sorted(after):
-        calls = (after[part][0] - before.get(part, [0, 0])[0]) / requests
-        spent = (after[part][1] - before.get(part, [0, 0])[1]) / 1e3 / requests
-        if part.startswith(PLUGIN):
-            plugin += spent
-        print(f"{part:<52} {calls:>9.2f} {spent:>11.1f}")
-    print(f"\nthe plugin's own work: {plugin:.0f} us CPU a request")
-    share = plugin * requests / cpu_us
-    print(f"the proxy's whole CPU: {cpu_us / requests:.0f} us a request; the plugin's share {share:.1%}")
+    first = sides[0]
+    print(f"{first.requests} requests a side ({sum(s.failed for s in sides)} failed), concurrency {args.concurrency}")
+    print(f"{'CPU us a request':<52}" + "".join(f" {s.name[:14]:>14}" for s in sides))
+    for part in sorted({p for s in sides for p in s.parts}):
+        print(f"{part:<52}" + "".join(f" {s.per_request(part)[1]:>14.1f}" for s in sides))
+    for side in sides:
+        shares = side.shares
+        print(
+            f"\n{side.name}: the plugin's own work {side.plugin_us():.0f} us CPU a request of the proxy's "
+            f"{side.cpu_us / side.requests:.0f}; its share by round: median {statistics.median(shares):.2%} "
+            f"({min(shares):.2%}-{max(shares):.2%})"
+        )
+    if len(sides) == 2:
+        ratio = statistics.median(sides[0].shares) / statistics.median(sides[1].shares)
+        print(f"\nthe plugin's share, {sides[0].name} / {sides[1].name}: {ratio:.3f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ of LiteLLM's 500s, and no work for bodies no answer could come from.
   spends seconds on it or recurses into it (router.core.limits).
 - A field LiteLLM forbids in a body (`api_base`, `base_url`, `user_config`, ...): LiteLLM's own
   check (`is_request_body_safe`), run here, so that its refusal is a 400: raised where LiteLLM
-  raises it, its error handler needs the `prisma` module and answers 500.
+  raises it, its error handler needs the `prisma` module and answers 500. A body of plain chat
+  parameters only cannot fail it and skips it here (LiteLLM still runs it).
 
 No setting reaches those steps, so this ASGI guard sits in front of the proxy's app. It hands the
 body on unchanged.
@@ -90,8 +91,25 @@ def parse_body(raw: bytes, limits: Limits) -> dict | None:
     return body
 
 
+# Chat parameters LiteLLM's field check never looks at: it reads other fields only (credentials,
+# endpoints, metadata, fallbacks, nested configs), whatever their values (tests/unit/test_body_guard.py
+# holds this list against the check). A body of these alone passes it, so it is not run twice: LiteLLM
+# runs it on every request itself, and this copy only turns its refusal into a 400.
+PLAIN_CHAT_FIELDS = frozenset(
+    {
+        "model", "messages", "temperature", "top_p", "n", "stream", "stream_options", "stop", "max_tokens",
+        "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias", "logprobs",
+        "top_logprobs", "user", "response_format", "seed", "tools", "tool_choice", "parallel_tool_calls",
+        "functions", "function_call", "reasoning_effort", "modalities", "audio", "prediction",
+        "service_tier", "store", "timeout",
+    }
+)  # fmt: skip
+
+
 def litellm_body_check(body: dict, route: str) -> None:
     """LiteLLM's own refusal of fields a client must not set, as a 400."""
+    if PLAIN_CHAT_FIELDS.issuperset(body):
+        return
     from litellm.proxy import proxy_server
     from litellm.proxy.auth.auth_utils import is_request_body_safe
 

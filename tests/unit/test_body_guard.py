@@ -4,8 +4,9 @@ messages or too deep get a 4xx before the proxy reads them; the rest pass unchan
 from __future__ import annotations
 
 import anyio
+import pytest
 
-from router.adapter.body_guard import RequestGuard
+from router.adapter.body_guard import PLAIN_CHAT_FIELDS, RequestGuard, litellm_body_check
 from router.errors import RequestRejected
 from router.policy.schema import Limits
 
@@ -92,3 +93,26 @@ def test_a_vetting_check_sees_the_parsed_body_and_its_route():
     status, payload = call([b'{"api_base": "http://x"}'], vet=vet)
     assert status == 400 and b"api_base is not allowed" in payload
     assert seen == [({"model": "auto"}, "/v1/chat/completions"), ({"api_base": "http://x"}, "/v1/chat/completions")]
+
+
+HOSTILE = {"api_base": "http://attacker.example", "base_url": "http://attacker.example", "api_key": "os.environ/KEY"}
+
+
+def test_litellms_field_check_passes_any_body_of_plain_chat_fields():
+    """The guard skips LiteLLM's check for such bodies: it must not be able to refuse one, whatever
+    the values (credentials and endpoints nested in them, secret references). When a LiteLLM upgrade
+    starts reading one of these fields, this fails and the field leaves PLAIN_CHAT_FIELDS."""
+    from litellm.proxy.auth.auth_utils import is_request_body_safe
+
+    values = ["os.environ/OPENAI_API_KEY", "http://attacker.example", HOSTILE, [HOSTILE], 7]
+    for value in values:
+        body = {field: value for field in PLAIN_CHAT_FIELDS}
+        for route in ("/v1/chat/completions", "/chat/completions", "/v1/embeddings"):
+            assert is_request_body_safe(body, {}, None, "gpt-4o", route=route) is True
+
+
+def test_a_body_with_any_other_field_still_gets_litellms_check_as_a_400():
+    for field, value in HOSTILE.items():
+        with pytest.raises(RequestRejected) as refused:
+            litellm_body_check({"model": "auto", "messages": [], field: value}, "/v1/chat/completions")
+        assert refused.value.status == 400 and field in refused.value.message
