@@ -18,6 +18,7 @@ from router.adapter.litellm_api import (
     STANDARD_LOG,
 )
 from router.core.decide import CompiledPolicy
+from router.core.params import MAPPING
 from router.core.pricing import cost_usd, reasoning_text
 from router.engine.accounting import Accounting
 from router.engine.pipeline import Admitted
@@ -28,11 +29,11 @@ def record_of(holder: Mapping) -> DecisionRecord | None:
     """The decision record of a request: in its data, the kwargs LiteLLM hands a cache or a logging
     event (under `litellm_params` there), or an SDK call."""
     for where in (holder, holder.get(LOGGED_PARAMS)):
-        if not isinstance(where, Mapping):
+        if not isinstance(where, MAPPING):
             continue
         for key in METADATA_KEYS:
             metadata = where.get(key)
-            if isinstance(metadata, Mapping) and isinstance(metadata.get(RECORD_KEY), dict):
+            if isinstance(metadata, MAPPING) and isinstance(metadata.get(RECORD_KEY), dict):
                 return metadata[RECORD_KEY]
     return None
 
@@ -42,7 +43,7 @@ def metadata_of(holder: Mapping) -> Mapping:
     LiteLLM's two keys, in LiteLLM's own order (`litellm_metadata` when a route uses it)."""
     for key in METADATA_KEYS:
         value = holder.get(key)
-        if isinstance(value, Mapping) and value:
+        if isinstance(value, MAPPING) and value:
             return value
     return {}
 
@@ -206,6 +207,6 @@ async def reasoning_first(stream: AsyncIterator, reasoning: str | None) -> Async
 def _answered(response: object) -> Mapping:
     """What accounting reads of a response: its usage and its choices (where reasoning text is).
     Not the whole response dumped: a long answer's content would be copied for nothing."""
-    if isinstance(response, Mapping):
+    if isinstance(response, MAPPING):
         return response
     return {"usage": getattr(response, "usage", None), "choices": getattr(response, "choices", None)}

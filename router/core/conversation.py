@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from router.core.params import MAPPING
 from router.core.request import Identity, content_text
 
 
@@ -23,7 +24,7 @@ def conversation_of(body: Mapping, identity: Identity, session_fields: tuple[str
     routed: its messages were checked then."""
     sender = (identity.key_hash or "", identity.team or "", identity.user or "")
     metadata = body.get("metadata")
-    if isinstance(metadata, Mapping):
+    if isinstance(metadata, MAPPING):
         session = next((v for f in session_fields if isinstance(v := metadata.get(f), str | int) and v != ""), None)
         if session is not None:
             return Conversation(_digest(*sender, "session", str(session)), True, "session")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from router.core.classify import Verdict, classify
 from router.core.eligibility import ANYONE, NEED_WORDS, Eligibility, Usable, canonical_rules, capable, eligibility
 from router.core.limits import check_shape
 from router.core.matchers import Condition, KeywordIndex
+from router.core.params import MAPPING
 from router.core.request import Identity, RequestView
 from router.core.semantic import Embedder, ExampleSet
 from router.errors import RequestRejected
@@ -163,7 +163,7 @@ def route_body(
 ) -> Decision:
     """Check a chat request body and decide; raises RequestRejected for a request the policy will not serve.
     `shape_checked`: the body's size and nesting were already checked against the policy's limits."""
-    if isinstance(body, Mapping) and not shape_checked:
+    if isinstance(body, MAPPING) and not shape_checked:
         check_shape(body, compiled.settings.limits)
     return decide(compiled, RequestView(body, compiled.settings.max_prompt_chars, identity))
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from router.core.params import MAPPING
 from router.core.request import estimate_tokens
 from router.policy.schema import Price
 
 _PER_TOKEN = 1e-6  # prices are per million tokens
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,14 @@ def reasoning_text(response: object) -> str | None:
 
 
 def _field(item: object, name: str) -> object:
+    """`item[name]` of a dict, else `item.name`: LiteLLM's responses are objects, and asking
+    whether an object is a Mapping runs the ABC machinery (16 times for one answer's headers and
+    accounting). No field read here is a mapping method's name."""
     if item is None:
         return None
-    return item.get(name) if isinstance(item, Mapping) else getattr(item, name, None)
+    if isinstance(item, dict):
+        return item.get(name)
+    value = getattr(item, name, _ABSENT)
+    if value is not _ABSENT:
+        return value
+    return item.get(name) if isinstance(item, MAPPING) else None

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from router.core.params import check_params, check_role
+from router.core.params import MAPPING, check_params, check_role
 from router.core.semantic import Embedder
 from router.errors import RequestRejected
 
@@ -123,7 +123,7 @@ class RequestView:
     )
 
     def __init__(self, body: object, max_prompt_chars: int, identity: Identity | None = None):
-        if not isinstance(body, Mapping):
+        if not isinstance(body, MAPPING):
             raise RequestRejected(400, "the request body must be a JSON object")
         check_params(body)
         self.model = body.get("model")
@@ -190,12 +190,12 @@ def _body_needs(body: Mapping, needs: set[str]) -> None:
     if body.get("tools") or body.get("functions"):
         needs.add("tools")
     response_format = body.get("response_format")
-    if isinstance(response_format, Mapping) and response_format.get("type") in _JSON_FORMATS:
+    if isinstance(response_format, MAPPING) and response_format.get("type") in _JSON_FORMATS:
         needs.add(_JSON_FORMATS[response_format["type"]])
     effort = body.get("reasoning_effort")
     thinking = body.get("thinking")
     if (isinstance(effort, str) and effort not in ("none", "minimal")) or (
-        isinstance(thinking, Mapping) and thinking.get("type") == "enabled"
+        isinstance(thinking, MAPPING) and thinking.get("type") == "enabled"
     ):
         needs.add("reasoning")
 
@@ -209,7 +209,7 @@ def _read_messages(messages: object, needs: set[str]) -> tuple[list[str], list[s
         raise RequestRejected(400, "`messages` must not be empty")
     roles, texts = [], []
     for i, message in enumerate(messages):
-        if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
+        if not isinstance(message, MAPPING) or not isinstance(message.get("role"), str):
             raise RequestRejected(400, f"messages[{i}] must be an object with a string `role`")
         role = message["role"]
         check_role(role, i)
@@ -227,7 +227,7 @@ def content_text(content: object, index: int, needs: set[str] | None = None) -> 
     if isinstance(content, list):
         parts = []
         for j, part in enumerate(content):
-            if not isinstance(part, Mapping):
+            if not isinstance(part, MAPPING):
                 raise RequestRejected(400, f"messages[{index}].content[{j}] must be an object (a content part)")
             text = part.get("text")
             if isinstance(text, str):
