@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 
-from router.cache.lru import LRU
 from router.core.semantic import Embedder  # the one protocol every embedder meets
 
 STATIC_NAME = "minilm-static-256"
@@ -186,7 +185,11 @@ class Shared:
         self.name = inner.name
         self.computed = 0  # embeddings actually made; the tests count them
         self.asked = 0  # and the calls, memo hits included
-        self._memo: LRU[np.ndarray] = LRU(entries)
+        self.entries = entries
+        # A plain dict, emptied when full, like the static embedder's word memo: a text is asked for
+        # again within seconds (its lookup, its answer's store), and an LRU's lock and reordering
+        # cost ~10 us a request on the proxy's cold caches. A text that lost its entry is embedded again.
+        self._memo: dict[str, np.ndarray] = {}
 
     def embed(self, text: str) -> np.ndarray:
         self.asked += 1
@@ -194,6 +197,8 @@ class Shared:
         if vector is None:
             vector = np.asarray(self.inner.embed(text), dtype=np.float32)
             vector.setflags(write=False)  # shared between callers
-            self._memo.put(text, vector)
+            if len(self._memo) >= self.entries:
+                self._memo.clear()
+            self._memo[text] = vector
             self.computed += 1
         return vector
