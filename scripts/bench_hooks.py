@@ -5,8 +5,9 @@ with --against REF, this checkout and the commit REF side by side in one run.
 The proxy (config.yaml, one worker, on the simulator) starts with scripts/hook_timer on its
 PYTHONPATH, which times, in the CPU time of the thread that runs them, every hook LiteLLM calls on
 the plugin, the body guard's checks and the plugin's background threads (garbage collections that
-fall inside are counted apart, for the whole process). The load is bench_proxy's "with router" side
-(a new prompt each time, no temperature: routed, budgeted and accounted, not cached).
+fall inside are counted apart, for the whole process). The load is one of bench_proxy's sides:
+"with router" (the default: a new prompt each time, no temperature: routed, budgeted and accounted,
+not cached), "cache miss" (a new prompt at temperature 0: looked up and stored) or "cache hit".
 
 Inside the proxy the plugin's code runs on caches LiteLLM's own work has just emptied: the same
 functions cost about two to three times what a loop over them in one process measures. This
@@ -17,7 +18,7 @@ on one core, and loads them in alternate rounds; the figure to compare is each s
 own proxy's CPU, round by round, which the machine's speed moves far less than microseconds.
 
     .venv/bin/python scripts/bench_hooks.py [--requests 400] [--rounds 3] [--concurrency 50] [--policy FILE]
-        [--no-cache] [--against REF]
+        [--no-cache] [--against REF] [--side "with router"|"cache miss"|"cache hit"]
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from procs import ROOT, clean_env, start_proxy, start_simulator, stop
 from upstreams import simulator_env
 
 TIMER = Path(__file__).resolve().parent / "hook_timer"
-PLUGIN = ("hook ", "body guard", "background")  # the parts that are the plugin's own work
+PLUGIN = ("hook ", "cache backend", "body guard", "background")  # the parts that are the plugin's own work
+SIDES = ("with router", "cache miss", "cache hit")  # bench_proxy's loads of the plugin
 
 
 def snapshot(pid: int, path: Path) -> dict[str, list[int]]:
@@ -68,9 +70,9 @@ class Side:
     parts: dict[str, list[float]] = field(default_factory=dict)  # part -> [calls, microseconds]
     shares: list[float] = field(default_factory=list)  # the plugin's share of the proxy's CPU, each round
 
-    def round(self, requests: int, concurrency: int) -> str:
+    def round(self, side: str, requests: int, concurrency: int) -> str:
         before, cpu_before = snapshot(self.pid, self.times), cpu_seconds(self.pid)
-        elapsed, latencies, lost = asyncio.run(load(self.url, "with router", "auto", requests, concurrency))
+        elapsed, latencies, lost = asyncio.run(load(self.url, side, "auto", requests, concurrency))
         cpu = (cpu_seconds(self.pid) - cpu_before) * 1e6
         after = snapshot(self.pid, self.times)
         plugin = 0.0
@@ -103,7 +105,10 @@ def main() -> None:
         "--cache", action=argparse.BooleanOptionalAction, default=True, help="keep the policy's response cache"
     )
     parser.add_argument("--against", metavar="REF", help="a commit to measure beside this checkout")
+    parser.add_argument("--side", choices=SIDES, default=SIDES[0], help="which of bench_proxy's loads")
     args = parser.parse_args()
+    if args.side != SIDES[0] and not args.cache:
+        parser.error("--no-cache takes the cache out: the cache sides need it")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         sim, sim_url = start_simulator(workdir / "simulator.log")
@@ -123,11 +128,12 @@ def main() -> None:
                     pin(side.pid, {0})
                 pin(os.getpid(), {1})
                 pin(sim.pid, {1})
-            for side in sides:  # warm up
-                asyncio.run(load(side.url, "with router", "auto", 200, args.concurrency))
+            for side in sides:  # warm up (and, for cache hits, the answer that serves them)
+                asyncio.run(load(side.url, args.side, "auto", 200, args.concurrency))
             for round_no in range(args.rounds):
                 order = sides if round_no % 2 == 0 else sides[::-1]  # neither side always goes first
-                print(f"round {round_no + 1}: " + "; ".join(s.round(args.requests, args.concurrency) for s in order))
+                done = [s.round(args.side, args.requests, args.concurrency) for s in order]
+                print(f"round {round_no + 1}: " + "; ".join(done))
         finally:
             for started in reversed(procs):
                 stop(started)
@@ -159,7 +165,7 @@ def start(name: str, checkout: Path, policy: Path, workdir: Path, sim_url: str, 
 
 
 def report(sides: list[Side], args) -> None:
-    print(f"\npolicy {args.policy}" + ("" if args.cache else ", its response cache taken out"))
+    print(f"\npolicy {args.policy}" + ("" if args.cache else ", its response cache taken out") + f"; load: {args.side}")
     first = sides[0]
     print(f"{first.requests} requests a side ({sum(s.failed for s in sides)} failed), concurrency {args.concurrency}")
     print(f"{'CPU us a request':<52}" + "".join(f" {s.name[:14]:>14}" for s in sides))

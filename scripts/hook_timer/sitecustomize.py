@@ -1,10 +1,10 @@
 """Loaded by every Python process started with this directory on PYTHONPATH (scripts/bench_hooks.py
 starts the proxy so): times the plugin's own work in the proxy, for the benchmark only.
 
-Each hook LiteLLM calls on the plugin, the body guard's checks, the key check and the plugin's
-background threads' steps are timed in CPU time of the thread that runs them, without the garbage
-collections that fall inside them (counted apart, for the whole process). SIGUSR1 writes the totals
-to the file ROUTER_HOOK_TIMES names: {part: [calls, nanoseconds]}.
+Each hook LiteLLM calls on the plugin, the response cache backend's calls, the body guard's checks,
+the key check and the plugin's background threads' steps are timed in CPU time of the thread that
+runs them, without the garbage collections that fall inside them (counted apart, for the whole
+process). SIGUSR1 writes the totals to the file ROUTER_HOOK_TIMES names: {part: [calls, nanoseconds]}.
 """
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ def _proxy(module) -> None:
         setattr(cls, name, _timed(f"hook {name}", getattr(cls, name)))
 
 
+def _cache(module) -> None:
+    cls = module.PolicyCache
+    for name in [n for n in vars(cls) if n.endswith(("_cache", "_cache_pipeline"))]:
+        setattr(cls, name, _timed(f"cache backend {name}", getattr(cls, name)))
+
+
 def _guard(module) -> None:
     module.parse_body = _timed("body guard: parse and shape", module.parse_body)
     module.litellm_body_check = _timed("body guard: LiteLLM's field check", module.litellm_body_check)
@@ -97,6 +103,7 @@ def _runtime(module) -> None:
 _PATCHES = {
     "router.adapter.proxy": _proxy,
     "router.adapter.body_guard": _guard,
+    "router.adapter.cache_backend": _cache,
     "router.adapter.auth": _auth,
     "router.engine.runtime": _runtime,
 }
