@@ -12,6 +12,7 @@ import base64
 import json
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -91,8 +92,15 @@ class ResponseCache:
         max_vectors: int,
         verifier: Embedder | None = None,
         clock: Callable[[], float] = time.time,
+        write_behind: bool = False,
     ):
+        """`write_behind`: answers go to the store and the vector index with the next `flush`
+        (the runtime's writer thread), not on the request path; this instance's in-process tier
+        serves them at once."""
         self.store = store
+        self.write_behind = write_behind
+        # Answers saved and not yet written: (key, stored at, answer JSON, ttl, semantic entry or None).
+        self._unwritten: deque[tuple[str, float, str, float, tuple[str, np.ndarray, Entry] | None]] = deque()
         self.clock = clock
         self.embedder = embedder
         self.verifier = verifier
@@ -215,13 +223,13 @@ class ResponseCache:
         rule, now = request.rule, self.clock()
         key = key or self.key_of(request)
         self.lru.put(key, (now, response_json))
-        try:
-            self.store.set(_RECORD + key, json.dumps({"t": now, "r": response_json}).encode(), rule.record_ttl)
-        except StoreUnavailable:
-            pass  # kept in this instance only; the store has logged the outage
         pending = self._pending.pop(key)
+        semantic = None
         if rule.semantic and self.embedder:
-            self._save_semantic(request, key, now, pending)
+            semantic = self._semantic_entry(request, key, now, pending)
+        self._unwritten.append((key, now, response_json, rule.record_ttl, semantic))
+        if not self.write_behind:
+            self.flush()
         return True
 
     def save_pending(self, key: str, response_json: str, response: dict) -> bool | None:
@@ -230,25 +238,45 @@ class ResponseCache:
         pending = self._pending.get(key)
         return None if pending is None else self.save(pending.request, response_json, response, key)
 
-    def _save_semantic(self, request: CacheRequest, key: str, now: float, pending: _Pending | None) -> None:
-        assert self.embedder is not None  # the semantic tier runs only with one
+    def _semantic_entry(
+        self, request: CacheRequest, key: str, now: float, pending: _Pending | None
+    ) -> tuple[str, np.ndarray, Entry] | None:
         if pending is None:
             pending = _Pending(request)
         if pending.vector is None and not self._embedded(pending):
-            return
+            return None
         assert pending.partition is not None and pending.text is not None and pending.vector is not None
-        expires = now + request.rule.semantic_ttl
-        self.index.add(pending.partition, pending.vector, Entry(pending.text, key, expires))
-        payload = {
-            "m": self.embedder.name,
-            "p": pending.partition,
-            "k": key,
-            "x": pending.text,
-            "e": expires,
-            "v": base64.b64encode(pending.vector.astype(np.float32).tobytes()).decode(),
-        }
+        return pending.partition, pending.vector, Entry(pending.text, key, now + request.rule.semantic_ttl)
+
+    def flush(self) -> None:
+        """Write the answers saved since the last flush: each record in the store, each semantic
+        entry in this instance's index and the shared log, in one round trip each. During a store
+        outage they are kept in this instance only (the store has logged the outage)."""
+        saved = []
+        while self._unwritten:
+            saved.append(self._unwritten.popleft())
+        if not saved:
+            return
+        records = [
+            (_RECORD + key, json.dumps({"t": at, "r": answer}).encode(), ttl) for key, at, answer, ttl, _ in saved
+        ]
+        model = self.embedder.name if self.embedder is not None else ""  # only an embedder makes entries
+        payloads = []
+        for partition, vector, entry in (semantic for *_, semantic in saved if semantic is not None):
+            self.index.add(partition, vector, entry)
+            payload = {
+                "m": model,
+                "p": partition,
+                "k": entry.key,
+                "x": entry.text,
+                "e": entry.expires,
+                "v": base64.b64encode(vector.astype(np.float32).tobytes()).decode(),
+            }
+            payloads.append(json.dumps(payload).encode())
         try:
-            self.store.append(ENTRIES_LOG, json.dumps(payload).encode(), self.index.max_entries)
+            self.store.set_many(records)
+            if payloads:
+                self.store.append_many(ENTRIES_LOG, payloads, self.index.max_entries)
         except StoreUnavailable:
             pass
 

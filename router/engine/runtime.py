@@ -122,6 +122,8 @@ class Runtime:
         ledger = self.accounting.ledger
         ready = ledger.backlog
         self.accounting.book.flush()
+        if self.cache is not None:
+            self.cache.flush()  # the answers saved since: this instance's in-process tier has them already
         now = time.monotonic()
         if now - self.ledger_written >= LEDGER_INTERVAL or self.closed.is_set():
             self.ledger_written = now
@@ -331,4 +333,6 @@ def _build_cache(
         embedder.name if embedder else "off",
         f", hits verified by {verifier.name}" if verifier else "",
     )
-    return ResponseCache(store, embedder, spec.cache.exact.max_entries, semantic.max_entries, verifier, clock)
+    return ResponseCache(
+        store, embedder, spec.cache.exact.max_entries, semantic.max_entries, verifier, clock, write_behind=True
+    )

@@ -78,7 +78,7 @@ def _proxy(module) -> None:
 
 def _cache(module) -> None:
     cls = module.PolicyCache
-    for name in [n for n in vars(cls) if n.endswith(("_cache", "_cache_pipeline"))]:
+    for name in [n for n in vars(cls) if n.startswith("async_")]:  # the sync forms run inside them
         setattr(cls, name, _timed(f"cache backend {name}", getattr(cls, name)))
 
 

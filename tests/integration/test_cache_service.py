@@ -186,6 +186,22 @@ def test_sqlite_entries_survive_a_restart(embedder, tmp_path):
     assert restarted.lookup(ask("Which city is the capital of France?"))[0].kind == "semantic"
 
 
+def test_written_behind_an_answer_serves_its_instance_at_once_and_the_others_after_the_flush(embedder, tmp_path):
+    """The proxy's cache writes behind, on its writer thread: the request path only keeps the answer
+    in the in-process tier."""
+    path = str(tmp_path / "state.db")
+    first = ResponseCache(open_store("sqlite", path=path), embedder, 100, 1000, write_behind=True)
+    second = make(embedder, open_store("sqlite", path=path))
+    first.save(ask("What is the capital city of France?"), *answer("Paris"))
+    assert first.lookup(ask("What is the capital city of France?"))[0].kind == "exact"
+    assert second.lookup(ask("What is the capital city of France?"))[0] is None  # not in the store yet
+    assert first.lookup(ask("Which city is the capital of France?"))[0] is None  # nor in the vector index
+    first.flush()
+    assert first.lookup(ask("Which city is the capital of France?"))[0].kind == "semantic"
+    assert second.lookup(ask("What is the capital city of France?"))[0].kind == "exact"
+    assert second.sync() == 1 and second.lookup(ask("Which city is the capital of France?"))[0].kind == "semantic"
+
+
 class OtherModel:
     """Another embedding model with another width, as a store written before an embedder change holds."""
 
