@@ -261,9 +261,14 @@ class ResponseCache:
             (_RECORD + key, json.dumps({"t": at, "r": answer}).encode(), ttl) for key, at, answer, ttl, _ in saved
         ]
         model = self.embedder.name if self.embedder is not None else ""  # only an embedder makes entries
+        entries = [semantic for *_, semantic in saved if semantic is not None]
+        by_partition: dict[str, dict[str, tuple[np.ndarray, Entry]]] = {}
+        for partition, vector, entry in entries:  # an answer saved twice since is indexed once
+            by_partition.setdefault(partition, {}).setdefault(entry.key, (vector, entry))
+        for partition, items in by_partition.items():  # one insert a partition
+            self.index.add_many(partition, np.stack([v for v, _ in items.values()]), [e for _, e in items.values()])
         payloads = []
-        for partition, vector, entry in (semantic for *_, semantic in saved if semantic is not None):
-            self.index.add(partition, vector, entry)
+        for partition, vector, entry in entries:
             payload = {
                 "m": model,
                 "p": partition,
