@@ -2,9 +2,9 @@
 groups and deployments, budgets, shift rules, cache verdicts): never by key, user or prompt unless
 the policy's `metrics.labels` asks for key, team or user on the request counters.
 
-Request figures come from the ledger records as they are flushed (the sync loop, off the request
-path); attempts from the health tally as they are recorded; budget headroom from admissions;
-shift states from each evaluation. With several worker processes, set PROMETHEUS_MULTIPROC_DIR
+Request figures come from the ledger records as they are flushed (the writer thread, off the
+request path); attempts, decision times and budget headroom are kept as requests leave them and
+set by `flush` (the sync loop, every 0.5 s, and every scrape); shift states from each evaluation. With several worker processes, set PROMETHEUS_MULTIPROC_DIR
 (LiteLLM's proxy wipes it at start and marks dead workers): each worker writes its samples there
 and the endpoint, on any worker, adds them up. Without it a worker serves its own figures.
 """
@@ -36,8 +36,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._children: dict[tuple, Any] = {}  # bounded like the series: by the policy's names
-        self._headroom: dict[tuple[str, str], float] = {}  # the latest admissions' figures, set with the next flush
-        # Decision times and calls to model groups, observed with the next flush or scrape.
+        self._headroom: dict[tuple[str, str], float] = {}  # the latest admissions' figures, set at `flush`
+        # Decision times and calls to model groups, observed at `flush`.
         self._decisions: deque[float] = deque(maxlen=100_000)
         self._attempts: deque[tuple[str, str | None, float | None, float | None, bool]] = deque(maxlen=100_000)
         r = self.registry
@@ -151,18 +151,17 @@ class Metrics:
                     adds[self.budget_spend, (str(budget),)] += usd
         for (metric, values), amount in adds.items():
             self._child(metric, *values).inc(amount)
-        self._pending()
 
     def attempt(
         self, group: str, deployment: str | None, latency: float | None, ttft: float | None, error: bool
     ) -> None:
-        """One call to a model group, counted with the next flush or scrape (see `decided`)."""
+        """One call to a model group, counted at the next `flush` (see `decided`)."""
         self._attempts.append((group, deployment, latency, ttft, error))
 
     def standing(self, budgets: Iterable[tuple]) -> None:
         """An admission's standing (router.engine.budget_book.Standing): budget, unit, limit and the
-        total after this request's reservation, first. Kept until the next flush or scrape sets the
-        gauges (`_pending`): a gauge's `set` takes a lock and, with several workers, writes a file."""
+        total after this request's reservation, first. Kept until the next `flush` sets the gauges:
+        a gauge's `set` takes a lock and, with several workers, writes a file."""
         for budget, unit, limit, total, *_ in budgets:
             self._headroom[budget, unit] = max(0.0, (limit - total) / limit) if limit else 0.0
 
@@ -172,12 +171,13 @@ class Metrics:
             self._child(self.shift, rule, watch).set(PHASES.get(phase, 0))
 
     def decided(self, seconds: float) -> None:
-        """Kept until the next flush or scrape, like the headroom: an observation takes the
-        histogram's lock and, with several workers, writes a file."""
+        """Kept until the next `flush`, like the headroom: an observation takes the histogram's
+        lock and, with several workers, writes a file."""
         self._decisions.append(seconds)
 
-    def _pending(self) -> None:
-        """The figures requests left for the gauges, the decision histogram and the attempts."""
+    def flush(self) -> None:
+        """The figures requests left for the gauges, the decision histogram and the attempts
+        (the runtime's sync loop calls this every 0.5 s, and every scrape does)."""
         for (budget, unit), share in list(self._headroom.items()):
             self._child(self.headroom, budget, unit).set(share)
         while self._decisions:
@@ -194,7 +194,7 @@ class Metrics:
 
     def render(self) -> bytes:
         """The exposition text: every worker's samples with PROMETHEUS_MULTIPROC_DIR, else this one's."""
-        self._pending()
+        self.flush()
         if self.multiprocess:
             merged = CollectorRegistry()
             MultiProcessCollector(merged)

@@ -110,6 +110,8 @@ class Runtime:
     def tick(self) -> None:
         self.health.tick()
         self.keepalive.tick()
+        if self.metrics is not None:
+            self.metrics.flush()
         if self.cache is not None:
             self.cache.sync()
         self.write()
