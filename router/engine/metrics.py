@@ -4,9 +4,10 @@ the policy's `metrics.labels` asks for key, team or user on the request counters
 
 Request figures come from the ledger records as they are flushed (the writer thread, off the
 request path); attempts, decision times and budget headroom are kept as requests leave them and
-set by `flush` (the sync loop, every 0.5 s, and every scrape); shift states from each evaluation. With several worker processes, set PROMETHEUS_MULTIPROC_DIR
-(LiteLLM's proxy wipes it at start and marks dead workers): each worker writes its samples there
-and the endpoint, on any worker, adds them up. Without it a worker serves its own figures.
+set by `flush` (the sync loop, every 0.5 s, and every scrape); shift states from each evaluation.
+With several worker processes, set PROMETHEUS_MULTIPROC_DIR (LiteLLM's proxy wipes it at start and
+marks dead workers): each worker writes its samples there and the endpoint, on any worker, adds them
+up. Without it a worker serves its own figures.
 """
 
 from __future__ import annotations
