@@ -202,7 +202,7 @@ def build_runtime(
     health.metrics, health.notifier = metrics, notifier
     book, ledger = BudgetBook(store, write_behind=True), _ledger(spec, store, metrics)
     accounting = Accounting(policy, book, ledger, metrics, notifier)
-    pipeline = build_pipeline(policy, store, embedder_for, health, accounting)
+    pipeline = build_pipeline(policy, store, embedder_for, health, accounting, write_behind=True)
     runtime = Runtime(
         store,
         accounting,
@@ -236,15 +236,17 @@ def build_pipeline(
     embedder_for: Callable[[str], Embedder],
     health: Health,
     accounting: Accounting,
+    write_behind: bool = False,
 ) -> Pipeline:
     """The request pipeline over `store`: the proxy's and the SDK's, and a replay's (on a memory
     store, its accounting's clock reading the recorded times, which the cache and affinity share).
-    Loads the embedder and checks the classifier against it."""
+    Loads the embedder and checks the classifier against it. `write_behind`: a writer thread
+    flushes the cache's answers (the runtime's); without one they are written at once."""
     spec, clock = policy.current.policy, accounting.clock
     embedder = _shared_embedder(spec, embedder_for)
     _check_classifier(spec, embedder)
     policy.use(embedder)
-    cache = _build_cache(policy, store, embedder, embedder_for, clock)
+    cache = _build_cache(policy, store, embedder, embedder_for, clock, write_behind)
     return Pipeline(policy, health, accounting, cache, Conversations(store, clock), accounting.metrics)
 
 
@@ -315,6 +317,7 @@ def _build_cache(
     embedder: Shared | None,
     embedder_for: Callable[[str], Embedder],
     clock: Callable[[], float],
+    write_behind: bool,
 ) -> ResponseCache | None:
     spec = policy.current.policy
     if spec.cache is None:
@@ -336,5 +339,5 @@ def _build_cache(
         f", hits verified by {verifier.name}" if verifier else "",
     )
     return ResponseCache(
-        store, embedder, spec.cache.exact.max_entries, semantic.max_entries, verifier, clock, write_behind=True
+        store, embedder, spec.cache.exact.max_entries, semantic.max_entries, verifier, clock, write_behind
     )

@@ -272,3 +272,14 @@ def test_the_progress_bar_counts_the_requests(tmp_path):
     )
     assert done.returncode == 0
     assert all(f"{n}/2,500" in done.stderr for n in ("1,000", "2,000", "2,500")) and "req/s" in done.stderr
+
+
+def test_a_paraphrase_of_an_answered_question_is_a_semantic_hit_in_the_replay(tmp_path):
+    """A replay has no writer thread: its cache writes each answer at once (the runtime's writes
+    behind), or the second question would find nothing in the vector index."""
+    path = tmp_path / "semantic.yaml"
+    path.write_text(POLICY.format(keywords="essay", limit=100.0, extra="").replace("{enabled: false}", "{}"))
+    asked = ["What is the capital city of France?", "Which city is the capital of France?"]
+    lines = [litellm_line(n, prompt, temperature=0) for n, prompt in enumerate(asked)]
+    outcomes = replayed(str(path), write(tmp_path, lines))
+    assert outcomes[0].cache == "miss" and outcomes[1].cache.startswith("semantic")
