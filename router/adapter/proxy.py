@@ -231,7 +231,7 @@ def build_handler() -> PolicyRouter:
         len(policy.current.routes),
         len(policy.current.policy.models),
     )
-    runtime = services.start(policy, _proxy_router)
+    runtime = services.start(policy, _proxy_router, write_behind=True)  # off the event loop
     handler = PolicyRouter(policy, runtime)
     handler.failures.install_filter()
     if runtime.metrics is not None:  # read at start-up, like `state`

@@ -21,10 +21,14 @@ log = logging.getLogger("router")
 SHUTDOWN_WAIT = 10.0  # seconds the shutdown waits for LiteLLM's last success events
 
 
-def start(policy: PolicyFile, router_of=lambda: None) -> Runtime:
-    """`router_of()`: the LiteLLM Router calls go through (the proxy builds its own after our callback)."""
+def start(policy: PolicyFile, router_of=lambda: None, write_behind: bool = False) -> Runtime:
+    """`router_of()`: the LiteLLM Router calls go through (the proxy builds its own after our callback).
+    `write_behind`: cache answers wait for the writer thread (router.engine.runtime.build_runtime)."""
     runtime = build_runtime(
-        policy, functools.partial(_embedder, router_of=router_of), functools.partial(_pinger, router_of)
+        policy,
+        functools.partial(_embedder, router_of=router_of),
+        functools.partial(_pinger, router_of),
+        write_behind,
     )
     runtime.health.region_of = _regions(router_of)
     if runtime.cache is not None:

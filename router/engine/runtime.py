@@ -190,10 +190,15 @@ class Runtime:
 
 
 def build_runtime(
-    policy: PolicyFile, embedder_for: Callable[[str], Embedder], pinger: Callable[[], Ping | None] = lambda: None
+    policy: PolicyFile,
+    embedder_for: Callable[[str], Embedder],
+    pinger: Callable[[], Ping | None] = lambda: None,
+    write_behind: bool = False,
 ) -> Runtime:
     """`state` and the embedder are read once: changing them needs a restart. `embedder_for` makes
-    the embedder the policy's semantic cache names."""
+    the embedder the policy's semantic cache names. `write_behind`: the cache's answers wait for
+    the writer thread (the proxy: off its event loop); without it they are written by the call
+    that saves them (the SDK: its next call finds them)."""
     spec = policy.current.policy
     store = open_store(spec.state.backend, spec.state.path, spec.state.url or "")
     health = Health(store, lambda: policy.current)
@@ -202,7 +207,7 @@ def build_runtime(
     health.metrics, health.notifier = metrics, notifier
     book, ledger = BudgetBook(store, write_behind=True), _ledger(spec, store, metrics)
     accounting = Accounting(policy, book, ledger, metrics, notifier)
-    pipeline = build_pipeline(policy, store, embedder_for, health, accounting, write_behind=True)
+    pipeline = build_pipeline(policy, store, embedder_for, health, accounting, write_behind)
     runtime = Runtime(
         store,
         accounting,
@@ -241,7 +246,7 @@ def build_pipeline(
     """The request pipeline over `store`: the proxy's and the SDK's, and a replay's (on a memory
     store, its accounting's clock reading the recorded times, which the cache and affinity share).
     Loads the embedder and checks the classifier against it. `write_behind`: a writer thread
-    flushes the cache's answers (the runtime's); without one they are written at once."""
+    flushes the cache's answers; without it they are written at once."""
     spec, clock = policy.current.policy, accounting.clock
     embedder = _shared_embedder(spec, embedder_for)
     _check_classifier(spec, embedder)
