@@ -39,9 +39,9 @@ SYNC_INTERVAL = 0.5  # seconds between replays of shared cache entries and healt
 # round trip) for all of them, instead of two a request. The reservation's worst case counts until
 # its settlement is written, so no limit can be overrun meanwhile.
 WRITE_INTERVAL = 0.05
-# The ledger's records (and the rollups and metrics they feed) and the conversations' turns go out
-# less often: most of a write's cost is per transaction, file and batch, and a batch of 200 ms costs
-# each record about half what one of 50 ms does. A killed process loses at most this much of them.
+# The ledger's records (and the rollups and metrics they feed) go out less often: most of a write's
+# cost is per transaction, file and batch, and a batch of 200 ms costs each record about half what
+# one of 50 ms does. A killed process loses at most this much of its records.
 LEDGER_INTERVAL = 0.2
 
 
@@ -117,9 +117,9 @@ class Runtime:
         self.write()
 
     def write(self) -> None:
-        """Spend, and every LEDGER_INTERVAL (and at the end) the ledger records that were waiting
-        before the spend was written, and the conversations' turns: a request's settlement waits
-        before its record does, so a reader that sees a record sees its spend."""
+        """Spend and conversations, and every LEDGER_INTERVAL (and at the end) the ledger records
+        that were waiting before the spend was written: a request's settlement waits before its
+        record does, so a reader that sees a record sees its spend."""
         self._run_later()
         ledger = self.accounting.ledger
         ready = ledger.backlog
@@ -130,9 +130,7 @@ class Runtime:
         if now - self.ledger_written >= LEDGER_INTERVAL or self.closed.is_set():
             self.ledger_written = now
             ledger.flush(ready)
-            # A later turn reaches another instance after this turn's answer, which takes longer
-            # than this; on this instance it finds the turn waiting in memory.
-            self.pipeline.conversations.flush()
+        self.pipeline.conversations.flush()
 
     def start(self) -> None:
         if self.notifier is not None:
