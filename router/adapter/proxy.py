@@ -128,7 +128,7 @@ class PolicyRouter(CustomLogger):
             # The answer is on its way: its settlement and ledger record wait for the writer thread,
             # which makes those of the requests that ended meanwhile together and then writes their
             # spend, instead of the event loop that serves everyone's requests (this hook's CPU
-            # a request ~110 -> ~40 us in scripts/bench_hooks.py; the writer's grew by ~57).
+            # a request ~110 -> ~40 us in scripts/bench_hooks.py; the writer's grew by ~26-57).
             self.runtime.later(accounting.succeeded, *success, accounting.clock())
 
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
