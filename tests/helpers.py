@@ -1,10 +1,13 @@
 """What the tests share besides fixtures: the simulator's admin client, a proxy started from a
-policy, policies and configs written for a test, the ledger, and polling instead of sleeping."""
+policy, policies and configs written for a test, the ledger, polling instead of sleeping, and ASCII text of
+every kind."""
 
 from __future__ import annotations
 
 import os
+import random
 import re
+import string
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -219,3 +222,16 @@ def proxy_pair(simulator: Simulator, policy: Path, workdir: Path) -> Iterator[tu
     finally:
         first.stop()
         second.stop()
+
+
+def ascii_texts(count: int = 400, seed: int = 7) -> list[str]:
+    """Edge cases, then random text: every ASCII character (controls and Python's odd white space
+    \\x1c-\\x1f among them), repeated words (counts above one), text past MAX_CHARS."""
+    rng = random.Random(seed)
+    words = ["The", "cat", "sat", "on", "the", "mat", "x1", "2", "_", "foo_bar", "e-mail", "C++", "3.14"]
+    texts = ["", "   ", "a", "a a a b b a b", "Hello, World! foo_bar __x__ e=mc^2\x1c\x1dq\x7f\x00", "x" * 5000]
+    texts.append(" ".join(["repeat"] * 3000))  # cut at MAX_CHARS in the middle of a word
+    for _ in range(count):
+        texts.append("".join(rng.choice(string.printable + "\x00\x01\x1c\x1f\x7f") for _ in range(rng.randint(0, 300))))
+        texts.append(" ".join(rng.choice(words) for _ in range(rng.randint(0, 80))))
+    return texts

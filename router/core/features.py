@@ -12,6 +12,8 @@ import zlib
 from collections import Counter
 from itertools import pairwise
 
+from router.core.native import NATIVE
+
 _CJK_RUN = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 _WORD = re.compile(r"[^\W_]+")
 MAX_CHARS = 4000  # the head of a long prompt says what it asks; the rest costs time and adds little
@@ -34,6 +36,13 @@ def grams(text: str) -> Counter[str]:
 
 def hashed(text: str, dims: int) -> tuple[list[int], list[float]]:
     """(bucket indices, weights) of the text's grams; the weights have unit length."""
+    if NATIVE is not None and text.isascii():
+        return NATIVE.hashed_ascii(text, dims, MAX_CHARS)
+    return python_hashed(text, dims)
+
+
+def python_hashed(text: str, dims: int) -> tuple[list[int], list[float]]:
+    """`hashed` in Python: for text that is not ASCII, and the reference the C module is held to."""
     buckets: dict[int, float] = {}
     for gram, count in grams(text).items():
         index = zlib.crc32(gram.encode()) % dims

@@ -60,6 +60,11 @@ class Artifact:
     bias: np.ndarray  # (labels,)
     curves: dict[str, Curve]
 
+    def __post_init__(self) -> None:
+        # float32 and contiguous, as saved: the classifier's C path reads them as such.
+        for name in ("word_weights", "embedding_weights", "bias"):
+            object.__setattr__(self, name, np.ascontiguousarray(getattr(self, name), dtype=np.float32))
+
 
 def save(path: str | Path, artifact: Artifact) -> None:
     meta = {

@@ -4,7 +4,9 @@ starts the proxy so): times the plugin's own work in the proxy, for the benchmar
 Each hook LiteLLM calls on the plugin, the response cache backend's calls, the body guard's checks,
 the key check and the plugin's background threads' steps are timed in CPU time of the thread that
 runs them, without the garbage collections that fall inside them (counted apart, for the whole
-process). SIGUSR1 writes the totals to the file ROUTER_HOOK_TIMES names: {part: [calls, nanoseconds]}.
+process). With ROUTER_HOOK_DETAIL set, the steps inside the pre-call hook are timed too, under names
+("in pre-call: ...") the plugin's total leaves out, since the hook's time holds them. SIGUSR1 writes
+the totals to the file ROUTER_HOOK_TIMES names: {part: [calls, nanoseconds]}.
 """
 
 from __future__ import annotations
@@ -100,6 +102,26 @@ def _runtime(module) -> None:
     module.Runtime._loop = timed_loop
 
 
+def _inside(owner, names: tuple[str, ...]) -> None:
+    """Steps of the pre-call hook, timed where they are looked up (a module's globals or a class)."""
+    for name in names:
+        setattr(owner, name, _timed(f"in pre-call: {owner.__name__.rsplit('.', 1)[-1]}.{name}", getattr(owner, name)))
+
+
+_DETAIL = {
+    "router.core.decide": lambda m: (_inside(m, ("decide",)), _inside(m.CompiledPolicy, ("verdict", "eligibility"))),
+    "router.core.request": lambda m: _inside(m.RequestView, ("__init__",)),
+    "router.engine.pipeline": lambda m: _inside(
+        m, ("route_body", "attempt_params", "_captured", "_reasoning_controls")
+    ),
+    "router.engine.affinity": lambda m: _inside(m.Conversations, ("steer",)),
+    "router.engine.health": lambda m: _inside(m.Health, ("reroute",)),
+    "router.engine.accounting": lambda m: _inside(m.Accounting, ("admit",)),
+    "router.engine.budget_book": lambda m: _inside(m.BudgetBook, ("admit",)),
+    "router.engine.record": lambda m: _inside(m, ("new_record",)),
+    "router.adapter.proxy": lambda m: _inside(m, ("apply_admitted", "_identity", "_ask_for_stream_usage")),
+}
+
 _PATCHES = {
     "router.adapter.proxy": _proxy,
     "router.adapter.body_guard": _guard,
@@ -138,6 +160,11 @@ def _dump(*_) -> None:
         json.dump(_TOTALS, out)
     os.replace(os.environ["ROUTER_HOOK_TIMES"] + ".tmp", os.environ["ROUTER_HOOK_TIMES"])
 
+
+if os.environ.get("ROUTER_HOOK_DETAIL"):
+    for _name, _detail in _DETAIL.items():
+        _patch = _PATCHES.get(_name)
+        _PATCHES[_name] = (lambda p, d: lambda m: (p(m) if p else None, d(m)))(_patch, _detail)
 
 if os.environ.get("ROUTER_HOOK_TIMES"):
     sys.meta_path.insert(0, _Finder())

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from router.cache.embedders import EmbedderUnavailable, Shared, StaticEmbedder, static_model_dir
+from router.core.native import NATIVE
+from tests.helpers import ascii_texts
 
 TEXTS = [
     "How do I undo the last commit in git?",
@@ -62,3 +64,27 @@ def test_the_shared_embedder_embeds_a_text_once(static):
     assert shared.computed == 2
     with pytest.raises(ValueError):
         first[0] = 1.0  # callers share the vector: nobody may change it
+
+
+@pytest.mark.skipif(NATIVE is None, reason="the C module was not built")
+def test_the_c_path_gives_the_python_vectors_and_pieces(static):
+    fresh = StaticEmbedder()  # an empty memo: every word's pieces come from the C WordPiece
+    texts = ascii_texts(150) + [" ".join(f"w{n}x{n * 7919}" for n in range(300)), "a" * 150 + " b"]
+    for text in texts:
+        vector, expected = fresh.embed(text), static.summed(static.piece_ids(text))
+        assert vector.dtype == np.float32 and vector.shape == expected.shape
+        assert np.allclose(vector, expected, atol=1e-6), text
+    model = fresh._tokenizer.model
+    for word, pieces in fresh._pieces.items():
+        assert pieces == tuple(token.id for token in model.tokenize(word)), word
+    assert len(fresh._pieces) > 1000
+
+
+@pytest.mark.skipif(NATIVE is None, reason="the C module was not built")
+def test_the_c_path_empties_a_full_memo(static):
+    assert NATIVE is not None
+    vocab, unknown, longest, table, max_tokens, max_chars, _ = static._native
+    memo: dict = {}
+    for n in range(10):
+        NATIVE.embed_ascii(f"word{n}", memo, vocab, unknown, longest, table, max_tokens, max_chars, 4)
+    assert 1 <= len(memo) <= 4 and "word9" in memo

@@ -1,0 +1,401 @@
+/* The request path's text work in one call each, for ASCII text (most prompts): what
+ * router/core/features.py (`hashed`), router/cache/embedders.py (`StaticEmbedder.embed`) and
+ * router/core/classify.py (the linear scores) do in Python, which stays the reference, the path
+ * for other text and the fallback when this module was not built. Inside the proxy each numpy
+ * call and Python loop runs on caches LiteLLM's own work has just emptied: one pass here replaces
+ * a dozen of them (tests/unit/test_native.py holds both paths to the same results).
+ *
+ * The tokenising rules are the Python ones restricted to ASCII: a lower-cased letter or digit run
+ * is a word; for the embedder an underscore and every other character that is not white space
+ * (Python's `\s`: \t \n \v \f \r \x1c-\x1f and space) is a piece of its own.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t crc_table[256];
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+/* zlib.crc32(data, crc): chained, crc32(b, crc32(a)) == crc32(a + b). */
+static uint32_t crc32_update(uint32_t crc, const char *p, Py_ssize_t n) {
+    crc = ~crc;
+    while (n-- > 0) crc = crc_table[(crc ^ (unsigned char)*p++) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+
+static int is_alnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+static int is_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r') || (c >= '\x1c' && c <= '\x1f'); }
+
+/* The first `limit` characters of an ASCII str, lower-cased, in a new buffer (NULL: not ASCII). */
+static char *lowered(PyObject *text, Py_ssize_t limit, Py_ssize_t *n) {
+    if (!PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text)) {
+        PyErr_SetString(PyExc_ValueError, "the text must be an ASCII str");
+        return NULL;
+    }
+    Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    *n = len < limit ? len : limit;
+    const char *src = (const char *)PyUnicode_DATA(text);
+    char *buf = PyMem_Malloc(*n + 1);
+    if (buf == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) buf[i] = (src[i] >= 'A' && src[i] <= 'Z') ? src[i] + 32 : src[i];
+    return buf;
+}
+
+typedef struct {
+    Py_ssize_t start, len;
+} Span;
+
+/* A gram: one word (second == -1) or two words joined by a space. */
+typedef struct {
+    Py_ssize_t first, second;
+    uint32_t crc;
+    long count;
+} Gram;
+
+static int same_word(const char *buf, const Span *words, Py_ssize_t a, Py_ssize_t b) {
+    return words[a].len == words[b].len && memcmp(buf + words[a].start, buf + words[b].start, words[a].len) == 0;
+}
+
+static int same_gram(const char *buf, const Span *words, const Gram *x, const Gram *y) {
+    if ((x->second < 0) != (y->second < 0) || !same_word(buf, words, x->first, y->first)) return 0;
+    return x->second < 0 || same_word(buf, words, x->second, y->second);
+}
+
+static Py_ssize_t table_size(Py_ssize_t items) {
+    Py_ssize_t size = 16;
+    while (size < 2 * items) size *= 2;
+    return size;
+}
+
+/* Counts a gram into `grams` (first-seen order), deduplicated through the open-addressed `slots`. */
+static void count_gram(const char *buf, const Span *words, Gram *grams, Py_ssize_t *distinct, Py_ssize_t *slots,
+                       Py_ssize_t mask, Gram gram) {
+    Py_ssize_t at = gram.crc & mask;
+    while (slots[at] >= 0) {
+        if (grams[slots[at]].crc == gram.crc && same_gram(buf, words, &grams[slots[at]], &gram)) {
+            grams[slots[at]].count++;
+            return;
+        }
+        at = (at + 1) & mask;
+    }
+    gram.count = 1;
+    grams[*distinct] = gram;
+    slots[at] = (*distinct)++;
+}
+
+/* hashed_ascii(text, dims, max_chars) -> (buckets, weights), as features.hashed. */
+static PyObject *hashed_ascii(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t dims, max_chars;
+    if (!PyArg_ParseTuple(args, "Unn", &text, &dims, &max_chars)) return NULL;
+    if (dims <= 0) {
+        PyErr_SetString(PyExc_ValueError, "dims must be positive");
+        return NULL;
+    }
+    Py_ssize_t n;
+    char *buf = lowered(text, max_chars, &n);
+    if (buf == NULL) return NULL;
+    PyObject *result = NULL, *bucket_list = NULL, *weight_list = NULL;
+    Span *words = PyMem_Malloc(sizeof(Span) * (n / 2 + 1));
+    uint32_t *crcs = PyMem_Malloc(sizeof(uint32_t) * (n / 2 + 1));
+    Gram *grams = PyMem_Malloc(sizeof(Gram) * (n + 1));
+    Py_ssize_t slots_n = table_size(n + 1);
+    Py_ssize_t *slots = PyMem_Malloc(sizeof(Py_ssize_t) * slots_n);
+    Py_ssize_t *bucket_slots = PyMem_Malloc(sizeof(Py_ssize_t) * slots_n);
+    Py_ssize_t *buckets = PyMem_Malloc(sizeof(Py_ssize_t) * (n + 1));
+    double *weights = PyMem_Malloc(sizeof(double) * (n + 1));
+    if (!words || !crcs || !grams || !slots || !bucket_slots || !buckets || !weights) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t m = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        if (!is_alnum(buf[i])) {
+            i++;
+            continue;
+        }
+        Py_ssize_t j = i;
+        while (j < n && is_alnum(buf[j])) j++;
+        words[m] = (Span){i, j - i};
+        crcs[m++] = crc32_update(0, buf + i, j - i);
+        i = j;
+    }
+    for (Py_ssize_t i = 0; i < slots_n; i++) slots[i] = bucket_slots[i] = -1;
+    Py_ssize_t mask = slots_n - 1, distinct = 0;
+    for (Py_ssize_t k = 0; k < m; k++) count_gram(buf, words, grams, &distinct, slots, mask, (Gram){k, -1, crcs[k], 0});
+    for (Py_ssize_t k = 0; k + 1 < m; k++) {
+        uint32_t crc = crc32_update(crc32_update(crcs[k], " ", 1), buf + words[k + 1].start, words[k + 1].len);
+        count_gram(buf, words, grams, &distinct, slots, mask, (Gram){k, k + 1, crc, 0});
+    }
+    Py_ssize_t used = 0;
+    for (Py_ssize_t g = 0; g < distinct; g++) {
+        Py_ssize_t index = (Py_ssize_t)(grams[g].crc % (uint64_t)dims);
+        double weight = grams[g].count > 1 ? 1.0 + log((double)grams[g].count) : 1.0;
+        Py_ssize_t at = index & mask;
+        while (bucket_slots[at] >= 0 && buckets[bucket_slots[at]] != index) at = (at + 1) & mask;
+        if (bucket_slots[at] < 0) {
+            bucket_slots[at] = used;
+            buckets[used] = index;
+            weights[used++] = 0.0;
+        }
+        weights[bucket_slots[at]] += weight;
+    }
+    double sum = 0.0;
+    for (Py_ssize_t b = 0; b < used; b++) sum += weights[b] * weights[b];
+    double norm = sqrt(sum);
+    if (norm == 0.0) norm = 1.0;
+    bucket_list = PyList_New(used);
+    weight_list = PyList_New(used);
+    if (bucket_list == NULL || weight_list == NULL) goto done;
+    for (Py_ssize_t b = 0; b < used; b++) {
+        PyObject *index = PyLong_FromSsize_t(buckets[b]), *weight = PyFloat_FromDouble(weights[b] / norm);
+        if (index == NULL || weight == NULL) {
+            Py_XDECREF(index);
+            Py_XDECREF(weight);
+            goto done;
+        }
+        PyList_SET_ITEM(bucket_list, b, index);
+        PyList_SET_ITEM(weight_list, b, weight);
+    }
+    result = PyTuple_Pack(2, bucket_list, weight_list);
+done:
+    Py_XDECREF(bucket_list);
+    Py_XDECREF(weight_list);
+    PyMem_Free(buf);
+    PyMem_Free(words);
+    PyMem_Free(crcs);
+    PyMem_Free(grams);
+    PyMem_Free(slots);
+    PyMem_Free(bucket_slots);
+    PyMem_Free(buckets);
+    PyMem_Free(weights);
+    return result;
+}
+
+/* A C-contiguous float32 matrix (or vector: cols 1) from a buffer. */
+static int float_matrix(PyObject *obj, Py_buffer *view, Py_ssize_t *rows, Py_ssize_t *cols, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0 || view->ndim < 1 ||
+        view->ndim > 2) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous float32 array of one or two dimensions", what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    *rows = view->shape[0];
+    *cols = view->ndim == 2 ? view->shape[1] : 1;
+    return 0;
+}
+
+/* The word pieces of one word, as the tokenizer's WordPiece model makes them: the longest prefix
+ * in the vocabulary, then the longest continuation ("##" + ...) of the rest, and so on; the unknown
+ * piece alone when some rest has none or the word is longer than `max_chars`. A new tuple. */
+static PyObject *word_pieces(const char *p, Py_ssize_t len, PyObject *vocab, PyObject *unk, Py_ssize_t max_chars) {
+    PyObject *found = PyList_New(0);
+    if (found == NULL) return NULL;
+    /* "##" then the rest of the word: a first piece is read from after the "##" */
+    char *candidate = len <= max_chars ? PyMem_Malloc(len + 2) : NULL;
+    if (candidate == NULL && len <= max_chars) {
+        Py_DECREF(found);
+        return PyErr_NoMemory();
+    }
+    int known = candidate != NULL;
+    if (known) memcpy(candidate, "##", 2);
+    for (Py_ssize_t start = 0; known && start < len;) {
+        Py_ssize_t prefix = start > 0 ? 2 : 0, end = len;
+        PyObject *id = NULL;
+        memcpy(candidate + 2, p + start, len - start);
+        for (; end > start; end--) {
+            PyObject *piece = PyUnicode_FromStringAndSize(candidate + 2 - prefix, prefix + end - start);
+            if (piece == NULL) goto failed;
+            id = PyDict_GetItemWithError(vocab, piece);
+            Py_DECREF(piece);
+            if (id != NULL) break;
+            if (PyErr_Occurred()) goto failed;
+        }
+        if (id == NULL) known = 0;
+        else if (PyList_Append(found, id) < 0) goto failed;
+        start = end;
+    }
+    PyMem_Free(candidate);
+    if (!known) {
+        Py_DECREF(found);
+        return PyTuple_Pack(1, unk);
+    }
+    PyObject *pieces = PyList_AsTuple(found);
+    Py_DECREF(found);
+    return pieces;
+failed:
+    PyMem_Free(candidate);
+    Py_DECREF(found);
+    return NULL;
+}
+
+/* The pieces of one token, from the memo or worked out (then remembered; the memo is emptied
+ * when it holds `memo_words`, as StaticEmbedder does). A new reference, or NULL. */
+static PyObject *pieces_of(const char *p, Py_ssize_t len, PyObject *memo, PyObject *vocab, PyObject *unk,
+                           Py_ssize_t max_chars, Py_ssize_t memo_words) {
+    PyObject *word = PyUnicode_FromStringAndSize(p, len);
+    if (word == NULL) return NULL;
+    PyObject *pieces = PyDict_GetItemWithError(memo, word);
+    if (pieces != NULL) {
+        Py_INCREF(pieces);
+    } else if (!PyErr_Occurred()) {
+        pieces = word_pieces(p, len, vocab, unk, max_chars);
+        if (pieces != NULL && PyDict_GET_SIZE(memo) >= memo_words) PyDict_Clear(memo);
+        if (pieces != NULL && PyDict_SetItem(memo, word, pieces) < 0) Py_CLEAR(pieces);
+    }
+    Py_DECREF(word);
+    return pieces;
+}
+
+/* embed_ascii(text, memo, vocab, unk, max_word, table, max_tokens, max_chars, memo_words) -> bytearray | None:
+ * the unit-length sum of the table rows of the text's first `max_tokens` word pieces (float32),
+ * None when it has none; as StaticEmbedder.embed. */
+static PyObject *embed_ascii(PyObject *self, PyObject *args) {
+    PyObject *text, *memo, *vocab, *unk, *table_obj;
+    Py_ssize_t max_word, max_tokens, max_chars, memo_words;
+    if (!PyArg_ParseTuple(args, "UO!O!OnOnnn", &text, &PyDict_Type, &memo, &PyDict_Type, &vocab, &unk, &max_word,
+                          &table_obj, &max_tokens, &max_chars, &memo_words))
+        return NULL;
+    Py_buffer table;
+    Py_ssize_t rows, dims;
+    if (float_matrix(table_obj, &table, &rows, &dims, "table") < 0) return NULL;
+    Py_ssize_t n;
+    char *buf = lowered(text, max_chars, &n);
+    PyObject *result = NULL;
+    float *sum = PyMem_Calloc(dims, sizeof(float));
+    if (buf == NULL || sum == NULL) {
+        if (sum == NULL) PyErr_NoMemory();
+        goto done;
+    }
+    const float *rows_data = (const float *)table.buf;
+    Py_ssize_t taken = 0;
+    for (Py_ssize_t i = 0; i < n && taken < max_tokens;) {
+        Py_ssize_t j = i + 1;
+        if (is_space(buf[i])) {
+            i = j;
+            continue;
+        }
+        if (is_alnum(buf[i]))
+            while (j < n && is_alnum(buf[j])) j++;
+        PyObject *pieces = pieces_of(buf + i, j - i, memo, vocab, unk, max_word, memo_words);
+        if (pieces == NULL) goto done;
+        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(pieces) && taken < max_tokens; k++) {
+            Py_ssize_t id = PyLong_AsSsize_t(PyTuple_GET_ITEM(pieces, k));
+            if (id < 0 || id >= rows) {
+                if (!PyErr_Occurred()) PyErr_Format(PyExc_IndexError, "piece id %zd is not in the table", id);
+                Py_DECREF(pieces);
+                goto done;
+            }
+            const float *row = rows_data + id * dims;
+            for (Py_ssize_t d = 0; d < dims; d++) sum[d] += row[d];
+            taken++;
+        }
+        Py_DECREF(pieces);
+        i = j;
+    }
+    if (taken == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    double squares = 0.0;
+    for (Py_ssize_t d = 0; d < dims; d++) squares += (double)sum[d] * sum[d];
+    float norm = squares > 0.0 ? (float)sqrt(squares) : 1.0f;
+    result = PyByteArray_FromStringAndSize(NULL, dims * (Py_ssize_t)sizeof(float));
+    if (result == NULL) goto done;
+    float *out = (float *)PyByteArray_AS_STRING(result);
+    for (Py_ssize_t d = 0; d < dims; d++) out[d] = sum[d] / norm;
+done:
+    PyMem_Free(buf);
+    PyMem_Free(sum);
+    PyBuffer_Release(&table);
+    return result;
+}
+
+/* scores(vector, embedding_weights, bias, scale, word_weights, buckets, weights) -> list[float]:
+ * bias + scale * embedding_weights @ vector + weights @ word_weights[buckets], per label. */
+static PyObject *scores(PyObject *self, PyObject *args) {
+    PyObject *vector_obj, *embedding_obj, *bias_obj, *words_obj, *bucket_list, *weight_list;
+    double scale;
+    if (!PyArg_ParseTuple(args, "OOOdOO!O!", &vector_obj, &embedding_obj, &bias_obj, &scale, &words_obj,
+                          &PyList_Type, &bucket_list, &PyList_Type, &weight_list))
+        return NULL;
+    Py_buffer vector, embedding, bias, words;
+    Py_ssize_t vn, one, labels, dims, bn, words_rows, words_labels;
+    PyObject *result = NULL;
+    int got = 0;
+    if (float_matrix(vector_obj, &vector, &vn, &one, "vector") < 0) return NULL;
+    got++;
+    if (float_matrix(embedding_obj, &embedding, &labels, &dims, "embedding_weights") < 0) goto done;
+    got++;
+    if (float_matrix(bias_obj, &bias, &bn, &one, "bias") < 0) goto done;
+    got++;
+    if (float_matrix(words_obj, &words, &words_rows, &words_labels, "word_weights") < 0) goto done;
+    got++;
+    if (vn != dims || bn != labels || words_labels != labels || PyList_GET_SIZE(bucket_list) != PyList_GET_SIZE(weight_list)) {
+        PyErr_SetString(PyExc_ValueError, "the vector, weights and buckets do not fit together");
+        goto done;
+    }
+    double *logits = PyMem_Calloc(labels, sizeof(double));
+    if (logits == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const float *v = vector.buf, *e = embedding.buf, *w = words.buf, *b = bias.buf;
+    for (Py_ssize_t l = 0; l < labels; l++) {
+        double dot = 0.0;
+        for (Py_ssize_t d = 0; d < dims; d++) dot += (double)e[l * dims + d] * v[d];
+        logits[l] = b[l] + scale * dot;
+    }
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(bucket_list); k++) {
+        Py_ssize_t bucket = PyLong_AsSsize_t(PyList_GET_ITEM(bucket_list, k));
+        double weight = PyFloat_AsDouble(PyList_GET_ITEM(weight_list, k));
+        if (PyErr_Occurred() || bucket < 0 || bucket >= words_rows) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "a bucket is outside word_weights");
+            PyMem_Free(logits);
+            goto done;
+        }
+        for (Py_ssize_t l = 0; l < labels; l++) logits[l] += weight * w[bucket * labels + l];
+    }
+    result = PyList_New(labels);
+    for (Py_ssize_t l = 0; result != NULL && l < labels; l++) {
+        PyObject *value = PyFloat_FromDouble(logits[l]);
+        if (value == NULL) Py_CLEAR(result);
+        else PyList_SET_ITEM(result, l, value);
+    }
+    PyMem_Free(logits);
+done:
+    if (got > 3) PyBuffer_Release(&words);
+    if (got > 2) PyBuffer_Release(&bias);
+    if (got > 1) PyBuffer_Release(&embedding);
+    PyBuffer_Release(&vector);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"hashed_ascii", hashed_ascii, METH_VARARGS, "features.hashed for an ASCII text"},
+    {"embed_ascii", embed_ascii, METH_VARARGS, "StaticEmbedder.embed for an ASCII text"},
+    {"scores", scores, METH_VARARGS, "the route classifier's linear scores"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    crc_init();
+    return PyModule_Create(&module);
+}
