@@ -114,7 +114,8 @@ def _native_args(tokenizer, table: np.ndarray) -> tuple | None:
     if unknown is None:
         return None
     limits = (_MAX_TOKENS, _MAX_TOKENS * _CHARS_PER_TOKEN, _MEMO_WORDS)
-    return (vocab, unknown, model.max_input_chars_per_word, np.ascontiguousarray(table), *limits)
+    pieces = NATIVE.vocab_table(vocab)
+    return (pieces, unknown, model.max_input_chars_per_word, np.ascontiguousarray(table), *limits)
 
 
 def _strip_accents(text: str) -> str:

@@ -200,53 +200,146 @@ static int float_matrix(PyObject *obj, Py_buffer *view, Py_ssize_t *rows, Py_ssi
     return 0;
 }
 
+/* The vocabulary of a WordPiece model as an open-addressed table of its pieces' bytes, so that
+ * splitting a new word (a number, a name, an identifier: most words are in the memo already) asks
+ * no Python dict and makes no str per candidate. Built once by `vocab_table`, kept in a capsule. */
+typedef struct {
+    uint64_t hash;
+    const char *bytes; /* into `pool` */
+    Py_ssize_t len;
+    long id; /* -1: an empty slot */
+} Piece;
+
+typedef struct {
+    Piece *slots;
+    Py_ssize_t mask;
+    char *pool;
+    Py_ssize_t longest_first, longest_rest; /* the longest piece that starts a word, and "##" one (without "##") */
+} Vocab;
+
+static uint64_t fnv1a(const char *p, Py_ssize_t n) {
+    uint64_t h = 1469598103934665603ull;
+    while (n-- > 0) h = (h ^ (unsigned char)*p++) * 1099511628211ull;
+    return h;
+}
+
+static long vocab_find(const Vocab *vocab, const char *p, Py_ssize_t n) {
+    uint64_t h = fnv1a(p, n);
+    for (Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)vocab->mask);; at = (at + 1) & vocab->mask) {
+        const Piece *piece = &vocab->slots[at];
+        if (piece->id < 0) return -1;
+        if (piece->hash == h && piece->len == n && memcmp(piece->bytes, p, n) == 0) return piece->id;
+    }
+}
+
+static void vocab_free(PyObject *capsule) {
+    Vocab *vocab = PyCapsule_GetPointer(capsule, "router.vocab");
+    if (vocab == NULL) return;
+    PyMem_Free(vocab->slots);
+    PyMem_Free(vocab->pool);
+    PyMem_Free(vocab);
+}
+
+/* vocab_table(vocab: dict[str, int]) -> capsule */
+static PyObject *vocab_table(PyObject *self, PyObject *args) {
+    PyObject *dict, *key, *value;
+    if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &dict)) return NULL;
+    Py_ssize_t count = PyDict_GET_SIZE(dict), pool_size = 0, pos = 0;
+    while (PyDict_Next(dict, &pos, &key, &value)) {
+        Py_ssize_t n;
+        if (!PyUnicode_Check(key) || PyUnicode_AsUTF8AndSize(key, &n) == NULL || !PyLong_Check(value)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "the vocabulary maps str to int");
+            return NULL;
+        }
+        pool_size += n;
+    }
+    Vocab *vocab = PyMem_Calloc(1, sizeof(Vocab));
+    Py_ssize_t size = table_size(count);
+    if (vocab != NULL) {
+        vocab->slots = PyMem_Malloc(sizeof(Piece) * size);
+        vocab->pool = PyMem_Malloc(pool_size + 1);
+    }
+    if (vocab == NULL || vocab->slots == NULL || vocab->pool == NULL) {
+        if (vocab != NULL) {
+            PyMem_Free(vocab->slots);
+            PyMem_Free(vocab->pool);
+            PyMem_Free(vocab);
+        }
+        return PyErr_NoMemory();
+    }
+    vocab->mask = size - 1;
+    for (Py_ssize_t i = 0; i < size; i++) vocab->slots[i].id = -1;
+    char *end = vocab->pool;
+    for (pos = 0; PyDict_Next(dict, &pos, &key, &value);) {
+        Py_ssize_t n;
+        const char *bytes = PyUnicode_AsUTF8AndSize(key, &n);
+        long id = PyLong_AsLong(value);
+        if (id < 0) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a piece id is negative");
+            PyMem_Free(vocab->slots);
+            PyMem_Free(vocab->pool);
+            PyMem_Free(vocab);
+            return NULL;
+        }
+        memcpy(end, bytes, n);
+        uint64_t h = fnv1a(end, n);
+        Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)vocab->mask);
+        while (vocab->slots[at].id >= 0) at = (at + 1) & vocab->mask;
+        vocab->slots[at] = (Piece){h, end, n, id};
+        end += n;
+        int rest = n >= 2 && bytes[0] == '#' && bytes[1] == '#';
+        if (rest && n - 2 > vocab->longest_rest) vocab->longest_rest = n - 2;
+        if (n > vocab->longest_first) vocab->longest_first = n; /* "##x" can start a word too */
+    }
+    PyObject *capsule = PyCapsule_New(vocab, "router.vocab", vocab_free);
+    if (capsule == NULL) {
+        PyMem_Free(vocab->slots);
+        PyMem_Free(vocab->pool);
+        PyMem_Free(vocab);
+    }
+    return capsule;
+}
+
 /* The word pieces of one word, as the tokenizer's WordPiece model makes them: the longest prefix
  * in the vocabulary, then the longest continuation ("##" + ...) of the rest, and so on; the unknown
  * piece alone when some rest has none or the word is longer than `max_chars`. A new tuple. */
-static PyObject *word_pieces(const char *p, Py_ssize_t len, PyObject *vocab, PyObject *unk, Py_ssize_t max_chars) {
-    PyObject *found = PyList_New(0);
-    if (found == NULL) return NULL;
-    /* "##" then the rest of the word: a first piece is read from after the "##" */
-    char *candidate = len <= max_chars ? PyMem_Malloc(len + 2) : NULL;
-    if (candidate == NULL && len <= max_chars) {
-        Py_DECREF(found);
+static PyObject *word_pieces(const char *p, Py_ssize_t len, const Vocab *vocab, long unk, Py_ssize_t max_chars) {
+    if (len > max_chars) return Py_BuildValue("(l)", unk);
+    long *ids = PyMem_Malloc(sizeof(long) * (len + 1));
+    char *candidate = PyMem_Malloc(len + 2); /* "##" then the rest of the word: a first piece is read after it */
+    if (ids == NULL || candidate == NULL) {
+        PyMem_Free(ids);
+        PyMem_Free(candidate);
         return PyErr_NoMemory();
     }
-    int known = candidate != NULL;
-    if (known) memcpy(candidate, "##", 2);
+    memcpy(candidate, "##", 2);
+    Py_ssize_t count = 0;
+    int known = 1;
     for (Py_ssize_t start = 0; known && start < len;) {
-        Py_ssize_t prefix = start > 0 ? 2 : 0, end = len;
-        PyObject *id = NULL;
-        memcpy(candidate + 2, p + start, len - start);
-        for (; end > start; end--) {
-            PyObject *piece = PyUnicode_FromStringAndSize(candidate + 2 - prefix, prefix + end - start);
-            if (piece == NULL) goto failed;
-            id = PyDict_GetItemWithError(vocab, piece);
-            Py_DECREF(piece);
-            if (id != NULL) break;
-            if (PyErr_Occurred()) goto failed;
-        }
-        if (id == NULL) known = 0;
-        else if (PyList_Append(found, id) < 0) goto failed;
+        Py_ssize_t prefix = start > 0 ? 2 : 0, longest = start > 0 ? vocab->longest_rest : vocab->longest_first;
+        Py_ssize_t end = len - start > longest ? start + longest : len; /* no piece is longer */
+        long id = -1;
+        memcpy(candidate + 2, p + start, end - start);
+        for (; end > start; end--)
+            if ((id = vocab_find(vocab, candidate + 2 - prefix, prefix + end - start)) >= 0) break;
+        if (id < 0) known = 0;
+        else ids[count++] = id;
         start = end;
     }
-    PyMem_Free(candidate);
-    if (!known) {
-        Py_DECREF(found);
-        return PyTuple_Pack(1, unk);
+    PyObject *pieces = known ? PyTuple_New(count) : Py_BuildValue("(l)", unk);
+    for (Py_ssize_t k = 0; known && pieces != NULL && k < count; k++) {
+        PyObject *id = PyLong_FromLong(ids[k]);
+        if (id == NULL) Py_CLEAR(pieces);
+        else PyTuple_SET_ITEM(pieces, k, id);
     }
-    PyObject *pieces = PyList_AsTuple(found);
-    Py_DECREF(found);
-    return pieces;
-failed:
+    PyMem_Free(ids);
     PyMem_Free(candidate);
-    Py_DECREF(found);
-    return NULL;
+    return pieces;
 }
 
 /* The pieces of one token, from the memo or worked out (then remembered; the memo is emptied
  * when it holds `memo_words`, as StaticEmbedder does). A new reference, or NULL. */
-static PyObject *pieces_of(const char *p, Py_ssize_t len, PyObject *memo, PyObject *vocab, PyObject *unk,
+static PyObject *pieces_of(const char *p, Py_ssize_t len, PyObject *memo, const Vocab *vocab, long unk,
                            Py_ssize_t max_chars, Py_ssize_t memo_words) {
     PyObject *word = PyUnicode_FromStringAndSize(p, len);
     if (word == NULL) return NULL;
@@ -262,15 +355,19 @@ static PyObject *pieces_of(const char *p, Py_ssize_t len, PyObject *memo, PyObje
     return pieces;
 }
 
-/* embed_ascii(text, memo, vocab, unk, max_word, table, max_tokens, max_chars, memo_words) -> bytearray | None:
+/* embed_ascii(text, memo, vocab, unk, max_word, table, max_tokens, max_chars, memo_words) -> bytearray | None
+ * (`vocab`: a vocab_table):
  * the unit-length sum of the table rows of the text's first `max_tokens` word pieces (float32),
  * None when it has none; as StaticEmbedder.embed. */
 static PyObject *embed_ascii(PyObject *self, PyObject *args) {
-    PyObject *text, *memo, *vocab, *unk, *table_obj;
+    PyObject *text, *memo, *capsule, *table_obj;
+    long unk;
     Py_ssize_t max_word, max_tokens, max_chars, memo_words;
-    if (!PyArg_ParseTuple(args, "UO!O!OnOnnn", &text, &PyDict_Type, &memo, &PyDict_Type, &vocab, &unk, &max_word,
-                          &table_obj, &max_tokens, &max_chars, &memo_words))
+    if (!PyArg_ParseTuple(args, "UO!OlnOnnn", &text, &PyDict_Type, &memo, &capsule, &unk, &max_word, &table_obj,
+                          &max_tokens, &max_chars, &memo_words))
         return NULL;
+    const Vocab *vocab = PyCapsule_GetPointer(capsule, "router.vocab");
+    if (vocab == NULL) return NULL;
     Py_buffer table;
     Py_ssize_t rows, dims;
     if (float_matrix(table_obj, &table, &rows, &dims, "table") < 0) return NULL;
@@ -388,6 +485,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"hashed_ascii", hashed_ascii, METH_VARARGS, "features.hashed for an ASCII text"},
+    {"vocab_table", vocab_table, METH_VARARGS, "a WordPiece vocabulary for embed_ascii"},
     {"embed_ascii", embed_ascii, METH_VARARGS, "StaticEmbedder.embed for an ASCII text"},
     {"scores", scores, METH_VARARGS, "the route classifier's linear scores"},
     {NULL, NULL, 0, NULL},

@@ -4,8 +4,8 @@ starts the proxy so): times the plugin's own work in the proxy, for the benchmar
 Each hook LiteLLM calls on the plugin, the response cache backend's calls, the body guard's checks,
 the key check and the plugin's background threads' steps are timed in CPU time of the thread that
 runs them, without the garbage collections that fall inside them (counted apart, for the whole
-process). With ROUTER_HOOK_DETAIL set, the steps inside the pre-call hook are timed too, under names
-("in pre-call: ...") the plugin's total leaves out, since the hook's time holds them. SIGUSR1 writes
+process). With ROUTER_HOOK_DETAIL set, the steps inside the pre-call hook and the writer are timed
+too, under names ("within: ...") the plugin's total leaves out, since the hook's time holds them. SIGUSR1 writes
 the totals to the file ROUTER_HOOK_TIMES names: {part: [calls, nanoseconds]}.
 """
 
@@ -103,21 +103,26 @@ def _runtime(module) -> None:
 
 
 def _inside(owner, names: tuple[str, ...]) -> None:
-    """Steps of the pre-call hook, timed where they are looked up (a module's globals or a class)."""
+    """Steps of the pre-call hook or the writer, timed where they are looked up (a module's globals or a class)."""
     for name in names:
-        setattr(owner, name, _timed(f"in pre-call: {owner.__name__.rsplit('.', 1)[-1]}.{name}", getattr(owner, name)))
+        setattr(owner, name, _timed(f"within: {owner.__name__.rsplit('.', 1)[-1]}.{name}", getattr(owner, name)))
 
 
 _DETAIL = {
     "router.core.decide": lambda m: (_inside(m, ("decide",)), _inside(m.CompiledPolicy, ("verdict", "eligibility"))),
     "router.core.request": lambda m: _inside(m.RequestView, ("__init__",)),
+    "router.core.classify": lambda m: _inside(m, ("classify", "hashed")),
+    "router.cache.embedders": lambda m: _inside(m.StaticEmbedder, ("embed",)),
     "router.engine.pipeline": lambda m: _inside(
         m, ("route_body", "attempt_params", "_captured", "_reasoning_controls")
     ),
-    "router.engine.affinity": lambda m: _inside(m.Conversations, ("steer",)),
-    "router.engine.health": lambda m: _inside(m.Health, ("reroute",)),
-    "router.engine.accounting": lambda m: _inside(m.Accounting, ("admit",)),
-    "router.engine.budget_book": lambda m: _inside(m.BudgetBook, ("admit",)),
+    "router.engine.affinity": lambda m: _inside(m.Conversations, ("steer", "flush")),
+    "router.engine.health": lambda m: _inside(m.Health, ("reroute", "tick")),
+    "router.engine.runtime": lambda m: _inside(m.Runtime, ("_run_later",)),
+    "router.engine.accounting": lambda m: _inside(m.Accounting, ("admit", "succeeded")),
+    "router.engine.budget_book": lambda m: _inside(m.BudgetBook, ("admit", "flush")),
+    "router.engine.ledger": lambda m: _inside(m.Ledger, ("flush",)),
+    "router.engine.metrics": lambda m: _inside(m.Metrics, ("flush",)),
     "router.engine.record": lambda m: _inside(m, ("new_record",)),
     "router.adapter.proxy": lambda m: _inside(m, ("apply_admitted", "_identity", "_ask_for_stream_usage")),
 }
