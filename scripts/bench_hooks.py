@@ -31,6 +31,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -144,7 +145,12 @@ def main() -> None:
 
 
 def worktree(ref: str, where: Path) -> Path:
+    """REF checked out, with its C module built when it has one (as scripts/setup builds it here)."""
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(where), ref], check=True)
+    if (where / "setup.py").exists():
+        subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=where, check=True, capture_output=True
+        )
     return where
 
 
