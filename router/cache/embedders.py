@@ -27,6 +27,7 @@ STATIC_NAME = "minilm-static-256"
 _MAX_TOKENS = 512  # word pieces averaged; the rest of a longer prompt is not read
 _MEMO_WORDS = 200_000
 _CHARS_PER_TOKEN = 8  # text beyond _MAX_TOKENS * this cannot contribute a word piece
+_LIMITS = (_MAX_TOKENS, _MAX_TOKENS * _CHARS_PER_TOKEN, _MEMO_WORDS)  # what the C module's embed_ascii reads
 _WORD = re.compile(r"[^\W_]+|[^\w\s]|_")  # BERT's pre-tokenizer: runs of letters and digits, single punctuation
 _CJK = re.compile("([\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f])")  # one piece a character
 
@@ -60,12 +61,12 @@ class StaticEmbedder:
         # ints leaves the garbage collector's sight, and a full memo would have every collection
         # of the oldest generation walk 200,000 lists.
         self._pieces: dict[str, tuple[int, ...]] = {}
-        self._native = _native_args(self._tokenizer, self._table)
+        self._native = _native_model(self._tokenizer, self._table)
 
     def embed(self, text: str) -> np.ndarray:
         if self._native is not None and text.isascii():
             assert NATIVE is not None
-            raw = NATIVE.embed_ascii(text, self._pieces, *self._native)
+            raw = NATIVE.embed_ascii(self._native, text, self._pieces, *_LIMITS)
             return self._zeros() if raw is None else np.frombuffer(raw, dtype=np.float32)
         return self.summed(self.piece_ids(text))
 
@@ -100,10 +101,10 @@ class StaticEmbedder:
         return ids
 
 
-def _native_args(tokenizer, table: np.ndarray) -> tuple | None:
-    """What the C module's `embed_ascii` takes after the text and the memo: the vocabulary, the
-    unknown piece's id and the longest word its WordPiece splits, the table and the limits; None
-    when the module was not built or the tokenizer is not the WordPiece it redoes."""
+def _native_model(tokenizer, table: np.ndarray) -> object | None:
+    """The model as the C module's `embed_ascii` reads it (its vocabulary, unknown piece, longest
+    word to split and table, handed over once); None when the module was not built or the
+    tokenizer is not the WordPiece it redoes."""
     from tokenizers.models import WordPiece
 
     model = tokenizer.model
@@ -113,9 +114,7 @@ def _native_args(tokenizer, table: np.ndarray) -> tuple | None:
     unknown = vocab.get(model.unk_token)
     if unknown is None:
         return None
-    limits = (_MAX_TOKENS, _MAX_TOKENS * _CHARS_PER_TOKEN, _MEMO_WORDS)
-    pieces = NATIVE.vocab_table(vocab)
-    return (pieces, unknown, model.max_input_chars_per_word, np.ascontiguousarray(table), *limits)
+    return NATIVE.static_model(vocab, unknown, model.max_input_chars_per_word, np.ascontiguousarray(table))
 
 
 def _strip_accents(text: str) -> str:

@@ -97,19 +97,18 @@ static void count_gram(const char *buf, const Span *words, Gram *grams, Py_ssize
     slots[at] = (*distinct)++;
 }
 
-/* hashed_ascii(text, dims, max_chars) -> (buckets, weights), as features.hashed. */
-static PyObject *hashed_ascii(PyObject *self, PyObject *args) {
-    PyObject *text;
-    Py_ssize_t dims, max_chars;
-    if (!PyArg_ParseTuple(args, "Unn", &text, &dims, &max_chars)) return NULL;
+/* The hashed grams of an ASCII text: `*used` buckets and their unit-length weights, in
+ * first-seen order, as features.hashed. Both arrays are the caller's to free. 0, or -1 with an error set. */
+static int hash_grams(PyObject *text, Py_ssize_t dims, Py_ssize_t max_chars, Py_ssize_t **buckets_out,
+                      double **weights_out, Py_ssize_t *used_out) {
     if (dims <= 0) {
         PyErr_SetString(PyExc_ValueError, "dims must be positive");
-        return NULL;
+        return -1;
     }
     Py_ssize_t n;
     char *buf = lowered(text, max_chars, &n);
-    if (buf == NULL) return NULL;
-    PyObject *result = NULL, *bucket_list = NULL, *weight_list = NULL;
+    if (buf == NULL) return -1;
+    int status = -1;
     Span *words = PyMem_Malloc(sizeof(Span) * (n / 2 + 1));
     uint32_t *crcs = PyMem_Malloc(sizeof(uint32_t) * (n / 2 + 1));
     Gram *grams = PyMem_Malloc(sizeof(Gram) * (n + 1));
@@ -158,23 +157,14 @@ static PyObject *hashed_ascii(PyObject *self, PyObject *args) {
     for (Py_ssize_t b = 0; b < used; b++) sum += weights[b] * weights[b];
     double norm = sqrt(sum);
     if (norm == 0.0) norm = 1.0;
-    bucket_list = PyList_New(used);
-    weight_list = PyList_New(used);
-    if (bucket_list == NULL || weight_list == NULL) goto done;
-    for (Py_ssize_t b = 0; b < used; b++) {
-        PyObject *index = PyLong_FromSsize_t(buckets[b]), *weight = PyFloat_FromDouble(weights[b] / norm);
-        if (index == NULL || weight == NULL) {
-            Py_XDECREF(index);
-            Py_XDECREF(weight);
-            goto done;
-        }
-        PyList_SET_ITEM(bucket_list, b, index);
-        PyList_SET_ITEM(weight_list, b, weight);
-    }
-    result = PyTuple_Pack(2, bucket_list, weight_list);
+    for (Py_ssize_t b = 0; b < used; b++) weights[b] /= norm;
+    *buckets_out = buckets;
+    *weights_out = weights;
+    *used_out = used;
+    buckets = NULL;
+    weights = NULL;
+    status = 0;
 done:
-    Py_XDECREF(bucket_list);
-    Py_XDECREF(weight_list);
     PyMem_Free(buf);
     PyMem_Free(words);
     PyMem_Free(crcs);
@@ -183,26 +173,40 @@ done:
     PyMem_Free(bucket_slots);
     PyMem_Free(buckets);
     PyMem_Free(weights);
-    return result;
+    return status;
 }
 
-/* A C-contiguous float32 matrix (or vector: cols 1) from a buffer. */
-static int float_matrix(PyObject *obj, Py_buffer *view, Py_ssize_t *rows, Py_ssize_t *cols, const char *what) {
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0 || view->ndim < 1 ||
-        view->ndim > 2) {
-        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous float32 array of one or two dimensions", what);
-        PyBuffer_Release(view);
-        return -1;
+/* hashed_ascii(text, dims, max_chars) -> (buckets, weights), as features.hashed. */
+static PyObject *hashed_ascii(PyObject *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t dims, max_chars, used;
+    Py_ssize_t *buckets;
+    double *weights;
+    if (!PyArg_ParseTuple(args, "Unn", &text, &dims, &max_chars)) return NULL;
+    if (hash_grams(text, dims, max_chars, &buckets, &weights, &used) < 0) return NULL;
+    PyObject *result = NULL, *bucket_list = PyList_New(used), *weight_list = PyList_New(used);
+    for (Py_ssize_t b = 0; bucket_list != NULL && weight_list != NULL && b < used; b++) {
+        PyObject *index = PyLong_FromSsize_t(buckets[b]), *weight = PyFloat_FromDouble(weights[b]);
+        if (index == NULL || weight == NULL) {
+            Py_XDECREF(index);
+            Py_XDECREF(weight);
+            goto done;
+        }
+        PyList_SET_ITEM(bucket_list, b, index);
+        PyList_SET_ITEM(weight_list, b, weight);
     }
-    *rows = view->shape[0];
-    *cols = view->ndim == 2 ? view->shape[1] : 1;
-    return 0;
+    if (bucket_list != NULL && weight_list != NULL) result = PyTuple_Pack(2, bucket_list, weight_list);
+done:
+    Py_XDECREF(bucket_list);
+    Py_XDECREF(weight_list);
+    PyMem_Free(buckets);
+    PyMem_Free(weights);
+    return result;
 }
 
 /* The vocabulary of a WordPiece model as an open-addressed table of its pieces' bytes, so that
  * splitting a new word (a number, a name, an identifier: most words are in the memo already) asks
- * no Python dict and makes no str per candidate. Built once by `vocab_table`, kept in a capsule. */
+ * no Python dict and makes no str per candidate. Built once, with the static model. */
 typedef struct {
     uint64_t hash;
     const char *bytes; /* into `pool` */
@@ -232,18 +236,16 @@ static long vocab_find(const Vocab *vocab, const char *p, Py_ssize_t n) {
     }
 }
 
-static void vocab_free(PyObject *capsule) {
-    Vocab *vocab = PyCapsule_GetPointer(capsule, "router.vocab");
+static void vocab_free(Vocab *vocab) {
     if (vocab == NULL) return;
     PyMem_Free(vocab->slots);
     PyMem_Free(vocab->pool);
     PyMem_Free(vocab);
 }
 
-/* vocab_table(vocab: dict[str, int]) -> capsule */
-static PyObject *vocab_table(PyObject *self, PyObject *args) {
-    PyObject *dict, *key, *value;
-    if (!PyArg_ParseTuple(args, "O!", &PyDict_Type, &dict)) return NULL;
+/* The table of a vocabulary dict (str -> id); NULL with an error set. */
+static Vocab *vocab_of(PyObject *dict) {
+    PyObject *key, *value;
     Py_ssize_t count = PyDict_GET_SIZE(dict), pool_size = 0, pos = 0;
     while (PyDict_Next(dict, &pos, &key, &value)) {
         Py_ssize_t n;
@@ -260,12 +262,9 @@ static PyObject *vocab_table(PyObject *self, PyObject *args) {
         vocab->pool = PyMem_Malloc(pool_size + 1);
     }
     if (vocab == NULL || vocab->slots == NULL || vocab->pool == NULL) {
-        if (vocab != NULL) {
-            PyMem_Free(vocab->slots);
-            PyMem_Free(vocab->pool);
-            PyMem_Free(vocab);
-        }
-        return PyErr_NoMemory();
+        vocab_free(vocab);
+        PyErr_NoMemory();
+        return NULL;
     }
     vocab->mask = size - 1;
     for (Py_ssize_t i = 0; i < size; i++) vocab->slots[i].id = -1;
@@ -276,9 +275,7 @@ static PyObject *vocab_table(PyObject *self, PyObject *args) {
         long id = PyLong_AsLong(value);
         if (id < 0) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "a piece id is negative");
-            PyMem_Free(vocab->slots);
-            PyMem_Free(vocab->pool);
-            PyMem_Free(vocab);
+            vocab_free(vocab);
             return NULL;
         }
         memcpy(end, bytes, n);
@@ -289,15 +286,9 @@ static PyObject *vocab_table(PyObject *self, PyObject *args) {
         end += n;
         int rest = n >= 2 && bytes[0] == '#' && bytes[1] == '#';
         if (rest && n - 2 > vocab->longest_rest) vocab->longest_rest = n - 2;
-        if (n > vocab->longest_first) vocab->longest_first = n; /* "##x" can start a word too */
+        if (n > vocab->longest_first) vocab->longest_first = n; /* a bound: "##" pieces never start a word here */
     }
-    PyObject *capsule = PyCapsule_New(vocab, "router.vocab", vocab_free);
-    if (capsule == NULL) {
-        PyMem_Free(vocab->slots);
-        PyMem_Free(vocab->pool);
-        PyMem_Free(vocab);
-    }
-    return capsule;
+    return vocab;
 }
 
 /* The word pieces of one word, as the tokenizer's WordPiece model makes them: the longest prefix
@@ -355,23 +346,74 @@ static PyObject *pieces_of(const char *p, Py_ssize_t len, PyObject *memo, const 
     return pieces;
 }
 
-/* embed_ascii(text, memo, vocab, unk, max_word, table, max_tokens, max_chars, memo_words) -> bytearray | None
- * (`vocab`: a vocab_table):
- * the unit-length sum of the table rows of the text's first `max_tokens` word pieces (float32),
- * None when it has none; as StaticEmbedder.embed. */
-static PyObject *embed_ascii(PyObject *self, PyObject *args) {
-    PyObject *text, *memo, *capsule, *table_obj;
-    long unk;
-    Py_ssize_t max_word, max_tokens, max_chars, memo_words;
-    if (!PyArg_ParseTuple(args, "UO!OlnOnnn", &text, &PyDict_Type, &memo, &capsule, &unk, &max_word, &table_obj,
-                          &max_tokens, &max_chars, &memo_words))
-        return NULL;
-    const Vocab *vocab = PyCapsule_GetPointer(capsule, "router.vocab");
-    if (vocab == NULL) return NULL;
+/* A C-contiguous float32 matrix (or vector: cols 1) from a buffer. */
+static int float_matrix(PyObject *obj, Py_buffer *view, Py_ssize_t *rows, Py_ssize_t *cols, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0 || view->ndim < 1 ||
+        view->ndim > 2) {
+        PyErr_Format(PyExc_TypeError, "%s must be a C-contiguous float32 array of one or two dimensions", what);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    *rows = view->shape[0];
+    *cols = view->ndim == 2 ? view->shape[1] : 1;
+    return 0;
+}
+
+/* A static embedding model: its vocabulary, its table of piece vectors (held for the capsule's
+ * life, so that a request asks numpy for nothing) and its WordPiece settings. */
+typedef struct {
+    Vocab *vocab;
     Py_buffer table;
-    Py_ssize_t rows, dims;
-    if (float_matrix(table_obj, &table, &rows, &dims, "table") < 0) return NULL;
-    Py_ssize_t n;
+    Py_ssize_t rows, dims, max_word;
+    long unk;
+} Static;
+
+static void static_free(PyObject *capsule) {
+    Static *model = PyCapsule_GetPointer(capsule, "router.static");
+    if (model == NULL) return;
+    vocab_free(model->vocab);
+    PyBuffer_Release(&model->table);
+    PyMem_Free(model);
+}
+
+/* static_model(vocab, unk, max_word, table) -> capsule: `vocab` maps pieces to ids, `unk` is the
+ * unknown piece's id, `max_word` the longest word WordPiece splits, `table` the float32 rows. */
+static PyObject *static_model(PyObject *self, PyObject *args) {
+    PyObject *dict, *table;
+    long unk;
+    Py_ssize_t max_word;
+    if (!PyArg_ParseTuple(args, "O!lnO", &PyDict_Type, &dict, &unk, &max_word, &table)) return NULL;
+    Static *model = PyMem_Calloc(1, sizeof(Static));
+    if (model == NULL) return PyErr_NoMemory();
+    if (float_matrix(table, &model->table, &model->rows, &model->dims, "table") < 0) {
+        PyMem_Free(model);
+        return NULL;
+    }
+    model->unk = unk;
+    model->max_word = max_word;
+    model->vocab = vocab_of(dict);
+    PyObject *capsule = model->vocab != NULL ? PyCapsule_New(model, "router.static", static_free) : NULL;
+    if (capsule == NULL) {
+        vocab_free(model->vocab);
+        PyBuffer_Release(&model->table);
+        PyMem_Free(model);
+    }
+    return capsule;
+}
+
+/* embed_ascii(model, text, memo, max_tokens, max_chars, memo_words) -> bytearray | None: the
+ * unit-length sum of the table rows of the text's first `max_tokens` word pieces (float32), None
+ * when it has none; as StaticEmbedder.embed. */
+static PyObject *embed_ascii(PyObject *self, PyObject *args) {
+    PyObject *capsule, *text, *memo;
+    Py_ssize_t max_tokens, max_chars, memo_words;
+    if (!PyArg_ParseTuple(args, "OUO!nnn", &capsule, &text, &PyDict_Type, &memo, &max_tokens, &max_chars,
+                          &memo_words))
+        return NULL;
+    const Static *model = PyCapsule_GetPointer(capsule, "router.static");
+    if (model == NULL) return NULL;
+    Py_ssize_t n, dims = model->dims;
     char *buf = lowered(text, max_chars, &n);
     PyObject *result = NULL;
     float *sum = PyMem_Calloc(dims, sizeof(float));
@@ -379,7 +421,7 @@ static PyObject *embed_ascii(PyObject *self, PyObject *args) {
         if (sum == NULL) PyErr_NoMemory();
         goto done;
     }
-    const float *rows_data = (const float *)table.buf;
+    const float *rows = (const float *)model->table.buf;
     Py_ssize_t taken = 0;
     for (Py_ssize_t i = 0; i < n && taken < max_tokens;) {
         Py_ssize_t j = i + 1;
@@ -389,16 +431,16 @@ static PyObject *embed_ascii(PyObject *self, PyObject *args) {
         }
         if (is_alnum(buf[i]))
             while (j < n && is_alnum(buf[j])) j++;
-        PyObject *pieces = pieces_of(buf + i, j - i, memo, vocab, unk, max_word, memo_words);
+        PyObject *pieces = pieces_of(buf + i, j - i, memo, model->vocab, model->unk, model->max_word, memo_words);
         if (pieces == NULL) goto done;
         for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(pieces) && taken < max_tokens; k++) {
             Py_ssize_t id = PyLong_AsSsize_t(PyTuple_GET_ITEM(pieces, k));
-            if (id < 0 || id >= rows) {
+            if (id < 0 || id >= model->rows) {
                 if (!PyErr_Occurred()) PyErr_Format(PyExc_IndexError, "piece id %zd is not in the table", id);
                 Py_DECREF(pieces);
                 goto done;
             }
-            const float *row = rows_data + id * dims;
+            const float *row = rows + id * dims;
             for (Py_ssize_t d = 0; d < dims; d++) sum[d] += row[d];
             taken++;
         }
@@ -419,54 +461,85 @@ static PyObject *embed_ascii(PyObject *self, PyObject *args) {
 done:
     PyMem_Free(buf);
     PyMem_Free(sum);
-    PyBuffer_Release(&table);
     return result;
 }
 
-/* scores(vector, embedding_weights, bias, scale, word_weights, buckets, weights) -> list[float]:
- * bias + scale * embedding_weights @ vector + weights @ word_weights[buckets], per label. */
-static PyObject *scores(PyObject *self, PyObject *args) {
-    PyObject *vector_obj, *embedding_obj, *bias_obj, *words_obj, *bucket_list, *weight_list;
+/* The route classifier's weights, held for the capsule's life. */
+typedef struct {
+    Py_buffer embedding, bias, words;
+    Py_ssize_t labels, dims, buckets;
     double scale;
-    if (!PyArg_ParseTuple(args, "OOOdOO!O!", &vector_obj, &embedding_obj, &bias_obj, &scale, &words_obj,
-                          &PyList_Type, &bucket_list, &PyList_Type, &weight_list))
-        return NULL;
-    Py_buffer vector, embedding, bias, words;
-    Py_ssize_t vn, one, labels, dims, bn, words_rows, words_labels;
-    PyObject *result = NULL;
+} Linear;
+
+static void linear_free(PyObject *capsule) {
+    Linear *model = PyCapsule_GetPointer(capsule, "router.linear");
+    if (model == NULL) return;
+    PyBuffer_Release(&model->embedding);
+    PyBuffer_Release(&model->bias);
+    PyBuffer_Release(&model->words);
+    PyMem_Free(model);
+}
+
+/* linear_model(embedding_weights, bias, word_weights, scale) -> capsule */
+static PyObject *linear_model(PyObject *self, PyObject *args) {
+    PyObject *embedding, *bias, *words;
+    double scale;
+    if (!PyArg_ParseTuple(args, "OOOd", &embedding, &bias, &words, &scale)) return NULL;
+    Linear *model = PyMem_Calloc(1, sizeof(Linear));
+    if (model == NULL) return PyErr_NoMemory();
+    Py_ssize_t bias_n, one, word_labels;
     int got = 0;
-    if (float_matrix(vector_obj, &vector, &vn, &one, "vector") < 0) return NULL;
-    got++;
-    if (float_matrix(embedding_obj, &embedding, &labels, &dims, "embedding_weights") < 0) goto done;
-    got++;
-    if (float_matrix(bias_obj, &bias, &bn, &one, "bias") < 0) goto done;
-    got++;
-    if (float_matrix(words_obj, &words, &words_rows, &words_labels, "word_weights") < 0) goto done;
-    got++;
-    if (vn != dims || bn != labels || words_labels != labels || PyList_GET_SIZE(bucket_list) != PyList_GET_SIZE(weight_list)) {
-        PyErr_SetString(PyExc_ValueError, "the vector, weights and buckets do not fit together");
+    if (float_matrix(embedding, &model->embedding, &model->labels, &model->dims, "embedding_weights") == 0) got++;
+    if (got == 1 && float_matrix(bias, &model->bias, &bias_n, &one, "bias") == 0) got++;
+    if (got == 2 && float_matrix(words, &model->words, &model->buckets, &word_labels, "word_weights") == 0) got++;
+    if (got == 3 && (bias_n != model->labels || word_labels != model->labels)) {
+        PyErr_SetString(PyExc_ValueError, "the classifier's weights do not fit together");
+        got = -got;
+    }
+    PyObject *capsule = got == 3 ? PyCapsule_New(model, "router.linear", linear_free) : NULL;
+    if (capsule == NULL) {
+        got = got < 0 ? -got : got;
+        if (got > 2) PyBuffer_Release(&model->words);
+        if (got > 1) PyBuffer_Release(&model->bias);
+        if (got > 0) PyBuffer_Release(&model->embedding);
+        PyMem_Free(model);
+        return NULL;
+    }
+    model->scale = scale;
+    return capsule;
+}
+
+/* The linear scores of a vector and hashed words: bias + scale * embedding @ vector + weights @
+ * words[buckets], per label, as a list. */
+static PyObject *linear_scores(const Linear *model, PyObject *vector_obj, const Py_ssize_t *buckets,
+                               const double *weights, Py_ssize_t used) {
+    Py_buffer vector;
+    Py_ssize_t n, one;
+    if (float_matrix(vector_obj, &vector, &n, &one, "vector") < 0) return NULL;
+    PyObject *result = NULL;
+    double *logits = NULL;
+    if (n != model->dims || vector.ndim != 1) {
+        PyErr_SetString(PyExc_ValueError, "the vector does not fit the classifier");
         goto done;
     }
-    double *logits = PyMem_Calloc(labels, sizeof(double));
+    Py_ssize_t labels = model->labels, dims = model->dims;
+    logits = PyMem_Calloc(labels, sizeof(double));
     if (logits == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    const float *v = vector.buf, *e = embedding.buf, *w = words.buf, *b = bias.buf;
+    const float *v = vector.buf, *e = model->embedding.buf, *w = model->words.buf, *b = model->bias.buf;
     for (Py_ssize_t l = 0; l < labels; l++) {
         double dot = 0.0;
         for (Py_ssize_t d = 0; d < dims; d++) dot += (double)e[l * dims + d] * v[d];
-        logits[l] = b[l] + scale * dot;
+        logits[l] = b[l] + model->scale * dot;
     }
-    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(bucket_list); k++) {
-        Py_ssize_t bucket = PyLong_AsSsize_t(PyList_GET_ITEM(bucket_list, k));
-        double weight = PyFloat_AsDouble(PyList_GET_ITEM(weight_list, k));
-        if (PyErr_Occurred() || bucket < 0 || bucket >= words_rows) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_IndexError, "a bucket is outside word_weights");
-            PyMem_Free(logits);
+    for (Py_ssize_t k = 0; k < used; k++) {
+        if (buckets[k] < 0 || buckets[k] >= model->buckets) {
+            PyErr_SetString(PyExc_IndexError, "a bucket is outside word_weights");
             goto done;
         }
-        for (Py_ssize_t l = 0; l < labels; l++) logits[l] += weight * w[bucket * labels + l];
+        for (Py_ssize_t l = 0; l < labels; l++) logits[l] += weights[k] * w[buckets[k] * labels + l];
     }
     result = PyList_New(labels);
     for (Py_ssize_t l = 0; result != NULL && l < labels; l++) {
@@ -474,24 +547,71 @@ static PyObject *scores(PyObject *self, PyObject *args) {
         if (value == NULL) Py_CLEAR(result);
         else PyList_SET_ITEM(result, l, value);
     }
-    PyMem_Free(logits);
 done:
-    if (got > 3) PyBuffer_Release(&words);
-    if (got > 2) PyBuffer_Release(&bias);
-    if (got > 1) PyBuffer_Release(&embedding);
+    PyMem_Free(logits);
     PyBuffer_Release(&vector);
+    return result;
+}
+
+/* scores(model, vector, buckets, weights) -> list[float]: for hashed words worked out in Python. */
+static PyObject *scores(PyObject *self, PyObject *args) {
+    PyObject *capsule, *vector, *bucket_list, *weight_list;
+    if (!PyArg_ParseTuple(args, "OOO!O!", &capsule, &vector, &PyList_Type, &bucket_list, &PyList_Type, &weight_list))
+        return NULL;
+    const Linear *model = PyCapsule_GetPointer(capsule, "router.linear");
+    if (model == NULL) return NULL;
+    Py_ssize_t used = PyList_GET_SIZE(bucket_list);
+    if (PyList_GET_SIZE(weight_list) != used) {
+        PyErr_SetString(PyExc_ValueError, "buckets and weights differ in length");
+        return NULL;
+    }
+    Py_ssize_t *buckets = PyMem_Malloc(sizeof(Py_ssize_t) * (used + 1));
+    double *weights = PyMem_Malloc(sizeof(double) * (used + 1));
+    PyObject *result = NULL;
+    if (buckets == NULL || weights == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < used; k++) {
+        buckets[k] = PyLong_AsSsize_t(PyList_GET_ITEM(bucket_list, k));
+        weights[k] = PyFloat_AsDouble(PyList_GET_ITEM(weight_list, k));
+        if (PyErr_Occurred()) goto done;
+    }
+    result = linear_scores(model, vector, buckets, weights, used);
+done:
+    PyMem_Free(buckets);
+    PyMem_Free(weights);
+    return result;
+}
+
+/* scores_ascii(model, vector, text, max_chars) -> list[float]: the text's words hashed here, into
+ * as many buckets as the model has rows. */
+static PyObject *scores_ascii(PyObject *self, PyObject *args) {
+    PyObject *capsule, *vector, *text;
+    Py_ssize_t max_chars, used;
+    if (!PyArg_ParseTuple(args, "OOUn", &capsule, &vector, &text, &max_chars)) return NULL;
+    const Linear *model = PyCapsule_GetPointer(capsule, "router.linear");
+    if (model == NULL) return NULL;
+    Py_ssize_t *buckets;
+    double *weights;
+    if (hash_grams(text, model->buckets, max_chars, &buckets, &weights, &used) < 0) return NULL;
+    PyObject *result = linear_scores(model, vector, buckets, weights, used);
+    PyMem_Free(buckets);
+    PyMem_Free(weights);
     return result;
 }
 
 static PyMethodDef methods[] = {
     {"hashed_ascii", hashed_ascii, METH_VARARGS, "features.hashed for an ASCII text"},
-    {"vocab_table", vocab_table, METH_VARARGS, "a WordPiece vocabulary for embed_ascii"},
+    {"static_model", static_model, METH_VARARGS, "a static embedding model for embed_ascii"},
     {"embed_ascii", embed_ascii, METH_VARARGS, "StaticEmbedder.embed for an ASCII text"},
-    {"scores", scores, METH_VARARGS, "the route classifier's linear scores"},
+    {"linear_model", linear_model, METH_VARARGS, "a route classifier for scores and scores_ascii"},
+    {"scores", scores, METH_VARARGS, "the classifier's linear scores of a vector and hashed words"},
+    {"scores_ascii", scores_ascii, METH_VARARGS, "the classifier's linear scores of a vector and an ASCII text"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__native(void) {
     crc_init();

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from router.core.classify import Verdict, classify
+from router.core.classify import Classifier, Verdict
 from router.core.eligibility import ANYONE, NEED_WORDS, Eligibility, Usable, canonical_rules, capable, eligibility
 from router.core.limits import check_shape
 from router.core.matchers import Condition, KeywordIndex
@@ -55,6 +55,7 @@ class CompiledPolicy:
         self.settings = policy.settings
         self.embedder = embedder
         self.learned = policy.learned  # read on every request: a pydantic private attribute costs ~6 us a read
+        self.classifier = Classifier(self.learned.model) if self.learned is not None else None
         self._names = {name: name for name in policy.models}
         for name, spec in policy.models.items():
             self._names.update((alias, name) for alias in spec.aliases)
@@ -94,16 +95,16 @@ class CompiledPolicy:
     def verdict(self, view: RequestView) -> Verdict | None:
         """The learned classifier's verdict on the request, once per request; None without a
         classifier, an embedder or a text."""
-        learned = self.learned
-        if learned is None or self.embedder is None:
+        classifier, embedder = self.classifier, self.embedder
+        if classifier is None or embedder is None:
             return None
-        model, embedder = learned.model, self.embedder
+        model = classifier.model
 
         def judge() -> Verdict | None:
             vector = view.vector(model.messages, embedder)
             if vector is None or vector.shape[0] != model.embedding_weights.shape[1]:
                 return None  # learned on another embedding (the runtime logs it at start-up): stand aside
-            return classify(model, view.text(model.messages), vector)
+            return classifier.verdict(view.text(model.messages), vector)
 
         return view.once("verdict", judge)
 

@@ -83,8 +83,7 @@ def test_the_c_path_gives_the_python_vectors_and_pieces(static):
 @pytest.mark.skipif(NATIVE is None, reason="the C module was not built")
 def test_the_c_path_empties_a_full_memo(static):
     assert NATIVE is not None
-    vocab, unknown, longest, table, max_tokens, max_chars, _ = static._native
     memo: dict = {}
     for n in range(10):
-        NATIVE.embed_ascii(f"word{n}", memo, vocab, unknown, longest, table, max_tokens, max_chars, 4)
+        NATIVE.embed_ascii(static._native, f"word{n}", memo, 512, 4096, 4)
     assert 1 <= len(memo) <= 4 and "word9" in memo

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.core.classify import _logits
+from router.core.classify import Classifier
 from router.core.features import MAX_CHARS, hashed, python_hashed
 from router.core.native import NATIVE
 from router.policy.artifact import Artifact
@@ -56,25 +56,33 @@ def artifact(dims: int = 512, labels: int = 5, size: int = 32, seed: int = 3) ->
 def test_linear_scores_are_the_python_ones():
     model = artifact()
     assert model.word_weights.dtype == np.float32
+    native, python = Classifier(model), Classifier(model, native=None)
     rng = np.random.default_rng(5)
-    for text in ascii_texts(50):
+    for text in [*ascii_texts(50), "naïve café: 北京的天气 and Paris"]:  # the last hashed in Python, scored in C
         vector = rng.normal(size=32).astype(np.float32)
-        buckets, weights = hashed(text, model.dims)
-        native = _logits(model, vector, buckets, weights)
-        assert native == pytest.approx(_logits(model, vector, buckets, weights, native=None), rel=1e-5, abs=1e-5)
+        assert native.scores(text, vector) == pytest.approx(python.scores(text, vector), rel=1e-5, abs=1e-5)
+        assert native.verdict(text, vector).route == python.verdict(text, vector).route
+    vector = rng.normal(size=32)  # not float32: the Python path
+    assert native.scores("text", vector) == pytest.approx(python.scores("text", vector), rel=1e-5, abs=1e-5)
 
 
 @pytest.mark.skipif(NATIVE is None, reason="the C module was not built")
 def test_arguments_it_cannot_read_are_clear_errors():
     assert NATIVE is not None
     model = artifact()
+    weights = NATIVE.linear_model(model.embedding_weights, model.bias, model.word_weights, 0.7)
     vector = np.zeros(32, dtype=np.float32)
-    args = (model.embedding_weights, model.bias, 0.7, model.word_weights)
-    with pytest.raises(ValueError, match="do not fit"):
-        NATIVE.scores(np.zeros(31, dtype=np.float32), *args, [], [])
+    with pytest.raises(ValueError, match="does not fit"):
+        NATIVE.scores(weights, np.zeros(31, dtype=np.float32), [], [])
     with pytest.raises(TypeError, match="float32"):
-        NATIVE.scores(vector.astype(np.float64), *args, [], [])
+        NATIVE.scores(weights, vector.astype(np.float64), [], [])
     with pytest.raises(IndexError, match="outside"):
-        NATIVE.scores(vector, *args, [model.dims], [1.0])
+        NATIVE.scores(weights, vector, [model.dims], [1.0])
+    with pytest.raises(ValueError, match="differ"):
+        NATIVE.scores(weights, vector, [1, 2], [1.0])
+    with pytest.raises(ValueError, match="do not fit"):
+        NATIVE.linear_model(model.embedding_weights, model.bias[:3], model.word_weights, 0.7)
+    with pytest.raises(ValueError, match="incorrect name"):  # a capsule of another kind
+        NATIVE.scores(NATIVE.static_model({"a": 0}, 0, 100, np.zeros((1, 4), np.float32)), vector, [], [])
     with pytest.raises(ValueError, match="positive"):
         NATIVE.hashed_ascii("text", 0, MAX_CHARS)
