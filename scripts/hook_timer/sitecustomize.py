@@ -111,7 +111,7 @@ def _inside(owner, names: tuple[str, ...]) -> None:
 _DETAIL = {
     "router.core.decide": lambda m: (_inside(m, ("decide",)), _inside(m.CompiledPolicy, ("verdict", "eligibility"))),
     "router.core.request": lambda m: _inside(m.RequestView, ("__init__",)),
-    "router.core.classify": lambda m: _inside(m, ("classify", "hashed")),
+    "router.core.classify": lambda m: (_inside(m, ("hashed",)), _inside(m.Classifier, ("verdict",))),
     "router.cache.embedders": lambda m: _inside(m.StaticEmbedder, ("embed",)),
     "router.engine.pipeline": lambda m: _inside(
         m, ("route_body", "attempt_params", "_captured", "_reasoning_controls")
