@@ -1,7 +1,8 @@
 /* The request path's text work in one call each, for ASCII text (most prompts): what
- * router/core/features.py (`hashed`), router/cache/embedders.py (`StaticEmbedder.embed`) and
- * router/core/classify.py (the linear scores) do in Python, which stays the reference, the path
- * for other text and the fallback when this module was not built. Inside the proxy each numpy
+ * router/core/features.py (`hashed`), router/cache/embedders.py (`StaticEmbedder.embed`: its
+ * WordPiece, word memo and sum) and router/core/classify.py (`Classifier.scores`) do in Python, which
+ * stays the reference, the path for other text and the fallback when this module was not built.
+ * The models' weights are handed over once, in capsules that hold their buffers. Inside the proxy each numpy
  * call and Python loop runs on caches LiteLLM's own work has just emptied: one pass here replaces
  * a dozen of them (tests/unit/test_native.py holds both paths to the same results).
  *
