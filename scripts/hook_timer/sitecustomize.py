@@ -105,7 +105,9 @@ def _runtime(module) -> None:
 def _inside(owner, names: tuple[str, ...]) -> None:
     """Steps of the pre-call hook or the writer, timed where they are looked up (a module's globals or a class)."""
     for name in names:
-        setattr(owner, name, _timed(f"within: {owner.__name__.rsplit('.', 1)[-1]}.{name}", getattr(owner, name)))
+        timed = _timed(f"within: {owner.__name__.rsplit('.', 1)[-1]}.{name}", getattr(owner, name))
+        static = isinstance(inspect.getattr_static(owner, name), staticmethod)
+        setattr(owner, name, staticmethod(timed) if static else timed)
 
 
 _DETAIL = {
@@ -114,8 +116,13 @@ _DETAIL = {
     "router.core.classify": lambda m: (_inside(m, ("hashed",)), _inside(m.Classifier, ("verdict",))),
     "router.cache.embedders": lambda m: _inside(m.StaticEmbedder, ("embed",)),
     "router.engine.pipeline": lambda m: _inside(
-        m, ("route_body", "attempt_params", "_captured", "_reasoning_controls")
+        m, ("route_body", "attempt_params", "_captured", "_reasoning_controls", "_look_up", "answer_params")
     ),
+    "router.cache.service": lambda m: _inside(m.ResponseCache, ("lookup", "_record", "_semantic", "key_of", "save")),
+    "router.cache.index": lambda m: _inside(m.VectorIndex, ("search",)),
+    "router.cache.guard": lambda m: _inside(m, ("choose",)),
+    "router.cache.keys": lambda m: _inside(m, ("semantic_text", "partition_key")),
+    "router.cache.rules": lambda m: _inside(m.RuleBook, ("rule",)),
     "router.engine.affinity": lambda m: _inside(m.Conversations, ("steer", "flush")),
     "router.engine.health": lambda m: _inside(m.Health, ("reroute", "tick")),
     "router.engine.runtime": lambda m: _inside(m.Runtime, ("_run_later",)),
