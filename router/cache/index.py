@@ -14,10 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 from usearch.index import Index
 
-# Candidates a search keeps while it walks the graph (usearch's default 64). Half of it: a cache
-# miss's search among 5,000 templated prompts 153 -> 102 us, and on GPTCache's pairs one hit fewer
-# in 999 (797 vs 798, precision 99.1 % both; scripts/bench_semantic_cache.py).
-_EXPANSION = 32
 _PARALLEL_BATCH = 64
 
 
@@ -30,7 +26,7 @@ class Entry:
 
 class _Partition:
     def __init__(self, dim: int):
-        self.index = Index(ndim=dim, metric="cos", dtype="f32", expansion_search=_EXPANSION)
+        self.index = Index(ndim=dim, metric="cos", dtype="f32")
         self.entries: dict[int, Entry] = {}
         self.by_key: dict[str, int] = {}
 
