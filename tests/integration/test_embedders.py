@@ -1,16 +1,20 @@
 """The static embedder built by scripts/setup: the same word pieces as its tokenizer, unit vectors
-that place a rewording near its original, and a clear error for a missing or damaged model."""
+that place a rewording near its original, a clear error for a missing or damaged model, and its C
+path held to the Python one (vectors, word pieces, the shipped classifier's verdicts)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import pytest
 
 from router.cache.embedders import EmbedderUnavailable, Shared, StaticEmbedder, static_model_dir
+from router.core.classify import Classifier
 from router.core.native import NATIVE
-from tests.helpers import ascii_texts
+from router.engine.policy_file import PolicyFile
+from tests.helpers import DEFAULT, ascii_texts
 
 TEXTS = [
     "How do I undo the last commit in git?",
@@ -87,3 +91,20 @@ def test_the_c_path_empties_a_full_memo(static):
     for n in range(10):
         NATIVE.embed_ascii(static._native, f"word{n}", memo, 512, 4096, 4)
     assert 1 <= len(memo) <= 4 and "word9" in memo
+
+
+@pytest.mark.skipif(NATIVE is None, reason="the C module was not built")
+def test_the_default_policys_classifier_judges_alike_on_both_paths(static):
+    """Held-out prompts (ASCII and Chinese) through the shipped classifier: the C path's embedding
+    and scores give the Python path's verdicts."""
+    model = PolicyFile(DEFAULT).current.classifier.model
+    native, python = Classifier(model), Classifier(model, native=None)
+    rows = [json.loads(line) for line in (DEFAULT.parents[1] / "data/routing/heldout.jsonl").open()]
+    prompts = [row["prompt"] for row in rows if "prompt" in row]  # the others are conversations
+    assert any(not p.isascii() for p in prompts) and any(p.isascii() for p in prompts)
+    for prompt in prompts:
+        fast, slow = (
+            native.verdict(prompt, static.embed(prompt)),
+            python.verdict(prompt, static.summed(static.piece_ids(prompt))),
+        )
+        assert fast.route == slow.route and fast.probability == pytest.approx(slow.probability, abs=1e-4), prompt
